@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# rkmem's front door.
+#   make run     set up, build, boot QEMU, load rkmem and show it working
+#   make check   every test: host tests, then the guest suite on the fast and debug kernels
+# Other targets:
+#   make         build rkmem.ko for the fast kernel (CLIPPY=1 runs clippy on it)
+#   make setup   install the toolchain and sources (idempotent)
+#   make kernels build (or reuse) both guest kernels
+#   make shell   boot the fast kernel with the module loaded and give a shell
+#   make fmt     rustfmt every Rust file; make fmt-check checks only
+#   make clippy  clippy on the module and on the host crates
+#   make host-test  only the host tests
+# The kernel build reads Kbuild, not this file.
+
+SHELL := /bin/bash
+FLAVOR ?= fast
+export FLAVOR
+
+.PHONY: all module run check setup kernels shell fmt fmt-check clippy host-test clean
+
+all: module
+
+module:
+	@scripts/setup.sh
+	@scripts/build-module.sh $(FLAVOR) $(if $(CLIPPY),CLIPPY=$(CLIPPY))
+
+run:
+	@scripts/run.sh
+
+check:
+	@scripts/check.sh
+
+setup:
+	@scripts/setup.sh
+
+kernels: setup
+	@scripts/build-kernel.sh fast >/dev/null
+	@scripts/build-kernel.sh debug >/dev/null
+
+shell:
+	@scripts/guest.sh $(FLAVOR) shell
+
+RUST_FILES = $(shell git ls-files '*.rs')
+
+fmt:
+	@rustfmt --edition 2021 --config-path scripts/rustfmt.toml $(RUST_FILES)
+
+fmt-check:
+	@rustfmt --check --edition 2021 --config-path scripts/rustfmt.toml $(RUST_FILES)
+
+clippy: setup
+	@scripts/build-module.sh $(FLAVOR) CLIPPY=1 >/dev/null
+	@. scripts/env.sh && CARGO_TARGET_DIR="$$RKMEM_CACHE/cargo-target" \
+		cargo clippy --locked --manifest-path tests/Cargo.toml --workspace --all-targets -- -D warnings
+
+host-test:
+	@. scripts/env.sh && CARGO_TARGET_DIR="$$RKMEM_CACHE/cargo-target" \
+		cargo test --locked --manifest-path tests/Cargo.toml --workspace
+
+clean:
+	@. scripts/env.sh && rm -rf "$$RKMEM_CACHE/module" "$$RKMEM_CACHE/cargo-target" "$$RKMEM_CACHE"/initramfs-*

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/proc/rkmem/`: a safe owner of the directory and the dispatch of reads and writes.
+//!
+//! The procfs calls themselves are in `glue.c`: procfs is not in this kernel's generated
+//! bindings, and a small C object compiled with the kernel's own headers and flags is more
+//! robust than a second bindgen run in the module build (see README, "Why C glue for procfs").
+//! The text of every file is rendered by `rkcore::text`, tested on the host.
+
+use core::ffi::{c_char, c_int, c_ulong};
+use core::fmt;
+use kernel::{bindings, prelude::*, seq_file::SeqFile, seq_print};
+
+extern "C" {
+    fn rkmem_proc_dir_create() -> c_int;
+    fn rkmem_proc_file_create(name: *const c_char, mode: bindings::umode_t, id: c_ulong) -> c_int;
+    fn rkmem_proc_dir_remove();
+}
+
+/// The files of `/proc/rkmem/`. The discriminant is the id the C glue hands back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub(crate) enum ProcFile {
+    /// `/proc/rkmem/stats`: module-wide counters, `/proc/vmstat` style.
+    Stats = 0,
+}
+
+impl ProcFile {
+    const ALL: [ProcFile; 1] = [ProcFile::Stats];
+
+    fn from_id(id: c_ulong) -> Option<ProcFile> {
+        Self::ALL.into_iter().find(|f| *f as c_ulong == id)
+    }
+
+    fn name(self) -> &'static CStr {
+        match self {
+            ProcFile::Stats => c"stats",
+        }
+    }
+
+    fn mode(self) -> bindings::umode_t {
+        match self {
+            ProcFile::Stats => 0o444,
+        }
+    }
+}
+
+/// Owner of `/proc/rkmem/` and its files.
+///
+/// # Invariants
+///
+/// While a `ProcDir` exists, `/proc/rkmem/` and every file of [`ProcFile::ALL`] exist; they are
+/// removed when it is dropped. At most one `ProcDir` exists (the module holds it).
+pub(crate) struct ProcDir(());
+
+impl ProcDir {
+    /// Creates `/proc/rkmem/` and its files.
+    pub(crate) fn new() -> Result<ProcDir> {
+        // SAFETY: called once, from module init, before any file exists; the glue keeps the
+        // directory entry in its own static.
+        to_result(unsafe { rkmem_proc_dir_create() })?;
+        // INVARIANT: from here on, dropping `dir` removes the directory and what it holds.
+        let dir = ProcDir(());
+        for f in ProcFile::ALL {
+            // SAFETY: the directory exists (above); `name` is a NUL-terminated static string.
+            to_result(unsafe {
+                rkmem_proc_file_create(f.name().as_char_ptr(), f.mode(), f as c_ulong)
+            })?;
+        }
+        Ok(dir)
+    }
+}
+
+impl Drop for ProcDir {
+    fn drop(&mut self) {
+        // SAFETY: the directory exists by the type invariant; removal waits for callbacks in
+        // progress, so no `rkmem_proc_show` runs after this returns.
+        unsafe { rkmem_proc_dir_remove() };
+    }
+}
+
+fn to_result(ret: c_int) -> Result {
+    if ret < 0 {
+        Err(Error::from_errno(ret))
+    } else {
+        Ok(())
+    }
+}
+
+/// [`fmt::Write`] into a seq_file, so `rkcore::text` renders straight into the read buffer.
+struct SeqWriter<'a>(&'a SeqFile);
+
+impl fmt::Write for SeqWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        seq_print!(self.0, "{}", s);
+        Ok(())
+    }
+
+    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> fmt::Result {
+        self.0.call_printf(args);
+        Ok(())
+    }
+}
+
+/// Read callback of every `/proc/rkmem` file, called by `glue.c` from the seq_file show.
+#[no_mangle]
+extern "C" fn rkmem_proc_show(m: *mut bindings::seq_file, id: c_ulong) -> c_int {
+    // SAFETY: the glue passes the seq_file of a read in progress, which only this thread
+    // touches until the show callback returns.
+    let seq = unsafe { SeqFile::from_raw(m) };
+    let mut w = SeqWriter(seq);
+    let r = match ProcFile::from_id(id) {
+        Some(ProcFile::Stats) => crate::stats::show(&mut w),
+        None => return EINVAL.to_errno(),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(_) => EINVAL.to_errno(),
+    }
+}
+
+/// Write callback of every `/proc/rkmem` file, called by `glue.c` with a NUL-terminated copy of
+/// at most 256 bytes from user space. Files without a write bit never get here (the VFS refuses
+/// to open them for writing).
+#[no_mangle]
+extern "C" fn rkmem_proc_write(id: c_ulong, _buf: *const c_char, _len: usize) -> isize {
+    match ProcFile::from_id(id) {
+        Some(ProcFile::Stats) | None => EINVAL.to_errno() as isize,
+    }
+}

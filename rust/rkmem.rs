@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! rkmem: a memory-management playground that runs its own allocators beside the host kernel's,
+//! exposes them through `/proc/rkmem/` and `/dev/rkmem`, and is measured against SLUB, the page
+//! allocator and `mm/mempool.c` in the same boot.
+//!
+//! Layout: `rkcore` is the pure logic (tested on the host), the other modules are the thin kernel
+//! glue: the misc device (`dev`), procfs (`procfs` + `glue.c`) and counters (`stats`).
+
+use kernel::{
+    miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
+    prelude::*,
+};
+
+mod dev;
+mod procfs;
+mod stats;
+
+#[path = "core/mod.rs"]
+pub mod rkcore;
+
+pub mod uapi;
+
+use rkcore::params::{self, Params};
+
+module! {
+    type: Rkmem,
+    name: "rkmem",
+    authors: ["rkmem developers"],
+    description: "Buddy, slab and mempool allocators beside the host kernel's, with /proc/rkmem and /dev/rkmem",
+    license: "GPL",
+    params: {
+        arena_initial_mb: u32 {
+            default: 4,
+            description: "MiB the arena takes from the host kernel at load (multiple of 4, <= arena_max_mb)",
+        },
+        arena_max_mb: u32 {
+            default: 64,
+            description: "MiB the arena may grow to (multiple of 4, at least 4, at most half of RAM)",
+        },
+    },
+}
+
+/// The module parameters as given at load (read-only afterwards).
+pub(crate) fn params() -> Params {
+    Params {
+        arena_initial_mb: module_parameters::arena_initial_mb.value(),
+        arena_max_mb: module_parameters::arena_max_mb.value(),
+    }
+}
+
+extern "C" {
+    fn rkmem_totalram_pages() -> core::ffi::c_ulong;
+}
+
+/// Checks the module parameters; a bad one fails the load with a message naming it.
+fn checked_params() -> Result<Params> {
+    let p = params();
+    // SAFETY: `totalram_pages()` only reads an atomic counter.
+    let ram_mb =
+        u64::from(unsafe { rkmem_totalram_pages() }) * kernel::page::PAGE_SIZE as u64 >> 20;
+    params::validate(&p, ram_mb).map_err(|e| {
+        pr_err!("invalid parameter {}: {}\n", e.parameter(), e);
+        EINVAL
+    })?;
+    Ok(p)
+}
+
+/// The loaded module. Fields are dropped in order: `/proc/rkmem` goes first, then `/dev/rkmem`.
+#[pin_data(PinnedDrop)]
+struct Rkmem {
+    params: Params,
+    _proc: procfs::ProcDir,
+    #[pin]
+    _misc: MiscDeviceRegistration<dev::RkmemFile>,
+}
+
+impl kernel::InPlaceModule for Rkmem {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            params: checked_params()?,
+            _proc: procfs::ProcDir::new()?,
+            _misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rkmem" }),
+        })
+        .pin_chain(|m| {
+            pr_info!(
+                "loaded: /dev/rkmem, /proc/rkmem (arena_initial_mb={}, arena_max_mb={})\n",
+                m.params.arena_initial_mb,
+                m.params.arena_max_mb
+            );
+            Ok(())
+        })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Rkmem {
+    fn drop(self: Pin<&mut Self>) {
+        pr_info!("unloading\n");
+    }
+}

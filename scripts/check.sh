@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make check`: every test. Host tests of rust/core and the ABI, then the
+# in-guest suite on the fast and on the debug kernel. Ends with one line
+# `check: N passed, N failed, N skipped` and exits non-zero on any failure,
+# guest crash or timeout.
+set -uo pipefail
+. "$(dirname "$0")/env.sh"
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+start=$(date +%s)
+
+# Set-up failures are failures of the whole run: say so and stop.
+"$RKMEM_ROOT/scripts/setup.sh" || { echo "check: 0 passed, 1 failed"; exit 1; }
+
+section() { echo; echo "=== $* ==="; }
+
+section "host: cargo test (rust/core, rust/uapi.rs, rkmemctl)"
+hostlog=$(mktemp)
+CARGO_TARGET_DIR="$RKMEM_CACHE/cargo-target" \
+	cargo test --locked --manifest-path "$RKMEM_ROOT/tests/Cargo.toml" --workspace 2>&1 | tee "$hostlog"
+host_rc=${PIPESTATUS[0]}
+hp=$(sed -n 's/^test result: .* \([0-9][0-9]*\) passed; \([0-9][0-9]*\) failed; \([0-9][0-9]*\) ignored.*/\1 \2 \3/p' "$hostlog" |
+	awk '{p += $1; f += $2; s += $3} END {print p + 0, f + 0, s + 0}')
+read -r p f s <<<"$hp"
+PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + s))
+if [ "$host_rc" != 0 ] && [ "$f" = 0 ]; then
+	echo "check: cargo test failed without a failing test (build error?)"
+	FAILED=$((FAILED + 1))
+fi
+rm -f "$hostlog"
+
+for flavor in fast debug; do
+	section "guest: $flavor kernel"
+	log="$RKMEM_CACHE/logs/check-$flavor.log"
+	timeout=${TIMEOUT:-900}
+	TIMEOUT=$timeout "$RKMEM_ROOT/scripts/guest.sh" "$flavor" check "$log"
+	grc=$?
+	summary=$(tr -d '\r' <"$log" 2>/dev/null | sed -n 's/^RKMEM-SUMMARY passed=\([0-9]*\) failed=\([0-9]*\) skipped=\([0-9]*\)$/\1 \2 \3/p' | tail -n1)
+	if [ -n "$summary" ]; then
+		read -r p f s <<<"$summary"
+		PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + s))
+		if [ "$grc" != 0 ] && [ "$f" = 0 ]; then
+			echo "check: the $flavor guest exited $grc after its summary"
+			FAILED=$((FAILED + 1))
+		fi
+	else
+		echo "check: the $flavor guest gave no summary (exit $grc: crash, timeout or build failure; log: $log)"
+		FAILED=$((FAILED + 1))
+	fi
+done
+
+echo
+echo "check took $(($(date +%s) - start)) s"
+echo "check: $PASSED passed, $FAILED failed, $SKIPPED skipped"
+[ "$FAILED" = 0 ]

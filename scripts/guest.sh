@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build what is missing for one kernel flavour and run one command in a guest.
+#   scripts/guest.sh fast|debug run|check|shell [LOGFILE]
+# The environment of qemu/boot.sh (CPUS, MEM, TIMEOUT, KVM, QUIET,
+# RKMEM_PARAMS) passes through.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+flavor=${1:?usage: guest.sh fast|debug run|check|shell [LOGFILE]}
+cmd=${2:?}
+log=${3:-$RKMEM_CACHE/logs/$flavor-$cmd.log}
+mkdir -p "$(dirname "$log")"
+
+"$RKMEM_ROOT/scripts/setup.sh"
+kdir=$("$RKMEM_ROOT/scripts/build-kernel.sh" "$flavor")
+ko=$("$RKMEM_ROOT/scripts/build-module.sh" "$flavor")
+ctl=$("$RKMEM_ROOT/scripts/build-userspace.sh")
+initrd=$("$RKMEM_ROOT/scripts/mkinitramfs.sh" "$RKMEM_CACHE/initramfs-$flavor.cpio.gz" "$ko" "$ctl")
+say "booting the $flavor kernel (${CPUS:-2} CPUs, ${MEM:-512M}, serial log: $log)"
+exec "$RKMEM_ROOT/qemu/boot.sh" "$kdir/arch/x86/boot/bzImage" "$initrd" "$cmd" "$log"

@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: GPL-2.0
+# Helpers for rkmem's in-guest test scripts (busybox sh). Source it.
+#
+# A test is a shell function; `t NAME FUNC` runs it and prints `ok - NAME` or
+# `not ok - NAME: why`. A test fails by calling `fail "why"` (which returns 1)
+# or by returning non-zero.
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+WHY=
+
+fail() {
+	WHY="$*"
+	return 1
+}
+
+skip() {
+	WHY="$*"
+	return 77
+}
+
+t() {
+	name=$1
+	shift
+	WHY=
+	"$@"
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		echo "ok - $name"
+		PASSED=$((PASSED + 1))
+	elif [ "$rc" = 77 ]; then
+		echo "ok - $name # SKIP $WHY"
+		SKIPPED=$((SKIPPED + 1))
+	else
+		echo "not ok - $name: ${WHY:-exit code $rc}"
+		FAILED=$((FAILED + 1))
+	fi
+}
+
+# Adds the counts of a sub-runner's "N passed, N failed" line.
+add_counts() {
+	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+	p=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) passed.*/\1/p')
+	f=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) failed.*/\1/p')
+	[ -n "$p" ] || { FAILED=$((FAILED + 1)); echo "not ok - $1 printed no summary"; return; }
+	PASSED=$((PASSED + p))
+	FAILED=$((FAILED + f))
+}
+
+is_loaded() {
+	grep -q '^rkmem ' /proc/modules
+}
+
+load() {
+	# shellcheck disable=SC2086
+	insmod /rkmem.ko ${RKMEM_PARAMS:-} "$@"
+}
+
+unload() {
+	rmmod rkmem
+}
+
+# Kernel reports that fail any run: warnings, oopses, sanitizer and lockdep
+# reports, leaks.
+BAD_DMESG='WARNING:|BUG:|Oops|general protection|KASAN|KFENCE|UBSAN|kmemleak: [0-9]+ new suspected|possible recursive locking|possible circular locking|inconsistent lock state|sleeping function called from invalid context|Call Trace'

@@ -35,7 +35,7 @@ fi
 append="console=ttyS0 panic=-1 oops=panic loglevel=6 rkmem_cmd=$cmd rkmem_params=${params:-none} ${APPEND:-}"
 qemu=(qemu-system-x86_64 "${accel[@]}" -smp "$CPUS" -m "$MEM"
 	-kernel "$kernel" -initrd "$initrd" -append "$append"
-	-nographic -no-reboot)
+	-nographic -no-reboot -net none)
 if [ -t 0 ] && [ "$cmd" = shell ]; then
 	"${qemu[@]}" 2>&1 | tee "$log"
 else

@@ -10,9 +10,7 @@
 #include <linux/seq_file.h>
 #include <linux/uaccess.h>
 
-/* Implemented in Rust (rust/procfs.rs). */
-int rkmem_proc_show(struct seq_file *m, unsigned long id);
-ssize_t rkmem_proc_write(unsigned long id, const char *buf, size_t len);
+#include "glue.h"
 
 /* Longest text a /proc/rkmem file accepts in one write. */
 #define RKMEM_PROC_WRITE_MAX 256

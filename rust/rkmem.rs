@@ -57,10 +57,10 @@ extern "C" {
 fn checked_params() -> Result<Params> {
     let p = params();
     // SAFETY: `totalram_pages()` only reads an atomic counter.
-    let ram_mb =
-        u64::from(unsafe { rkmem_totalram_pages() }) * kernel::page::PAGE_SIZE as u64 >> 20;
+    let ram_pages: u64 = unsafe { rkmem_totalram_pages() };
+    let ram_mb = (ram_pages << kernel::page::PAGE_SHIFT) >> 20;
     params::validate(&p, ram_mb).map_err(|e| {
-        pr_err!("invalid parameter {}: {}\n", e.parameter(), e);
+        pr_err!("invalid parameter {}: {}\n", e.parameter(), format_args!("{e}"));
         EINVAL
     })?;
     Ok(p)

@@ -108,8 +108,8 @@ pub fn validate(p: &Params, total_ram_mb: u64) -> Result<(), ParamError> {
             max: p.arena_max_mb,
         });
     }
-    let limit =
-        total_ram_mb / ARENA_MAX_RAM_DIVISOR / ARENA_BLOCK_MB as u64 * ARENA_BLOCK_MB as u64;
+    let block = u64::from(ARENA_BLOCK_MB);
+    let limit = total_ram_mb / ARENA_MAX_RAM_DIVISOR / block * block;
     if u64::from(p.arena_max_mb) > limit {
         return Err(ParamError::MaxAboveRam {
             max: p.arena_max_mb,

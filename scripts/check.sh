@@ -8,6 +8,9 @@
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 
+# Any compiler, clippy or objtool warning in the module build fails the check.
+export RKMEM_WERROR=1 RKMEM_CLIPPY=1
+
 PASSED=0
 FAILED=0
 SKIPPED=0
@@ -32,6 +35,22 @@ if [ "$host_rc" != 0 ] && [ "$f" = 0 ]; then
 	FAILED=$((FAILED + 1))
 fi
 rm -f "$hostlog"
+
+section "lint: rustfmt and clippy (host crates, kernel lint set)"
+lint() {
+	local name=$1
+	shift
+	if "$@"; then
+		echo "ok - $name"
+		PASSED=$((PASSED + 1))
+	else
+		echo "not ok - $name"
+		FAILED=$((FAILED + 1))
+	fi
+}
+lint rustfmt make -s -C "$RKMEM_ROOT" fmt-check
+lint clippy-host env CARGO_TARGET_DIR="$RKMEM_CACHE/cargo-target" cargo clippy --quiet --locked \
+	--manifest-path "$RKMEM_ROOT/tests/Cargo.toml" --workspace --all-targets -- -D warnings
 
 for flavor in fast debug; do
 	section "guest: $flavor kernel"

@@ -6,5 +6,11 @@
 //! host by `tests/host`, where the `#[cfg(test)]` unit and property tests of each file run under
 //! `cargo test`. The kernel side only owns memory, locks and the kernel's interfaces.
 
+pub mod buddy;
+pub mod extfrag;
 pub mod params;
+pub mod pcp;
+pub mod sizeclass;
+pub mod slab;
+pub mod slabinfo;
 pub mod text;

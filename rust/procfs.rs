@@ -7,8 +7,8 @@
 //! robust than a second bindgen run in the module build (see README, "Why C glue for procfs").
 //! The text of every file is rendered by `rkcore::text`, tested on the host.
 
-use kernel::ffi::{c_char, c_int, c_ulong};
 use core::fmt;
+use kernel::ffi::{c_char, c_int, c_ulong};
 use kernel::{bindings, prelude::*, seq_file::SeqFile, seq_print};
 
 extern "C" {

@@ -60,7 +60,11 @@ fn checked_params() -> Result<Params> {
     let ram_pages: u64 = unsafe { rkmem_totalram_pages() };
     let ram_mb = (ram_pages << kernel::page::PAGE_SHIFT) >> 20;
     params::validate(&p, ram_mb).map_err(|e| {
-        pr_err!("invalid parameter {}: {}\n", e.parameter(), format_args!("{e}"));
+        pr_err!(
+            "invalid parameter {}: {}\n",
+            e.parameter(),
+            format_args!("{e}")
+        );
         EINVAL
     })?;
     Ok(p)

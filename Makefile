@@ -59,4 +59,4 @@ host-test:
 		cargo test --locked --manifest-path tests/Cargo.toml --workspace
 
 clean:
-	@. scripts/env.sh && rm -rf "$$RKMEM_CACHE/module" "$$RKMEM_CACHE/cargo-target" "$$RKMEM_CACHE"/initramfs-*
+	@. scripts/env.sh && rm -rf "$$RKMEM_CACHE/module" "$$RKMEM_CACHE/cargo-target" "$$RKMEM_CACHE"/initramfs

@@ -88,3 +88,27 @@ unsigned long rkmem_totalram_pages(void)
 {
 	return totalram_pages();
 }
+
+unsigned int rkmem_nr_cpu_ids(void)
+{
+	return nr_cpu_ids;
+}
+
+/*
+ * A physically contiguous block of 2^order pages from the host kernel, or
+ * NULL. Callers that may sleep let the page allocator reclaim and compact,
+ * but never invoke the OOM killer for rkmem (__GFP_RETRY_MAYFAIL); the others
+ * only take what is free now. No warning on failure: rkmem reports ENOMEM.
+ */
+void *rkmem_block_alloc(unsigned int order, bool may_sleep)
+{
+	gfp_t gfp = may_sleep ? GFP_KERNEL | __GFP_RETRY_MAYFAIL : GFP_NOWAIT;
+	struct page *page = alloc_pages(gfp | __GFP_NOWARN, order);
+
+	return page ? page_address(page) : NULL;
+}
+
+void rkmem_block_free(void *addr, unsigned int order)
+{
+	free_pages((unsigned long)addr, order);
+}

@@ -22,5 +22,10 @@ ssize_t rkmem_proc_write(unsigned long id, const char *buf, size_t len);
 
 /* Machine facts (glue.c) */
 unsigned long rkmem_totalram_pages(void);
+unsigned int rkmem_nr_cpu_ids(void);
+
+/* Blocks of the host kernel's page allocator for the arena (glue.c) */
+void *rkmem_block_alloc(unsigned int order, bool may_sleep);
+void rkmem_block_free(void *addr, unsigned int order);
 
 #endif /* RKMEM_GLUE_H */

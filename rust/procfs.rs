@@ -23,10 +23,14 @@ extern "C" {
 pub(crate) enum ProcFile {
     /// `/proc/rkmem/stats`: module-wide counters, `/proc/vmstat` style.
     Stats = 0,
+    /// `/proc/rkmem/buddyinfo`: free blocks per order, `/proc/buddyinfo` format.
+    Buddyinfo = 1,
+    /// `/proc/rkmem/extfrag`: fragmentation indices per order and arena totals.
+    Extfrag = 2,
 }
 
 impl ProcFile {
-    const ALL: [ProcFile; 1] = [ProcFile::Stats];
+    const ALL: [ProcFile; 3] = [ProcFile::Stats, ProcFile::Buddyinfo, ProcFile::Extfrag];
 
     fn from_id(id: c_ulong) -> Option<ProcFile> {
         Self::ALL.into_iter().find(|f| *f as c_ulong == id)
@@ -35,12 +39,14 @@ impl ProcFile {
     fn name(self) -> &'static CStr {
         match self {
             ProcFile::Stats => c"stats",
+            ProcFile::Buddyinfo => c"buddyinfo",
+            ProcFile::Extfrag => c"extfrag",
         }
     }
 
     fn mode(self) -> bindings::umode_t {
         match self {
-            ProcFile::Stats => 0o444,
+            ProcFile::Stats | ProcFile::Buddyinfo | ProcFile::Extfrag => 0o444,
         }
     }
 }
@@ -109,8 +115,13 @@ extern "C" fn rkmem_proc_show(m: *mut bindings::seq_file, id: c_ulong) -> c_int 
     // touches until the show callback returns.
     let seq = unsafe { SeqFile::from_raw(m) };
     let mut w = SeqWriter(seq);
+    let Some(shared) = crate::shared() else {
+        return ENODEV.to_errno();
+    };
     let r = match ProcFile::from_id(id) {
-        Some(ProcFile::Stats) => crate::stats::show(&mut w),
+        Some(ProcFile::Stats) => crate::stats::show(&mut w, shared),
+        Some(ProcFile::Buddyinfo) => shared.arena.show_buddyinfo(&mut w),
+        Some(ProcFile::Extfrag) => shared.arena.show_extfrag(&mut w),
         None => return EINVAL.to_errno(),
     };
     match r {
@@ -125,6 +136,8 @@ extern "C" fn rkmem_proc_show(m: *mut bindings::seq_file, id: c_ulong) -> c_int 
 #[no_mangle]
 extern "C" fn rkmem_proc_write(id: c_ulong, _buf: *const c_char, _len: usize) -> isize {
     match ProcFile::from_id(id) {
-        Some(ProcFile::Stats) | None => EINVAL.to_errno() as isize,
+        Some(ProcFile::Stats | ProcFile::Buddyinfo | ProcFile::Extfrag) | None => {
+            EINVAL.to_errno() as isize
+        }
     }
 }

@@ -10,8 +10,10 @@
 use kernel::{
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
+    sync::atomic::{Acquire, Atomic, Release},
 };
 
+mod arena;
 mod dev;
 mod procfs;
 mod stats;
@@ -70,19 +72,70 @@ fn checked_params() -> Result<Params> {
     Ok(p)
 }
 
-/// The loaded module. Fields are dropped in order: `/proc/rkmem` goes first, then `/dev/rkmem`.
+/// State that callbacks without a context pointer reach: ioctls, /proc reads.
+#[pin_data]
+pub(crate) struct Shared {
+    /// rkmem's page allocator.
+    #[pin]
+    pub(crate) arena: arena::Arena,
+}
+
+/// Points at the module's [`Shared`] while /dev/rkmem or /proc/rkmem can be reached.
+static SHARED: Atomic<*const Shared> = Atomic::new(core::ptr::null());
+
+/// The module's shared state; `None` only outside the module's lifetime.
+pub(crate) fn shared() -> Option<&'static Shared> {
+    let p = SHARED.load(Acquire);
+    // SAFETY: a non-null `SHARED` points into the pinned `KBox` owned by `SharedOwner`, which
+    // publishes it after the `Shared` is fully initialised and clears it before freeing it.
+    // Every caller is reached through /dev/rkmem or /proc/rkmem, which are registered after the
+    // owner is created and removed (waiting for callers in progress) before it is dropped, so
+    // the reference does not outlive the pointee.
+    unsafe { p.as_ref() }
+}
+
+/// Owner of the module's [`Shared`]: publishes it in [`SHARED`] and withdraws it on drop.
+struct SharedOwner {
+    _shared: Pin<KBox<Shared>>,
+}
+
+impl SharedOwner {
+    fn new(p: &Params) -> Result<SharedOwner> {
+        let block = params::ARENA_BLOCK_MB as usize;
+        let arena = arena::Arena::new(
+            p.arena_initial_mb as usize / block,
+            p.arena_max_mb as usize / block,
+        )?;
+        let shared = KBox::pin_init(try_pin_init!(Shared { arena <- arena }), GFP_KERNEL)?;
+        // On failure the arena's drop gives back what it took.
+        shared.arena.populate()?;
+        SHARED.store(core::ptr::from_ref::<Shared>(&shared), Release);
+        Ok(SharedOwner { _shared: shared })
+    }
+}
+
+impl Drop for SharedOwner {
+    fn drop(&mut self) {
+        SHARED.store(core::ptr::null(), Release);
+    }
+}
+
+/// The loaded module. Fields are dropped in declaration order: `/proc/rkmem` goes first, then
+/// `/dev/rkmem`, then the allocators (they are initialised in the opposite order).
 #[pin_data(PinnedDrop)]
 struct Rkmem {
     params: Params,
     _proc: procfs::ProcDir,
     #[pin]
     _misc: MiscDeviceRegistration<dev::RkmemFile>,
+    _shared: SharedOwner,
 }
 
 impl kernel::InPlaceModule for Rkmem {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             params: checked_params()?,
+            _shared: SharedOwner::new(params)?,
             _proc: procfs::ProcDir::new()?,
             _misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rkmem" }),
         })

@@ -28,8 +28,12 @@ pub(crate) fn inc(counter: &Atomic<u64>) {
 }
 
 /// Renders `/proc/rkmem/stats`.
-pub(crate) fn show(w: &mut impl fmt::Write) -> fmt::Result {
+pub(crate) fn show(w: &mut impl fmt::Write, shared: &crate::Shared) -> fmt::Result {
     let s = &STATS;
+    let a = &shared.arena.stats;
+    let (present, free) = shared
+        .arena
+        .with_buddy(|b| (b.present_pages() as u64, b.free_pages() as u64));
     let p = crate::params();
     let opens = s.opens.load(Relaxed);
     let releases = s.releases.load(Relaxed);
@@ -44,6 +48,22 @@ pub(crate) fn show(w: &mut impl fmt::Write) -> fmt::Result {
             ("open_files", opens.saturating_sub(releases)),
             ("ioctls", s.ioctls.load(Relaxed)),
             ("ioctl_errors", s.ioctl_errors.load(Relaxed)),
+            ("arena_pages", present),
+            ("arena_free_pages", free),
+            ("arena_pcp_pages", shared.arena.pcp_pages() as u64),
+            ("page_allocs", a.allocs.load(Relaxed)),
+            ("page_frees", a.frees.load(Relaxed)),
+            ("page_pcp_hits", a.pcp_hits.load(Relaxed)),
+            ("page_pcp_refills", a.pcp_refills.load(Relaxed)),
+            ("page_pcp_drains", a.pcp_drains.load(Relaxed)),
+            ("page_enomem", a.enomem.load(Relaxed)),
+            ("arena_grows", a.grows.load(Relaxed)),
+            ("arena_grow_failures", a.grow_failures.load(Relaxed)),
+            ("arena_blocks_released", a.blocks_released.load(Relaxed)),
+            ("bad_free_double", a.bad_free_double.load(Relaxed)),
+            ("bad_free_foreign", a.bad_free_foreign.load(Relaxed)),
+            ("bad_free_order", a.bad_free_order.load(Relaxed)),
+            ("bad_free_other", a.bad_free_other.load(Relaxed)),
         ],
     )
 }

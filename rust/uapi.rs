@@ -80,12 +80,153 @@ pub struct RkmemVersion {
 
 /// Feature bit: the version ioctl (always set).
 pub const RKMEM_FEAT_VERSION: u32 = 1 << 0;
+/// Feature bit: the buddy allocator ioctls (pages, free, read/write, arena map, trim).
+pub const RKMEM_FEAT_PAGES: u32 = 1 << 1;
 
 /// Features this build of the module offers.
-pub const RKMEM_FEATURES: u32 = RKMEM_FEAT_VERSION;
+pub const RKMEM_FEATURES: u32 = RKMEM_FEAT_VERSION | RKMEM_FEAT_PAGES;
 
 /// Read the module's ABI version and feature bits.
 pub const RKMEM_IOC_VERSION: u32 = ior::<RkmemVersion>(0x00);
 
+/// Largest buddy order: blocks of 2^0 .. 2^10 pages of 4 KiB.
+pub const RKMEM_MAX_ORDER: u32 = 10;
+
+/// [`RkmemPagesAlloc::flags`]: allocate exactly `npages` pages (like `alloc_pages_exact`)
+/// instead of a block of `order`.
+pub const RKMEM_PAGES_EXACT: u32 = 1 << 0;
+
+/// Argument of [`RKMEM_IOC_PAGES_ALLOC`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemPagesAlloc {
+    /// In: order of the block, `0..=RKMEM_MAX_ORDER` (ignored with [`RKMEM_PAGES_EXACT`]).
+    pub order: u32,
+    /// In: `RKMEM_PAGES_*` flags; unknown bits are `EINVAL`.
+    pub flags: u32,
+    /// In: page count with [`RKMEM_PAGES_EXACT`], `1..=2^RKMEM_MAX_ORDER`; otherwise zero.
+    pub npages: u32,
+    /// Must be zero.
+    pub reserved: u32,
+    /// Out: the handle of the allocation (never zero, never an address).
+    pub handle: u64,
+    /// Out: the size of the allocation in bytes.
+    pub bytes: u64,
+}
+
+/// Allocate pages from rkmem's buddy allocator. `EINVAL` for a bad order, count, flag or
+/// reserved field; `ENOMEM` when the arena is at its maximum and has no block that fits.
+pub const RKMEM_IOC_PAGES_ALLOC: u32 = iowr::<RkmemPagesAlloc>(0x10);
+
+/// Argument of [`RKMEM_IOC_FREE`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemHandle {
+    /// The handle to free.
+    pub handle: u64,
+}
+
+/// Free an allocation of this open file. `ENOENT` for a handle this file does not hold.
+pub const RKMEM_IOC_FREE: u32 = iow::<RkmemHandle>(0x11);
+
+/// Argument of [`RKMEM_IOC_WRITE`] and [`RKMEM_IOC_READ`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemIo {
+    /// The allocation.
+    pub handle: u64,
+    /// Byte offset inside the allocation.
+    pub offset: u64,
+    /// Bytes to copy; `offset + len` must not pass the end of the allocation (`EINVAL`).
+    pub len: u64,
+    /// User-space buffer of `len` bytes (`EFAULT` if it is not accessible).
+    pub buf: u64,
+}
+
+/// Copy `len` bytes from the user buffer into the allocation.
+pub const RKMEM_IOC_WRITE: u32 = iow::<RkmemIo>(0x12);
+/// Copy `len` bytes from the allocation into the user buffer.
+pub const RKMEM_IOC_READ: u32 = iow::<RkmemIo>(0x13);
+
+/// [`RkmemBlock::kind`]: a free block.
+pub const RKMEM_BLOCK_FREE: u32 = 0;
+/// [`RkmemBlock::kind`]: an allocated block of a power-of-two order.
+pub const RKMEM_BLOCK_USED: u32 = 1;
+/// [`RkmemBlock::kind`]: an exact-size allocation (any page count).
+pub const RKMEM_BLOCK_EXACT: u32 = 2;
+
+/// One block of the arena map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemBlock {
+    /// First page, counted from the start of the slot.
+    pub start: u32,
+    /// Length in pages.
+    pub pages: u32,
+    /// `RKMEM_BLOCK_*`.
+    pub kind: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
+/// Argument of [`RKMEM_IOC_ARENA_MAP`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemArenaMap {
+    /// In: the slot (4 MiB block of the arena) to map, `0..slots`.
+    pub slot: u32,
+    /// In: room in `entries`, at most [`RKMEM_MAP_MAX_ENTRIES`].
+    pub max_entries: u32,
+    /// In: user pointer to `max_entries` [`RkmemBlock`]s.
+    pub entries: u64,
+    /// Out: blocks written (the whole slot fits when `max_entries` is 1024).
+    pub nr_entries: u32,
+    /// Out: number of slots the arena may have (`arena_max_mb / 4`).
+    pub slots: u32,
+    /// Out: 1 if the slot holds memory, 0 if it is absent (then `nr_entries` is 0).
+    pub present: u32,
+    /// Out: pages per slot (1024).
+    pub slot_pages: u32,
+    /// Out: pages of this slot held in the per-CPU caches (shown as used in the map).
+    pub pcp_pages: u32,
+    /// Must be zero.
+    pub reserved: u32,
+}
+
+/// Most entries one [`RKMEM_IOC_ARENA_MAP`] call writes: a slot has at most 1024 blocks.
+pub const RKMEM_MAP_MAX_ENTRIES: u32 = 1024;
+
+/// Read the block map of one slot of the arena, in address order.
+pub const RKMEM_IOC_ARENA_MAP: u32 = iowr::<RkmemArenaMap>(0x14);
+
+/// [`RkmemTrim::flags`]: give the per-CPU caches' pages back to the buddy allocator.
+pub const RKMEM_TRIM_PCP: u32 = 1 << 0;
+/// [`RkmemTrim::flags`]: give wholly free 4 MiB blocks above `arena_initial_mb` back to the
+/// host kernel.
+pub const RKMEM_TRIM_ARENA: u32 = 1 << 1;
+
+/// Argument of [`RKMEM_IOC_TRIM`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemTrim {
+    /// In: `RKMEM_TRIM_*`; unknown bits are `EINVAL`.
+    pub flags: u32,
+    /// Must be zero.
+    pub reserved: u32,
+    /// Out: pages moved from the per-CPU caches to the buddy allocator.
+    pub pcp_pages: u64,
+    /// Out: pages given back to the host kernel.
+    pub released_pages: u64,
+}
+
+/// Trim rkmem's caches now (what the shrinker does under memory pressure).
+pub const RKMEM_IOC_TRIM: u32 = iowr::<RkmemTrim>(0x15);
+
 // The layout is the ABI: a size change must be a new ioctl number and ABI version.
 const _: () = assert!(core::mem::size_of::<RkmemVersion>() == 16);
+const _: () = assert!(core::mem::size_of::<RkmemPagesAlloc>() == 32);
+const _: () = assert!(core::mem::size_of::<RkmemHandle>() == 8);
+const _: () = assert!(core::mem::size_of::<RkmemIo>() == 32);
+const _: () = assert!(core::mem::size_of::<RkmemBlock>() == 16);
+const _: () = assert!(core::mem::size_of::<RkmemArenaMap>() == 40);
+const _: () = assert!(core::mem::size_of::<RkmemTrim>() == 24);

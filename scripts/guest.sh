@@ -17,6 +17,10 @@ mkdir -p "$(dirname "$log")"
 kdir=$("$RKMEM_ROOT/scripts/build-kernel.sh" "$flavor")
 ko=$("$RKMEM_ROOT/scripts/build-module.sh" "$flavor")
 ctl=$("$RKMEM_ROOT/scripts/build-userspace.sh")
-initrd=$("$RKMEM_ROOT/scripts/mkinitramfs.sh" "$RKMEM_CACHE/initramfs-$flavor.cpio.gz" "$ko" "$ctl")
+# One initramfs per run, so that runs in parallel do not clobber each other.
+mkdir -p "$RKMEM_CACHE/initramfs"
+initrd=$(mktemp "$RKMEM_CACHE/initramfs/$flavor-XXXXXX.cpio.gz")
+trap 'rm -f "$initrd"' EXIT
+"$RKMEM_ROOT/scripts/mkinitramfs.sh" "$initrd" "$ko" "$ctl" >/dev/null
 say "booting the $flavor kernel (${CPUS:-2} CPUs, ${MEM:-512M}, serial log: $log)"
-exec "$RKMEM_ROOT/qemu/boot.sh" "$kdir/arch/x86/boot/bzImage" "$initrd" "$cmd" "$log"
+"$RKMEM_ROOT/qemu/boot.sh" "$kdir/arch/x86/boot/bzImage" "$initrd" "$cmd" "$log"

@@ -1,0 +1,514 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The arena: rkmem's own page allocator.
+//!
+//! Memory comes from the host kernel's page allocator in order-10 blocks (4 MiB, physically
+//! contiguous), one per *slot*. `rkcore::buddy` manages the pages of all present slots as a
+//! buddy system of orders 0..=10; this file owns the memory, the locks and the per-CPU caches.
+//!
+//! # Locking
+//!
+//! - `inner` (spinlock): the buddy allocator's metadata.
+//! - `pcp[i]` (spinlock): one per CPU (CPU id modulo [`PCP_SLOTS`]), the cached blocks of
+//!   orders 0..=3. Taken before `inner` when both are needed, never after it.
+//! - `grow` (mutex): serialises adding and removing slots (allocating or freeing a 4 MiB block
+//!   of the host kernel can sleep, so it is done without `inner` held).
+//!
+//! # Detection of bad frees
+//!
+//! `owner[page]` holds `order + 1` for the first page of every live block handed out by
+//! [`Arena::alloc`] and 0 otherwise. A free exchanges it with 0, so a double free, a free of a
+//! page that is not the start of a live block, or a free with the wrong order is caught in O(1)
+//! even when the block would go to a per-CPU cache, where the buddy allocator cannot see it.
+//! Exact-size allocations bypass the caches and are checked by the buddy allocator itself.
+
+use crate::rkcore::buddy::{AllocError, Buddy, FreeError, PageMeta};
+use crate::rkcore::pcp::{Pcp, PCP_MAX_ORDER};
+use core::fmt;
+use kernel::{
+    cpu::CpuId,
+    ffi::{c_uint, c_void},
+    new_mutex, new_spinlock,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Mutex, SpinLock,
+    },
+};
+
+extern "C" {
+    fn rkmem_block_alloc(order: c_uint, may_sleep: bool) -> *mut c_void;
+    fn rkmem_block_free(addr: *mut c_void, order: c_uint);
+    fn rkmem_nr_cpu_ids() -> c_uint;
+}
+
+/// Bytes per page.
+pub(crate) const PAGE_SIZE: usize = kernel::page::PAGE_SIZE;
+/// Order of the blocks taken from the host kernel: 4 MiB.
+pub(crate) const BLOCK_ORDER: u32 = 10;
+/// Pages per slot.
+pub(crate) const SLOT_PAGES: usize = 1 << BLOCK_ORDER;
+/// Number of per-CPU caches; CPU `n` uses cache `n % PCP_SLOTS`.
+const PCP_SLOTS: usize = 16;
+/// Blocks one per-CPU list can hold.
+const PCP_CAP: usize = 64;
+/// A per-CPU cache drains when it holds this many pages...
+const PCP_HIGH: usize = 64;
+/// ...this many pages at a time; a refill takes `max(PCP_BATCH >> order, 2)` blocks.
+const PCP_BATCH: usize = 16;
+
+/// A block of pages handed out by the arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pages {
+    /// A block of `2^order` pages.
+    Order { page: usize, order: u32 },
+    /// Exactly `npages` pages (`alloc_pages_exact`).
+    Exact { page: usize, npages: usize },
+}
+
+impl Pages {
+    /// Index of the first page.
+    pub(crate) fn first(&self) -> usize {
+        match *self {
+            Pages::Order { page, .. } | Pages::Exact { page, .. } => page,
+        }
+    }
+
+    /// Number of pages.
+    pub(crate) fn npages(&self) -> usize {
+        match *self {
+            Pages::Order { order, .. } => 1 << order,
+            Pages::Exact { npages, .. } => npages,
+        }
+    }
+
+    /// Size in bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.npages() * PAGE_SIZE
+    }
+}
+
+/// Counters of the arena, shown in `/proc/rkmem/stats`.
+pub(crate) struct ArenaStats {
+    pub(crate) allocs: Atomic<u64>,
+    pub(crate) frees: Atomic<u64>,
+    pub(crate) pcp_hits: Atomic<u64>,
+    pub(crate) pcp_refills: Atomic<u64>,
+    pub(crate) pcp_drains: Atomic<u64>,
+    pub(crate) enomem: Atomic<u64>,
+    pub(crate) grows: Atomic<u64>,
+    pub(crate) grow_failures: Atomic<u64>,
+    pub(crate) blocks_released: Atomic<u64>,
+    pub(crate) bad_free_double: Atomic<u64>,
+    pub(crate) bad_free_foreign: Atomic<u64>,
+    pub(crate) bad_free_order: Atomic<u64>,
+    pub(crate) bad_free_other: Atomic<u64>,
+}
+
+impl ArenaStats {
+    const fn new() -> Self {
+        ArenaStats {
+            allocs: Atomic::new(0),
+            frees: Atomic::new(0),
+            pcp_hits: Atomic::new(0),
+            pcp_refills: Atomic::new(0),
+            pcp_drains: Atomic::new(0),
+            enomem: Atomic::new(0),
+            grows: Atomic::new(0),
+            grow_failures: Atomic::new(0),
+            blocks_released: Atomic::new(0),
+            bad_free_double: Atomic::new(0),
+            bad_free_foreign: Atomic::new(0),
+            bad_free_order: Atomic::new(0),
+            bad_free_other: Atomic::new(0),
+        }
+    }
+}
+
+fn inc(c: &Atomic<u64>) {
+    c.add(1, Relaxed);
+}
+
+struct Inner {
+    buddy: Buddy<KVVec<PageMeta>>,
+}
+
+/// What [`Arena::trim`] gave back.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Trimmed {
+    /// Pages moved from the per-CPU caches to the buddy allocator.
+    pub(crate) pcp_pages: usize,
+    /// Pages given back to the host kernel.
+    pub(crate) released_pages: usize,
+}
+
+/// The arena.
+///
+/// # Invariants
+///
+/// - `slot_addr[s]` is the kernel virtual address of the order-10 block of the host kernel that
+///   backs slot `s` while `s` is present in the buddy allocator, and 0 while it is absent. It is
+///   set before the slot is added and cleared after it is removed (both under `grow`).
+/// - Every present slot's block was allocated by `rkmem_block_alloc(BLOCK_ORDER, _)` and is
+///   freed exactly once, by `trim` (after the slot is removed) or by `drop`.
+/// - `owner.len() == slot_addr.len() * SLOT_PAGES`.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Arena {
+    #[pin]
+    inner: SpinLock<Inner>,
+    #[pin]
+    pcp: [SpinLock<Pcp<PCP_CAP>>; PCP_SLOTS],
+    #[pin]
+    grow: Mutex<()>,
+    slot_addr: KVVec<Atomic<usize>>,
+    owner: KVVec<Atomic<i8>>,
+    min_slots: usize,
+    pcp_used: usize,
+    pub(crate) stats: ArenaStats,
+    reported: [Atomic<bool>; 4],
+}
+
+impl Arena {
+    /// An arena of at most `max_slots` 4 MiB blocks that keeps at least `min_slots` when trimmed.
+    /// It holds no memory until [`Arena::populate`].
+    pub(crate) fn new(min_slots: usize, max_slots: usize) -> Result<impl PinInit<Self, Error>> {
+        let npages = max_slots.checked_mul(SLOT_PAGES).ok_or(EINVAL)?;
+        let meta = KVVec::from_elem(PageMeta::INIT, npages, GFP_KERNEL)?;
+        let buddy = Buddy::new(meta, BLOCK_ORDER).map_err(|_| EINVAL)?;
+        let mut slot_addr = KVVec::with_capacity(max_slots, GFP_KERNEL)?;
+        for _ in 0..max_slots {
+            slot_addr.push(Atomic::new(0), GFP_KERNEL)?;
+        }
+        let mut owner = KVVec::with_capacity(npages, GFP_KERNEL)?;
+        for _ in 0..npages {
+            owner.push(Atomic::new(0), GFP_KERNEL)?;
+        }
+        let pcp = Pcp::new(PCP_HIGH, PCP_BATCH).map_err(|_| EINVAL)?;
+        // SAFETY: only reads `nr_cpu_ids`, set once at boot.
+        let cpus = unsafe { rkmem_nr_cpu_ids() } as usize;
+        Ok(try_pin_init!(Self {
+            inner <- new_spinlock!(Inner { buddy }, "rkmem_arena"),
+            pcp <- pin_init::pin_init_array_from_fn(|_| new_spinlock!(pcp.clone(), "rkmem_pcp")),
+            grow <- new_mutex!((), "rkmem_arena_grow"),
+            slot_addr,
+            owner,
+            min_slots,
+            pcp_used: cpus.clamp(1, PCP_SLOTS),
+            stats: ArenaStats::new(),
+            reported: [const { Atomic::new(false) }; 4],
+        }))
+    }
+
+    /// Takes `min_slots` blocks from the host kernel (the arena's size at load).
+    pub(crate) fn populate(&self) -> Result {
+        for _ in 0..self.min_slots {
+            if !self.grow(true)? {
+                return Err(ENOMEM);
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of slots the arena may have.
+    pub(crate) fn nr_slots(&self) -> usize {
+        self.slot_addr.len()
+    }
+
+    /// Kernel virtual address of page `page`, which must belong to a live allocation.
+    pub(crate) fn addr_of(&self, page: usize) -> usize {
+        let base = self
+            .slot_addr
+            .get(page / SLOT_PAGES)
+            .map_or(0, |a| a.load(Relaxed));
+        base + (page % SLOT_PAGES) * PAGE_SIZE
+    }
+
+    /// Allocates a block of `2^order` pages. `may_sleep`: the caller may sleep while the arena
+    /// grows (otherwise growing is tried without sleeping).
+    pub(crate) fn alloc(&self, order: u32, may_sleep: bool) -> Result<Pages> {
+        if order > BLOCK_ORDER {
+            return Err(EINVAL);
+        }
+        let page = if order <= PCP_MAX_ORDER {
+            match self.alloc_pcp(order)? {
+                Some(page) => page,
+                None => self.alloc_buddy(may_sleep, |b| b.alloc(order))?,
+            }
+        } else {
+            self.alloc_buddy(may_sleep, |b| b.alloc(order))?
+        };
+        let o = self.owner.get(page).ok_or(EINVAL)?;
+        o.store(order as i8 + 1, Relaxed);
+        inc(&self.stats.allocs);
+        Ok(Pages::Order { page, order })
+    }
+
+    /// Allocates exactly `npages` pages, `1..=1024`.
+    pub(crate) fn alloc_exact(&self, npages: usize, may_sleep: bool) -> Result<Pages> {
+        if npages == 0 || npages > SLOT_PAGES {
+            return Err(EINVAL);
+        }
+        let page = self.alloc_buddy(may_sleep, |b| b.alloc_exact(npages))?;
+        inc(&self.stats.allocs);
+        Ok(Pages::Exact { page, npages })
+    }
+
+    fn pcp_of_this_cpu(&self) -> &SpinLock<Pcp<PCP_CAP>> {
+        let cpu = CpuId::current().as_u32() as usize;
+        &self.pcp[cpu % PCP_SLOTS]
+    }
+
+    /// The per-CPU fast path: a cached block, or a refill from the buddy allocator.
+    fn alloc_pcp(&self, order: u32) -> Result<Option<usize>> {
+        let mut pcp = self.pcp_of_this_cpu().lock();
+        if let Some(page) = pcp.pop(order) {
+            inc(&self.stats.pcp_hits);
+            return Ok(Some(page));
+        }
+        {
+            let mut inner = self.inner.lock();
+            pcp.refill(order, &mut inner.buddy).map_err(|_| EINVAL)?;
+        }
+        inc(&self.stats.pcp_refills);
+        Ok(pcp.pop(order))
+    }
+
+    /// Allocates with `f` from the buddy allocator; when it is out of memory, drains the
+    /// per-CPU caches and grows the arena until `f` succeeds or the arena is at its maximum.
+    fn alloc_buddy(
+        &self,
+        may_sleep: bool,
+        f: impl Fn(&mut Buddy<KVVec<PageMeta>>) -> Result<usize, AllocError>,
+    ) -> Result<usize> {
+        let mut drained = false;
+        loop {
+            match f(&mut self.inner.lock().buddy) {
+                Ok(page) => return Ok(page),
+                Err(AllocError::NoMemory) => {}
+                Err(_) => return Err(EINVAL),
+            }
+            if self.grow(may_sleep)? {
+                continue;
+            }
+            if !drained && self.drain_pcps() > 0 {
+                drained = true;
+                continue;
+            }
+            inc(&self.stats.enomem);
+            return Err(ENOMEM);
+        }
+    }
+
+    /// Adds one 4 MiB block of the host kernel to the arena. `Ok(false)`: the arena is at its
+    /// maximum, or the host kernel had no block to give.
+    fn grow(&self, may_sleep: bool) -> Result<bool> {
+        let _guard = if may_sleep {
+            self.grow.lock()
+        } else {
+            match self.grow.try_lock() {
+                Some(g) => g,
+                None => return Ok(false),
+            }
+        };
+        let Some(slot) = self.inner.lock().buddy.absent_slot() else {
+            return Ok(false);
+        };
+        // SAFETY: allocating pages has no precondition; `may_sleep` selects GFP flags that do
+        // not sleep when the caller cannot.
+        let addr = unsafe { rkmem_block_alloc(BLOCK_ORDER, may_sleep) };
+        if addr.is_null() {
+            inc(&self.stats.grow_failures);
+            return Ok(false);
+        }
+        // INVARIANT: the address is published before the slot becomes present, under `grow`.
+        self.slot_addr[slot].store(addr as usize, Relaxed);
+        if self.inner.lock().buddy.add_block(slot).is_err() {
+            // Cannot happen: `grow` is held and the slot was absent. Undo cleanly anyway.
+            self.slot_addr[slot].store(0, Relaxed);
+            // SAFETY: `addr` came from `rkmem_block_alloc(BLOCK_ORDER, _)` just above and was
+            // never handed out.
+            unsafe { rkmem_block_free(addr, BLOCK_ORDER) };
+            return Err(EINVAL);
+        }
+        inc(&self.stats.grows);
+        Ok(true)
+    }
+
+    /// Frees a block allocated by this arena. A double free, a foreign page or a wrong size is
+    /// refused with an error, counted, and reported once in dmesg; nothing is corrupted.
+    pub(crate) fn free(&self, pages: Pages) -> core::result::Result<(), FreeError> {
+        let r = match pages {
+            Pages::Order { page, order } => self.free_order(page, order),
+            Pages::Exact { page, npages } => self.inner.lock().buddy.free_exact(page, npages),
+        };
+        match r {
+            Ok(()) => inc(&self.stats.frees),
+            Err(e) => self.report(pages, e),
+        }
+        r
+    }
+
+    fn free_order(&self, page: usize, order: u32) -> core::result::Result<(), FreeError> {
+        if order > BLOCK_ORDER {
+            return Err(FreeError::BadOrder { order });
+        }
+        let Some(owner) = self.owner.get(page) else {
+            return Err(FreeError::NotOwned);
+        };
+        let prev = owner.xchg(0, Relaxed);
+        if prev != order as i8 + 1 {
+            if prev != 0 {
+                // A live block of another order: put its mark back.
+                owner.store(prev, Relaxed);
+                return Err(FreeError::WrongOrder {
+                    allocated: (prev - 1) as u32,
+                });
+            }
+            // Not the start of a live block. Let the buddy allocator say what it is; a block
+            // that it counts as allocated sits in a per-CPU cache: freed already.
+            return match self.inner.lock().buddy.check_free(page, order) {
+                Ok(()) => Err(FreeError::DoubleFree),
+                Err(e) => Err(e),
+            };
+        }
+        if order <= PCP_MAX_ORDER {
+            let mut pcp = self.pcp_of_this_cpu().lock();
+            match pcp.push(page, order) {
+                Ok(false) => return Ok(()),
+                Ok(true) => {
+                    let mut inner = self.inner.lock();
+                    let d = pcp.drain_batch(order, &mut inner.buddy);
+                    self.count_rejected(d.rejected);
+                    inc(&self.stats.pcp_drains);
+                    return Ok(());
+                }
+                // The list is full: the block goes straight to the buddy allocator.
+                Err(_) => {}
+            }
+        }
+        self.inner.lock().buddy.free(page, order)
+    }
+
+    fn report(&self, pages: Pages, e: FreeError) {
+        let (counter, kind) = match e {
+            FreeError::DoubleFree => (&self.stats.bad_free_double, 0),
+            FreeError::NotOwned => (&self.stats.bad_free_foreign, 1),
+            FreeError::WrongOrder { .. }
+            | FreeError::WrongCount { .. }
+            | FreeError::AllocatedExact { .. }
+            | FreeError::NotExact { .. } => (&self.stats.bad_free_order, 2),
+            _ => (&self.stats.bad_free_other, 3),
+        };
+        inc(counter);
+        if !self.reported[kind].xchg(true, Relaxed) {
+            pr_warn!(
+                "refused a bad free of {} page(s) at page {}: {} (reported once; counted in /proc/rkmem/stats)\n",
+                pages.npages(),
+                pages.first(),
+                format_args!("{e}")
+            );
+        }
+    }
+
+    /// Blocks the buddy allocator refused when a per-CPU cache was drained: cannot happen while
+    /// `owner` guards every free, so count them as bad frees if it ever does.
+    fn count_rejected(&self, rejected: usize) {
+        if rejected != 0 {
+            self.stats.bad_free_other.add(rejected as u64, Relaxed);
+        }
+    }
+
+    /// Empties every per-CPU cache into the buddy allocator; returns the pages moved.
+    fn drain_pcps(&self) -> usize {
+        let mut pages = 0;
+        for pcp in &self.pcp[..self.pcp_used.max(1)] {
+            let mut pcp = pcp.lock();
+            if pcp.count() == 0 {
+                continue;
+            }
+            let mut inner = self.inner.lock();
+            let d = pcp.drain_all(&mut inner.buddy);
+            pages += d.pages;
+            self.count_rejected(d.rejected);
+            inc(&self.stats.pcp_drains);
+        }
+        pages
+    }
+
+    /// Pages held in the per-CPU caches.
+    pub(crate) fn pcp_pages(&self) -> usize {
+        self.pcp.iter().map(|p| p.lock().count()).sum()
+    }
+
+    /// Gives memory back: with `pcp`, the per-CPU caches to the buddy allocator; with `arena`,
+    /// wholly free 4 MiB blocks beyond the arena's minimum to the host kernel.
+    pub(crate) fn trim(&self, pcp: bool, arena: bool) -> Trimmed {
+        let mut t = Trimmed::default();
+        if pcp {
+            t.pcp_pages = self.drain_pcps();
+        }
+        if arena {
+            let _guard = self.grow.lock();
+            loop {
+                let slot = {
+                    let mut inner = self.inner.lock();
+                    if inner.buddy.nr_present_slots() <= self.min_slots {
+                        break;
+                    }
+                    let Some(slot) = inner.buddy.free_block_slot() else {
+                        break;
+                    };
+                    if inner.buddy.remove_block(slot).is_err() {
+                        break;
+                    }
+                    slot
+                };
+                let addr = self.slot_addr[slot].xchg(0, Relaxed) as *mut c_void;
+                // SAFETY: by the type invariant `addr` is the block that backed `slot`; the
+                // slot was wholly free and is now absent, so nothing refers to the block.
+                unsafe { rkmem_block_free(addr, BLOCK_ORDER) };
+                inc(&self.stats.blocks_released);
+                t.released_pages += SLOT_PAGES;
+            }
+        }
+        t
+    }
+
+    /// Runs `f` with the buddy allocator locked (for /proc and the arena map).
+    pub(crate) fn with_buddy<R>(&self, f: impl FnOnce(&Buddy<KVVec<PageMeta>>) -> R) -> R {
+        f(&self.inner.lock().buddy)
+    }
+
+    /// Renders `/proc/rkmem/buddyinfo`.
+    pub(crate) fn show_buddyinfo(&self, w: &mut impl fmt::Write) -> fmt::Result {
+        self.with_buddy(|b| b.write_buddyinfo(w))
+    }
+
+    /// Renders `/proc/rkmem/extfrag`.
+    pub(crate) fn show_extfrag(&self, w: &mut impl fmt::Write) -> fmt::Result {
+        self.with_buddy(|b| b.write_extfrag(w, (PAGE_SIZE / 1024) as u64))
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Arena {
+    fn drop(self: Pin<&mut Self>) {
+        self.drain_pcps();
+        let used = self.inner.lock().buddy.used_pages();
+        if used != 0 {
+            pr_warn!(
+                "unloading with {} page(s) still allocated in the arena\n",
+                used
+            );
+        }
+        for addr in self.slot_addr.iter() {
+            let a = addr.xchg(0, Relaxed);
+            if a != 0 {
+                // SAFETY: by the type invariant, a non-zero address is a block taken from the
+                // host kernel with `rkmem_block_alloc(BLOCK_ORDER, _)` and not yet freed; nothing
+                // can use the arena any more (it is being dropped).
+                unsafe { rkmem_block_free(a as *mut c_void, BLOCK_ORDER) };
+            }
+        }
+    }
+}

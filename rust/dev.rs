@@ -14,7 +14,7 @@ use crate::arena::{Pages, SLOT_PAGES};
 use crate::rkcore::buddy::BlockKind;
 use crate::stats::{inc, STATS};
 use crate::uapi::{self, RkmemArenaMap, RkmemBlock, RkmemHandle, RkmemIo, RkmemPagesAlloc};
-use crate::uapi::{RkmemTrim, RkmemVersion};
+use crate::uapi::{RkmemSelftest, RkmemTrim, RkmemVersion};
 use kernel::{
     fs::File,
     ioctl::_IOC_SIZE,
@@ -127,6 +127,13 @@ impl RkmemFile {
                 t.pcp_pages = done.pcp_pages as u64;
                 t.released_pages = done.released_pages as u64;
                 w.write(&t)?;
+            }
+            uapi::RKMEM_IOC_SELFTEST => {
+                let o = crate::selftest::run(&crate::shared().ok_or(ENODEV)?.arena)?;
+                user.writer().write(&RkmemSelftest {
+                    passed: o.passed,
+                    failed: o.failed,
+                })?;
             }
             _ => return Err(ENOTTY),
         }
@@ -271,4 +278,5 @@ uapi_pod!(
     RkmemBlock,
     RkmemArenaMap,
     RkmemTrim,
+    RkmemSelftest,
 );

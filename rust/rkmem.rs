@@ -16,6 +16,7 @@ use kernel::{
 mod arena;
 mod dev;
 mod procfs;
+mod selftest;
 mod stats;
 
 #[path = "core/mod.rs"]

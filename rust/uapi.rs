@@ -187,7 +187,7 @@ pub struct RkmemArenaMap {
     pub present: u32,
     /// Out: pages per slot (1024).
     pub slot_pages: u32,
-    /// Out: pages of this slot held in the per-CPU caches (shown as used in the map).
+    /// Out: pages held in the per-CPU caches, over all slots (the map shows them as used).
     pub pcp_pages: u32,
     /// Must be zero.
     pub reserved: u32,
@@ -222,6 +222,21 @@ pub struct RkmemTrim {
 /// Trim rkmem's caches now (what the shrinker does under memory pressure).
 pub const RKMEM_IOC_TRIM: u32 = iowr::<RkmemTrim>(0x15);
 
+/// Answer of [`RKMEM_IOC_SELFTEST`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemSelftest {
+    /// Checks that held.
+    pub passed: u32,
+    /// Checks that failed (each is also named in dmesg).
+    pub failed: u32,
+}
+
+/// Run the module's in-kernel checks of paths user space cannot reach through handles: double
+/// frees, frees of foreign pages, of the wrong order or count. Each must be refused, counted in
+/// /proc/rkmem/stats and leave the allocator intact.
+pub const RKMEM_IOC_SELFTEST: u32 = ior::<RkmemSelftest>(0x20);
+
 // The layout is the ABI: a size change must be a new ioctl number and ABI version.
 const _: () = assert!(core::mem::size_of::<RkmemVersion>() == 16);
 const _: () = assert!(core::mem::size_of::<RkmemPagesAlloc>() == 32);
@@ -230,3 +245,4 @@ const _: () = assert!(core::mem::size_of::<RkmemIo>() == 32);
 const _: () = assert!(core::mem::size_of::<RkmemBlock>() == 16);
 const _: () = assert!(core::mem::size_of::<RkmemArenaMap>() == 40);
 const _: () = assert!(core::mem::size_of::<RkmemTrim>() == 24);
+const _: () = assert!(core::mem::size_of::<RkmemSelftest>() == 8);

@@ -162,6 +162,7 @@ pub(crate) struct Arena {
     grow: Mutex<()>,
     slot_addr: KVVec<Atomic<usize>>,
     owner: KVVec<Atomic<i8>>,
+    tag: KVVec<Atomic<u32>>,
     min_slots: usize,
     pcp_used: usize,
     pub(crate) stats: ArenaStats,
@@ -183,6 +184,10 @@ impl Arena {
         for _ in 0..npages {
             owner.push(Atomic::new(0), GFP_KERNEL)?;
         }
+        let mut tag = KVVec::with_capacity(npages, GFP_KERNEL)?;
+        for _ in 0..npages {
+            tag.push(Atomic::new(0), GFP_KERNEL)?;
+        }
         let pcp = Pcp::new(PCP_HIGH, PCP_BATCH).map_err(|_| EINVAL)?;
         // SAFETY: only reads `nr_cpu_ids`, set once at boot.
         let cpus = unsafe { rkmem_nr_cpu_ids() } as usize;
@@ -192,6 +197,7 @@ impl Arena {
             grow <- new_mutex!((), "rkmem_arena_grow"),
             slot_addr,
             owner,
+            tag,
             min_slots,
             pcp_used: cpus.clamp(1, PCP_SLOTS),
             stats: ArenaStats::new(),
@@ -221,6 +227,32 @@ impl Arena {
             .get(page / SLOT_PAGES)
             .map_or(0, |a| a.load(Relaxed));
         base + (page % SLOT_PAGES) * PAGE_SIZE
+    }
+
+    /// The page index of kernel virtual address `addr`, if it lies in a present slot.
+    /// O(number of slots): used on slow paths only (releasing a slab, checking a pointer).
+    pub(crate) fn page_of(&self, addr: usize) -> Option<usize> {
+        self.slot_addr.iter().enumerate().find_map(|(slot, base)| {
+            let base = base.load(Relaxed);
+            let off = addr.checked_sub(base)?;
+            (base != 0 && off < SLOT_PAGES * PAGE_SIZE)
+                .then_some(slot * SLOT_PAGES + off / PAGE_SIZE)
+        })
+    }
+
+    /// Tags every page of `pages` with `tag` (a slab cache's id + 1; 0 clears), the way
+    /// `struct page` records its slab cache: a free can then check where a pointer belongs
+    /// without reading the memory it points to.
+    pub(crate) fn set_tag(&self, pages: Pages, tag: u32) {
+        let first = pages.first();
+        for t in self.tag.iter().skip(first).take(pages.npages()) {
+            t.store(tag, Relaxed);
+        }
+    }
+
+    /// The tag of page `page` (0 if untagged or not a page of the arena).
+    pub(crate) fn tag_of(&self, page: usize) -> u32 {
+        self.tag.get(page).map_or(0, |t| t.load(Relaxed))
     }
 
     /// Allocates a block of `2^order` pages. `may_sleep`: the caller may sleep while the arena

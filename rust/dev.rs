@@ -10,10 +10,12 @@
 //! sees opaque handles (a per-file counter, never reused, never an address). Closing the file,
 //! also when the process is killed, frees everything it holds.
 
-use crate::arena::{Pages, SLOT_PAGES};
+use crate::arena::SLOT_PAGES;
+use crate::caches::{self, RkAlloc};
 use crate::rkcore::buddy::BlockKind;
 use crate::stats::{inc, STATS};
 use crate::uapi::{self, RkmemArenaMap, RkmemBlock, RkmemHandle, RkmemIo, RkmemPagesAlloc};
+use crate::uapi::{RkmemCacheCreate, RkmemCacheId, RkmemObjAlloc};
 use crate::uapi::{RkmemSelftest, RkmemTrim, RkmemVersion};
 use kernel::{
     fs::File,
@@ -22,26 +24,60 @@ use kernel::{
     new_mutex,
     prelude::*,
     rbtree::RBTree,
-    sync::Mutex,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Mutex,
+    },
     uaccess::{UserPtr, UserSlice},
 };
 
 /// Module version reported by `RKMEM_IOC_VERSION`.
-const VERSION: (u16, u16, u16) = (0, 2, 0);
+const VERSION: (u16, u16, u16) = (0, 3, 0);
 
 /// An allocation held by an open file. Dropping it gives the memory back.
-struct Allocation {
-    pages: Pages,
+struct Allocation(RkAlloc);
+
+impl Allocation {
+    /// Usable bytes.
+    fn bytes(&self, arena: &crate::arena::Arena) -> usize {
+        let _ = arena;
+        match &self.0 {
+            RkAlloc::Pages(p) => p.bytes(),
+            RkAlloc::Object(c, _) => c.object_size(),
+            RkAlloc::Vmalloc(v) => v.len(),
+        }
+    }
+
+    /// Kernel virtual address of the first byte.
+    fn addr(&mut self, arena: &crate::arena::Arena) -> usize {
+        match &mut self.0 {
+            RkAlloc::Pages(p) => arena.addr_of(p.first()),
+            RkAlloc::Object(_, obj) => *obj,
+            RkAlloc::Vmalloc(v) => v.as_mut_ptr() as usize,
+        }
+    }
 }
 
 impl Drop for Allocation {
     fn drop(&mut self) {
-        if let Some(shared) = crate::shared() {
-            // A refused free is counted and reported by the arena; nothing else to do here.
-            let _ = shared.arena.free(self.pages);
+        // Refused frees are counted and reported by the allocators; nothing else to do here.
+        match &self.0 {
+            RkAlloc::Pages(p) => {
+                if let Some(shared) = crate::shared() {
+                    let _ = shared.arena.free(*p);
+                }
+            }
+            RkAlloc::Object(c, obj) => {
+                let _ = c.free(*obj);
+            }
+            // The vector frees itself.
+            RkAlloc::Vmalloc(_) => {}
         }
     }
 }
+
+/// Source of per-file ids (cache ownership).
+static NEXT_FILE_ID: Atomic<u64> = Atomic::new(1);
 
 /// The handle table of one open file.
 struct Handles {
@@ -50,10 +86,23 @@ struct Handles {
 }
 
 /// State of one open file of `/dev/rkmem`.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub(crate) struct RkmemFile {
+    id: u64,
     #[pin]
     handles: Mutex<Handles>,
+}
+
+#[pinned_drop]
+impl PinnedDrop for RkmemFile {
+    fn drop(self: Pin<&mut Self>) {
+        // First the allocations (objects of this file's caches among them), then the caches.
+        let tree = core::mem::replace(&mut self.handles.lock().tree, RBTree::new());
+        drop(tree);
+        if let Some(shared) = crate::shared() {
+            caches::destroy_owned(&shared.caches, self.id);
+        }
+    }
 }
 
 #[vtable]
@@ -63,6 +112,7 @@ impl MiscDevice for RkmemFile {
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
         let f = KBox::try_pin_init(
             try_pin_init!(RkmemFile {
+                id: NEXT_FILE_ID.fetch_add(1, Relaxed),
                 handles <- new_mutex!(Handles { tree: RBTree::new(), next: 1 }, "rkmem_file_handles"),
             }),
             GFP_KERNEL,
@@ -72,7 +122,7 @@ impl MiscDevice for RkmemFile {
     }
 
     fn release(device: Pin<KBox<Self>>, _file: &File) {
-        // Dropping the table frees every allocation the file still holds.
+        // Dropping the file frees every allocation and cache it still holds.
         drop(device);
         inc(&STATS.releases);
     }
@@ -115,21 +165,32 @@ impl RkmemFile {
             uapi::RKMEM_IOC_TRIM => {
                 let (mut r, mut w) = user.reader_writer();
                 let mut t: RkmemTrim = r.read()?;
-                if t.reserved != 0
-                    || t.flags & !(uapi::RKMEM_TRIM_PCP | uapi::RKMEM_TRIM_ARENA) != 0
-                {
+                let all = uapi::RKMEM_TRIM_PCP | uapi::RKMEM_TRIM_ARENA | uapi::RKMEM_TRIM_SLABS;
+                if t.reserved != 0 || t.flags & !all != 0 {
                     return Err(EINVAL);
                 }
-                let done = crate::shared().ok_or(ENODEV)?.arena.trim(
-                    t.flags & uapi::RKMEM_TRIM_PCP != 0,
-                    t.flags & uapi::RKMEM_TRIM_ARENA != 0,
-                );
+                let (_, done) = crate::shared().ok_or(ENODEV)?.trim(t.flags);
                 t.pcp_pages = done.pcp_pages as u64;
                 t.released_pages = done.released_pages as u64;
                 w.write(&t)?;
             }
+            uapi::RKMEM_IOC_CACHE_CREATE => self.cache_create(user)?,
+            uapi::RKMEM_IOC_CACHE_DESTROY => {
+                let c: RkmemCacheId = user.reader().read()?;
+                if c.reserved != 0 {
+                    return Err(EINVAL);
+                }
+                caches::destroy(&crate::shared().ok_or(ENODEV)?.caches, c.id, self.id)?;
+            }
+            uapi::RKMEM_IOC_OBJ_ALLOC => self.obj_alloc(user)?,
             uapi::RKMEM_IOC_SELFTEST => {
-                let o = crate::selftest::run(&crate::shared().ok_or(ENODEV)?.arena)?;
+                let shared = crate::shared().ok_or(ENODEV)?;
+                let mut o = crate::selftest::run(&shared.arena)?;
+                // SAFETY: see `SharedOwner::new`; the temporary cache is dropped before this
+                // call returns.
+                let arena: &'static crate::arena::Arena =
+                    unsafe { &*core::ptr::from_ref(&shared.arena) };
+                crate::selftest::run_slab(arena, crate::slab_debug(), &mut o)?;
                 user.writer().write(&RkmemSelftest {
                     passed: o.passed,
                     failed: o.failed,
@@ -168,7 +229,7 @@ impl RkmemFile {
             }
             arena.alloc(req.order, true)?
         };
-        let handle = self.insert(Allocation { pages })?;
+        let handle = self.insert(Allocation(RkAlloc::Pages(pages)))?;
         req.handle = handle;
         req.bytes = pages.bytes() as u64;
         if let Err(e) = w.write(&req) {
@@ -182,16 +243,16 @@ impl RkmemFile {
     fn io(&self, user: UserSlice, write: bool) -> Result {
         let io: RkmemIo = user.reader().read()?;
         let arena = &crate::shared().ok_or(ENODEV)?.arena;
-        let handles = self.handles.lock();
-        let a = handles.tree.get(&io.handle).ok_or(ENOENT)?;
+        let mut handles = self.handles.lock();
+        let a = handles.tree.get_mut(&io.handle).ok_or(ENOENT)?;
         let end = io.offset.checked_add(io.len).ok_or(EINVAL)?;
-        if end > a.pages.bytes() as u64 {
+        if end > a.bytes(arena) as u64 {
             return Err(EINVAL);
         }
         if io.len == 0 {
             return Ok(());
         }
-        let addr = arena.addr_of(a.pages.first()) + io.offset as usize;
+        let addr = a.addr(arena) + io.offset as usize;
         // SAFETY: `[addr, addr + len)` lies inside an allocation that this file holds (checked
         // above), in memory the arena took from the host kernel's direct map. The allocation
         // stays live and no other code touches its bytes while the file's handle mutex is held:
@@ -203,6 +264,82 @@ impl RkmemFile {
         } else {
             buf.writer().write_slice(mem)
         }
+    }
+}
+
+impl RkmemFile {
+    fn cache_create(&self, user: UserSlice) -> Result {
+        let (mut r, mut w) = user.reader_writer();
+        let mut req: RkmemCacheCreate = r.read()?;
+        if req.flags & !uapi::RKMEM_CACHE_CTOR != 0 || req.ctor_byte > 0xff {
+            return Err(EINVAL);
+        }
+        if req.flags & uapi::RKMEM_CACHE_CTOR == 0 && req.ctor_byte != 0 {
+            return Err(EINVAL);
+        }
+        // The name: NUL-padded, no byte after the first NUL.
+        let len = req
+            .name
+            .iter()
+            .position(|b| *b == 0)
+            .unwrap_or(req.name.len());
+        if req.name[len..].iter().any(|b| *b != 0) || len > uapi::RKMEM_CACHE_NAME_MAX {
+            return Err(EINVAL);
+        }
+        let shared = crate::shared().ok_or(ENODEV)?;
+        // SAFETY: see `SharedOwner::new`: the arena outlives every cache, and this file (which
+        // will own the cache) is closed before the module goes away.
+        let arena: &'static crate::arena::Arena = unsafe { &*core::ptr::from_ref(&shared.arena) };
+        let ctor = (req.flags & uapi::RKMEM_CACHE_CTOR != 0).then_some(req.ctor_byte as u8);
+        let c = caches::create(
+            &shared.caches,
+            arena,
+            &req.name[..len],
+            req.size as usize,
+            req.align as usize,
+            ctor,
+            crate::slab_debug(),
+            self.id,
+        )?;
+        req.id = c.id;
+        req.objects_per_slab = c.layout.objects();
+        req.pages_per_slab = c.layout.pages() as u32;
+        req.objsize = c.layout.stride() as u32;
+        drop(c);
+        if let Err(e) = w.write(&req) {
+            let _ = caches::destroy(&shared.caches, req.id, self.id);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn obj_alloc(&self, user: UserSlice) -> Result {
+        let (mut r, mut w) = user.reader_writer();
+        let mut req: RkmemObjAlloc = r.read()?;
+        if req.flags != 0 {
+            return Err(EINVAL);
+        }
+        let shared = crate::shared().ok_or(ENODEV)?;
+        let a = if req.cache_id == 0 {
+            caches::rkmalloc(&shared.classes, &shared.arena, req.size, true)?
+        } else {
+            if req.size != 0 {
+                return Err(EINVAL);
+            }
+            let c = caches::find(&shared.caches, req.cache_id, self.id).ok_or(ENOENT)?;
+            let obj = c.alloc(true)?;
+            RkAlloc::Object(c, obj)
+        };
+        let a = Allocation(a);
+        let bytes = a.bytes(&shared.arena);
+        let handle = self.insert(a)?;
+        req.handle = handle;
+        req.bytes = bytes as u64;
+        if let Err(e) = w.write(&req) {
+            drop(self.handles.lock().tree.remove(&handle));
+            return Err(e);
+        }
+        Ok(())
     }
 }
 
@@ -279,4 +416,7 @@ uapi_pod!(
     RkmemArenaMap,
     RkmemTrim,
     RkmemSelftest,
+    RkmemCacheCreate,
+    RkmemCacheId,
+    RkmemObjAlloc,
 );

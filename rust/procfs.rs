@@ -27,10 +27,17 @@ pub(crate) enum ProcFile {
     Buddyinfo = 1,
     /// `/proc/rkmem/extfrag`: fragmentation indices per order and arena totals.
     Extfrag = 2,
+    /// `/proc/rkmem/slabinfo`: the slab caches, `/proc/slabinfo` 2.1 format.
+    Slabinfo = 3,
 }
 
 impl ProcFile {
-    const ALL: [ProcFile; 3] = [ProcFile::Stats, ProcFile::Buddyinfo, ProcFile::Extfrag];
+    const ALL: [ProcFile; 4] = [
+        ProcFile::Stats,
+        ProcFile::Buddyinfo,
+        ProcFile::Extfrag,
+        ProcFile::Slabinfo,
+    ];
 
     fn from_id(id: c_ulong) -> Option<ProcFile> {
         Self::ALL.into_iter().find(|f| *f as c_ulong == id)
@@ -41,12 +48,15 @@ impl ProcFile {
             ProcFile::Stats => c"stats",
             ProcFile::Buddyinfo => c"buddyinfo",
             ProcFile::Extfrag => c"extfrag",
+            ProcFile::Slabinfo => c"slabinfo",
         }
     }
 
     fn mode(self) -> bindings::umode_t {
         match self {
             ProcFile::Stats | ProcFile::Buddyinfo | ProcFile::Extfrag => 0o444,
+            // Like /proc/slabinfo: root only.
+            ProcFile::Slabinfo => 0o400,
         }
     }
 }
@@ -122,6 +132,9 @@ extern "C" fn rkmem_proc_show(m: *mut bindings::seq_file, id: c_ulong) -> c_int 
         Some(ProcFile::Stats) => crate::stats::show(&mut w, shared),
         Some(ProcFile::Buddyinfo) => shared.arena.show_buddyinfo(&mut w),
         Some(ProcFile::Extfrag) => shared.arena.show_extfrag(&mut w),
+        Some(ProcFile::Slabinfo) => {
+            crate::caches::show_slabinfo(&mut w, &shared.classes, &shared.caches)
+        }
         None => return EINVAL.to_errno(),
     };
     match r {
@@ -136,8 +149,7 @@ extern "C" fn rkmem_proc_show(m: *mut bindings::seq_file, id: c_ulong) -> c_int 
 #[no_mangle]
 extern "C" fn rkmem_proc_write(id: c_ulong, _buf: *const c_char, _len: usize) -> isize {
     match ProcFile::from_id(id) {
-        Some(ProcFile::Stats | ProcFile::Buddyinfo | ProcFile::Extfrag) | None => {
-            EINVAL.to_errno() as isize
-        }
+        Some(ProcFile::Stats | ProcFile::Buddyinfo | ProcFile::Extfrag | ProcFile::Slabinfo)
+        | None => EINVAL.to_errno() as isize,
     }
 }

@@ -14,6 +14,8 @@ use kernel::{
 };
 
 mod arena;
+mod cache;
+mod caches;
 mod dev;
 mod procfs;
 mod selftest;
@@ -40,6 +42,10 @@ module! {
         arena_max_mb: u32 {
             default: 64,
             description: "MiB the arena may grow to (multiple of 4, at least 4, at most half of RAM)",
+        },
+        slab_debug: bool {
+            default: false,
+            description: "Slab debug mode: red zones, poison, call sites, checked frees (slower)",
         },
     },
 }
@@ -73,12 +79,41 @@ fn checked_params() -> Result<Params> {
     Ok(p)
 }
 
+/// Whether slab caches are created in debug mode (`slab_debug`).
+pub(crate) fn slab_debug() -> bool {
+    module_parameters::slab_debug.value()
+}
+
 /// State that callbacks without a context pointer reach: ioctls, /proc reads.
+///
+/// Fields drop in declaration order: the caches (which hold `&'static` references to the
+/// arena) go before the arena.
 #[pin_data]
 pub(crate) struct Shared {
+    /// rkmalloc's size-class caches.
+    pub(crate) classes: caches::Classes,
+    /// The caches created by user space.
+    #[pin]
+    pub(crate) caches: kernel::sync::Mutex<caches::Registry>,
     /// rkmem's page allocator.
     #[pin]
     pub(crate) arena: arena::Arena,
+}
+
+impl Shared {
+    /// Trims what `flags` (`RKMEM_TRIM_*`) name; returns (slabs released, the arena's trim).
+    pub(crate) fn trim(&self, flags: u32) -> (usize, arena::Trimmed) {
+        let slabs = if flags & uapi::RKMEM_TRIM_SLABS != 0 {
+            caches::trim(&self.classes, &self.caches)
+        } else {
+            0
+        };
+        let t = self.arena.trim(
+            flags & uapi::RKMEM_TRIM_PCP != 0,
+            flags & uapi::RKMEM_TRIM_ARENA != 0,
+        );
+        (slabs, t)
+    }
 }
 
 /// Points at the module's [`Shared`] while /dev/rkmem or /proc/rkmem can be reached.
@@ -107,9 +142,22 @@ impl SharedOwner {
             p.arena_initial_mb as usize / block,
             p.arena_max_mb as usize / block,
         )?;
-        let shared = KBox::pin_init(try_pin_init!(Shared { arena <- arena }), GFP_KERNEL)?;
+        let shared = KBox::pin_init(
+            try_pin_init!(Shared {
+                classes: caches::Classes::new(),
+                caches <- kernel::new_mutex!(caches::Registry::new(), "rkmem_caches"),
+                arena <- arena,
+            }),
+            GFP_KERNEL,
+        )?;
         // On failure the arena's drop gives back what it took.
         shared.arena.populate()?;
+        // SAFETY: the arena is pinned in `shared`, which lives until this owner is dropped. The
+        // caches holding this reference are owned by `shared` itself (declared before `arena`,
+        // so dropped first) or by open files, which are all closed before the module (and so
+        // this owner) goes away.
+        let arena: &'static arena::Arena = unsafe { &*core::ptr::from_ref(&shared.arena) };
+        caches::create_classes(&shared.classes, arena, slab_debug())?;
         SHARED.store(core::ptr::from_ref::<Shared>(&shared), Release);
         Ok(SharedOwner { _shared: shared })
     }

@@ -82,9 +82,11 @@ pub struct RkmemVersion {
 pub const RKMEM_FEAT_VERSION: u32 = 1 << 0;
 /// Feature bit: the buddy allocator ioctls (pages, free, read/write, arena map, trim).
 pub const RKMEM_FEAT_PAGES: u32 = 1 << 1;
+/// Feature bit: slab caches and rkmalloc (cache create/destroy, object alloc).
+pub const RKMEM_FEAT_SLAB: u32 = 1 << 2;
 
 /// Features this build of the module offers.
-pub const RKMEM_FEATURES: u32 = RKMEM_FEAT_VERSION | RKMEM_FEAT_PAGES;
+pub const RKMEM_FEATURES: u32 = RKMEM_FEAT_VERSION | RKMEM_FEAT_PAGES | RKMEM_FEAT_SLAB;
 
 /// Read the module's ABI version and feature bits.
 pub const RKMEM_IOC_VERSION: u32 = ior::<RkmemVersion>(0x00);
@@ -219,8 +221,85 @@ pub struct RkmemTrim {
     pub released_pages: u64,
 }
 
+/// [`RkmemTrim::flags`]: empty the slab caches' per-CPU object caches and give every empty slab
+/// back to the buddy allocator (done before the other two).
+pub const RKMEM_TRIM_SLABS: u32 = 1 << 2;
+
 /// Trim rkmem's caches now (what the shrinker does under memory pressure).
 pub const RKMEM_IOC_TRIM: u32 = iowr::<RkmemTrim>(0x15);
+
+/// Longest cache name, without the NUL: names are `[A-Za-z0-9_.-]`, 1 to 31 bytes.
+pub const RKMEM_CACHE_NAME_MAX: usize = 31;
+/// Largest object size of a cache (one page).
+pub const RKMEM_CACHE_SIZE_MAX: u32 = 4096;
+/// [`RkmemCacheCreate::flags`]: fill every new object with `ctor_byte` (a constructor).
+pub const RKMEM_CACHE_CTOR: u32 = 1 << 0;
+
+/// Argument of [`RKMEM_IOC_CACHE_CREATE`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemCacheCreate {
+    /// In: NUL-padded name, 1 to [`RKMEM_CACHE_NAME_MAX`] bytes of `[A-Za-z0-9_.-]`, unique.
+    pub name: [u8; 32],
+    /// In: object size, `1..=RKMEM_CACHE_SIZE_MAX`.
+    pub size: u32,
+    /// In: alignment, a power of two up to 4096 (1 = byte aligned).
+    pub align: u32,
+    /// In: `RKMEM_CACHE_*` flags.
+    pub flags: u32,
+    /// In: the constructor's fill byte (with [`RKMEM_CACHE_CTOR`]), `0..=255`.
+    pub ctor_byte: u32,
+    /// Out: the cache id (for [`RKMEM_IOC_OBJ_ALLOC`] and [`RKMEM_IOC_CACHE_DESTROY`]).
+    pub id: u32,
+    /// Out: objects per slab.
+    pub objects_per_slab: u32,
+    /// Out: pages per slab.
+    pub pages_per_slab: u32,
+    /// Out: bytes per object slot (the stride; red zones included in debug mode).
+    pub objsize: u32,
+}
+
+/// Create a slab cache owned by this open file (destroyed when the file is closed). `EINVAL`:
+/// bad name, size 0 or over the limit, alignment not a power of two; `EEXIST`: the name is
+/// taken; `ENOSPC`: too many caches.
+pub const RKMEM_IOC_CACHE_CREATE: u32 = iowr::<RkmemCacheCreate>(0x30);
+
+/// Argument of [`RKMEM_IOC_CACHE_DESTROY`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemCacheId {
+    /// The cache.
+    pub id: u32,
+    /// Must be zero.
+    pub reserved: u32,
+}
+
+/// Destroy a cache this file created. `ENOENT`: no such cache of this file; `EBUSY`: objects of
+/// it are still allocated (the leak is reported in dmesg; the cache stays).
+pub const RKMEM_IOC_CACHE_DESTROY: u32 = iow::<RkmemCacheId>(0x31);
+
+/// Argument of [`RKMEM_IOC_OBJ_ALLOC`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemObjAlloc {
+    /// In: a cache id from [`RKMEM_IOC_CACHE_CREATE`], or 0 for rkmalloc by `size`.
+    pub cache_id: u32,
+    /// Must be zero.
+    pub flags: u32,
+    /// In: with `cache_id` 0, bytes to allocate, `1..=RKMEM_RKMALLOC_MAX` (size classes up to
+    /// 4096, whole pages up to 4 MiB, vmalloc beyond); otherwise zero.
+    pub size: u64,
+    /// Out: the handle (free it with [`RKMEM_IOC_FREE`], access it with read/write).
+    pub handle: u64,
+    /// Out: usable bytes of the allocation.
+    pub bytes: u64,
+}
+
+/// Largest rkmalloc request: 64 MiB.
+pub const RKMEM_RKMALLOC_MAX: u64 = 64 << 20;
+
+/// Allocate an object from a cache of this file, or with rkmalloc. `ENOENT`: unknown cache id.
+pub const RKMEM_IOC_OBJ_ALLOC: u32 = iowr::<RkmemObjAlloc>(0x32);
 
 /// Answer of [`RKMEM_IOC_SELFTEST`].
 #[repr(C)]
@@ -246,3 +325,6 @@ const _: () = assert!(core::mem::size_of::<RkmemBlock>() == 16);
 const _: () = assert!(core::mem::size_of::<RkmemArenaMap>() == 40);
 const _: () = assert!(core::mem::size_of::<RkmemTrim>() == 24);
 const _: () = assert!(core::mem::size_of::<RkmemSelftest>() == 8);
+const _: () = assert!(core::mem::size_of::<RkmemCacheCreate>() == 64);
+const _: () = assert!(core::mem::size_of::<RkmemCacheId>() == 8);
+const _: () = assert!(core::mem::size_of::<RkmemObjAlloc>() == 32);

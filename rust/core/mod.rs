@@ -13,4 +13,5 @@ pub mod pcp;
 pub mod sizeclass;
 pub mod slab;
 pub mod slabinfo;
+pub mod slablist;
 pub mod text;

@@ -1,0 +1,609 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Bitmap slab caches on top of the arena: the kernel side of `rkcore::slab`.
+//!
+//! A cache takes slabs (2^order pages, naturally aligned) from the arena, lays them out with
+//! `SlabLayout` (header + bitmap + objects), keeps them on full/partial/empty lists threaded
+//! through the slab headers (`rkcore::slablist`), and fronts them with per-CPU object caches
+//! (`rkcore::slab::CpuCache`) refilled and drained in batches, like SLUB's per-CPU sheaves.
+//!
+//! # Locking
+//!
+//! `cpu[i]` (one per CPU modulo `PCP_SLOTS`) is taken before `inner`, never after it. Neither is
+//! held while a new slab is taken from the arena (that can sleep). Every access to a slab header
+//! happens under `inner`.
+//!
+//! # Debug mode
+//!
+//! With `slab_debug=1` caches are created with red zones, poison and the allocating call site
+//! (`SlabLayout::new_debug`), and bypass the per-CPU caches so that every allocation and free
+//! passes the checks. Corruption, double frees and foreign pointers are refused (or repaired, for
+//! red zones and poison), counted, and reported in dmesg with the cache name and object index.
+
+use crate::arena::{Arena, Pages, PAGE_SIZE};
+use crate::rkcore::slab::{CacheLists, CpuCache, SlabFreeError, SlabLayout, SlabList, Transition};
+use crate::rkcore::slabinfo::SlabinfoRow;
+use crate::rkcore::slablist::{Headers, SlabLists};
+use kernel::{
+    cpu::CpuId,
+    new_spinlock,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        SpinLock,
+    },
+};
+
+/// Longest cache name (bytes, without the terminating NUL).
+pub(crate) const NAME_MAX: usize = 31;
+/// Number of per-CPU object caches; CPU `n` uses `n % CPU_SLOTS`.
+const CPU_SLOTS: usize = 16;
+/// Capacity of one per-CPU object cache.
+const CPU_CAP: usize = 64;
+/// Objects a per-CPU cache holds before it drains...
+const CPU_LIMIT: usize = 32;
+/// ...and moves at a time.
+const CPU_BATCH: usize = 16;
+/// Problems reported in dmesg per cache before the reports are only counted.
+const MAX_REPORTS: u32 = 5;
+
+/// Counters of one cache.
+pub(crate) struct CacheStats {
+    pub(crate) allocs: Atomic<u64>,
+    pub(crate) frees: Atomic<u64>,
+    pub(crate) cpu_hits: Atomic<u64>,
+    pub(crate) slabs_new: Atomic<u64>,
+    pub(crate) slabs_released: Atomic<u64>,
+    pub(crate) bad_frees: Atomic<u64>,
+    pub(crate) corruptions: Atomic<u64>,
+}
+
+fn inc(c: &Atomic<u64>) {
+    c.add(1, Relaxed);
+}
+
+/// Why a free was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CacheFreeError {
+    /// Not an address of the arena.
+    Foreign,
+    /// In the arena but not an object of this cache (another cache's slab, a header, padding).
+    NotAnObject,
+    /// The object is free already.
+    DoubleFree,
+}
+
+struct Inner {
+    counts: CacheLists,
+    lists: SlabLists,
+    seq: u64,
+}
+
+/// Slab headers reached by address.
+///
+/// # Invariants
+///
+/// Only used under the cache's `inner` lock, with addresses of slabs of this cache (on its lists,
+/// or just initialised and about to be put on one): each is the start of a live slab of
+/// `layout.slab_bytes()` bytes taken from the arena, whose first `layout.header_bytes()` bytes
+/// only the cache touches, under that lock.
+struct SlabHeaders<'a> {
+    layout: &'a SlabLayout,
+}
+
+impl Headers for SlabHeaders<'_> {
+    fn header(&mut self, slab: u64) -> &mut [u8] {
+        // SAFETY: by the type invariant `slab` is the start of a live slab of this cache, its
+        // header bytes are touched by nobody else while `inner` is held, and `header_bytes` is
+        // within the slab.
+        unsafe {
+            core::slice::from_raw_parts_mut(slab as usize as *mut u8, self.layout.header_bytes())
+        }
+    }
+}
+
+/// A slab cache.
+///
+/// # Invariants
+///
+/// Every slab on `inner.lists` was taken from the arena with `layout.order()` and initialised
+/// for this cache (`layout.init` with `id`); `inner.counts` counts them per list. Objects in the
+/// per-CPU caches are allocated in their slabs' bitmaps.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Cache {
+    pub(crate) id: u32,
+    name: [u8; NAME_MAX],
+    name_len: usize,
+    pub(crate) layout: SlabLayout,
+    ctor: Option<u8>,
+    use_cpu: bool,
+    #[pin]
+    inner: SpinLock<Inner>,
+    #[pin]
+    cpu: [SpinLock<CpuCache<CPU_CAP>>; CPU_SLOTS],
+    pub(crate) stats: CacheStats,
+    reports: Atomic<u32>,
+    /// The owning open file (0: the module's own size-class caches).
+    pub(crate) owner: u64,
+    arena: &'static Arena,
+}
+
+impl Cache {
+    /// A cache of `size`-byte objects aligned to `align`. `ctor`: a byte every new object is
+    /// filled with (a constructor, as with `kmem_cache_create`). Errors: `EINVAL` for a bad
+    /// name, size or alignment.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        arena: &'static Arena,
+        id: u32,
+        name: &[u8],
+        size: usize,
+        align: usize,
+        ctor: Option<u8>,
+        debug: bool,
+        owner: u64,
+    ) -> Result<impl PinInit<Self, Error>> {
+        if name.is_empty()
+            || name.len() > NAME_MAX
+            || !name
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"_-.".contains(c))
+        {
+            return Err(EINVAL);
+        }
+        let layout = if debug {
+            SlabLayout::new_debug(size, align, PAGE_SIZE, 3)
+        } else {
+            SlabLayout::new(size, align, PAGE_SIZE, 3)
+        }
+        .map_err(|_| EINVAL)?;
+        let mut n = [0u8; NAME_MAX];
+        n[..name.len()].copy_from_slice(name);
+        let cpu = CpuCache::new(CPU_LIMIT, CPU_BATCH).map_err(|_| EINVAL)?;
+        let keep = crate::rkcore::slab::default_keep_empty(size);
+        Ok(try_pin_init!(Self {
+            id,
+            name: n,
+            name_len: name.len(),
+            layout,
+            ctor,
+            use_cpu: !debug,
+            inner <- new_spinlock!(Inner {
+                counts: CacheLists::new(layout.objects(), keep),
+                lists: SlabLists::new(),
+                seq: 0,
+            }, "rkmem_cache"),
+            cpu <- pin_init::pin_init_array_from_fn(|_| new_spinlock!(cpu.clone(), "rkmem_cache_cpu")),
+            stats: CacheStats {
+                allocs: Atomic::new(0),
+                frees: Atomic::new(0),
+                cpu_hits: Atomic::new(0),
+                slabs_new: Atomic::new(0),
+                slabs_released: Atomic::new(0),
+                bad_frees: Atomic::new(0),
+                corruptions: Atomic::new(0),
+            },
+            reports: Atomic::new(0),
+            owner,
+            arena,
+        }))
+    }
+
+    /// The cache's name.
+    pub(crate) fn name(&self) -> &str {
+        core::str::from_utf8(&self.name[..self.name_len]).unwrap_or("?")
+    }
+
+    /// Bytes a caller may use in each object.
+    pub(crate) fn object_size(&self) -> usize {
+        self.layout.object_size()
+    }
+
+    fn cpu_cache(&self) -> &SpinLock<CpuCache<CPU_CAP>> {
+        &self.cpu[CpuId::current().as_u32() as usize % CPU_SLOTS]
+    }
+
+    /// Allocates an object; returns its kernel virtual address.
+    pub(crate) fn alloc(&self, may_sleep: bool) -> Result<usize> {
+        loop {
+            let got = if self.use_cpu {
+                let mut cpu = self.cpu_cache().lock();
+                if let Some(obj) = cpu.pop() {
+                    inc(&self.stats.cpu_hits);
+                    Some(obj)
+                } else {
+                    let mut buf = [0usize; CPU_BATCH];
+                    let n = self.take_from_slabs(&mut buf[..cpu.refill_count().min(CPU_BATCH)]);
+                    if let Some(src) = buf.get(..n) {
+                        cpu.refill(src);
+                    }
+                    cpu.pop()
+                }
+            } else {
+                let mut one = [0usize; 1];
+                (self.take_from_slabs(&mut one) == 1).then_some(one[0])
+            };
+            if let Some(obj) = got {
+                if self.layout.is_debug() {
+                    self.debug_on_alloc(obj);
+                } else if let Some(b) = self.ctor {
+                    // Constructed at slab creation; objects come back constructed only if their
+                    // users restore them, so (unlike SLUB) rkmem re-applies the constructor.
+                    self.fill(obj, b);
+                }
+                inc(&self.stats.allocs);
+                return Ok(obj);
+            }
+            self.new_slab(may_sleep)?;
+        }
+    }
+
+    fn fill(&self, obj: usize, byte: u8) {
+        // SAFETY: `obj` is an object this cache is handing out: nobody else holds it, and it
+        // spans `object_size` bytes inside its slab.
+        unsafe { core::ptr::write_bytes(obj as *mut u8, byte, self.object_size()) };
+    }
+
+    /// Allocates up to `out.len()` objects from the slabs (partial first, then empty); never takes
+    /// a new slab. Returns how many it took.
+    fn take_from_slabs(&self, out: &mut [usize]) -> usize {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let layout = &self.layout;
+        let mut h = SlabHeaders { layout };
+        let mut taken = 0;
+        while taken < out.len() {
+            let (list, slab) = match (
+                inner.lists.first(SlabList::Partial),
+                inner.lists.first(SlabList::Empty),
+            ) {
+                (Some(s), _) => (SlabList::Partial, s),
+                (None, Some(s)) => (SlabList::Empty, s),
+                (None, None) => break,
+            };
+            let hdr = h.header(slab);
+            let before = layout.in_use(hdr);
+            let color = layout.header_color(hdr);
+            let mut idx = [0u32; CPU_BATCH];
+            let want = (out.len() - taken).min(CPU_BATCH);
+            let n = layout.alloc_bulk(hdr, &mut idx[..want]);
+            let after = layout.in_use(hdr);
+            for i in &idx[..n] {
+                if let Some(off) = layout.object_offset(color, *i) {
+                    out[taken] = slab as usize + off;
+                    taken += 1;
+                }
+            }
+            let t = inner.counts.transition(before, after);
+            if let Some(m) = t.moved {
+                inner.lists.move_to(layout, &mut h, m.from, m.to, slab);
+            } else if n == 0 {
+                // Cannot happen (the lists say the slab has room); do not spin on it.
+                let _ = list;
+                break;
+            }
+        }
+        taken
+    }
+
+    /// Takes a new slab from the arena and puts it on the empty list.
+    fn new_slab(&self, may_sleep: bool) -> Result {
+        let pages = self.arena.alloc(self.layout.order(), may_sleep)?;
+        let slab = self.arena.addr_of(pages.first());
+        let seq = {
+            let mut inner = self.inner.lock();
+            inner.seq += 1;
+            inner.seq
+        };
+        let color = self.layout.color_offset(seq);
+        {
+            let mut h = SlabHeaders {
+                layout: &self.layout,
+            };
+            // The slab is ours alone until it is on a list; the headers invariant holds.
+            if self
+                .layout
+                .init(h.header(slab as u64), color, self.id)
+                .is_err()
+            {
+                let _ = self.arena.free(pages);
+                return Err(EINVAL);
+            }
+        }
+        for i in 0..self.layout.objects() {
+            if self.layout.is_debug() {
+                if let Some(off) = self.layout.slot_offset(color, i) {
+                    // SAFETY: the slot lies inside the new slab, which nobody else can reach yet.
+                    let slot = unsafe {
+                        core::slice::from_raw_parts_mut(
+                            (slab + off) as *mut u8,
+                            self.layout.stride(),
+                        )
+                    };
+                    let _ = self.layout.debug_init(slot);
+                }
+            } else if let (Some(b), Some(off)) = (self.ctor, self.layout.object_offset(color, i)) {
+                self.fill(slab + off, b);
+            }
+        }
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let mut h = SlabHeaders {
+            layout: &self.layout,
+        };
+        self.arena.set_tag(pages, self.id + 1);
+        inner
+            .lists
+            .push(&self.layout, &mut h, SlabList::Empty, slab as u64);
+        inner.counts.slab_added();
+        inc(&self.stats.slabs_new);
+        Ok(())
+    }
+
+    /// Frees the object at `obj`. In debug mode every check runs; otherwise the object goes to
+    /// the per-CPU cache and is checked when it is drained to its slab.
+    pub(crate) fn free(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
+        if self.use_cpu {
+            let mut cpu = self.cpu_cache().lock();
+            if cpu.push(obj).is_ok() {
+                inc(&self.stats.frees);
+                return Ok(());
+            }
+            let mut out = [0usize; CPU_BATCH];
+            let n = cpu.drain(&mut out);
+            let r = cpu.push(obj);
+            drop(cpu);
+            for o in &out[..n] {
+                // Refusals are counted and reported inside; the rest of the batch goes on.
+                let _ = self.return_to_slab(*o);
+            }
+            if r.is_err() {
+                return self.return_to_slab(obj);
+            }
+            inc(&self.stats.frees);
+            Ok(())
+        } else {
+            self.return_to_slab(obj)?;
+            inc(&self.stats.frees);
+            Ok(())
+        }
+    }
+
+    /// Clears `obj`'s bit in its slab, moves the slab between lists and gives an empty slab
+    /// beyond the kept ones back to the arena.
+    fn return_to_slab(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
+        let layout = &self.layout;
+        let slab = obj & !(layout.slab_bytes() - 1);
+        // Where the pointer belongs is decided from the arena's page tags, without reading the
+        // memory it points to: only a slab of this cache is ever touched.
+        let Some(page) = self.arena.page_of(slab) else {
+            return Err(self.bad_free(obj, CacheFreeError::Foreign, None));
+        };
+        let release = {
+            let mut inner = self.inner.lock();
+            let inner = &mut *inner;
+            // Checked under `inner`: a slab of this cache is tagged while it is on the lists.
+            if self.arena.tag_of(page) != self.id + 1 {
+                return Err(self.bad_free(obj, CacheFreeError::NotAnObject, None));
+            }
+            let mut h = SlabHeaders { layout };
+            // The page is tagged with this cache and `slab` is aligned to the slab size, so it
+            // is the start of one of this cache's slabs: the headers invariant holds.
+            let hdr = h.header(slab as u64);
+            let index = match layout.locate(hdr, self.id, obj - slab) {
+                Ok(i) => i,
+                Err(SlabFreeError::DoubleFree { index }) => {
+                    return Err(self.bad_free(obj, CacheFreeError::DoubleFree, Some(index)))
+                }
+                Err(_) => return Err(self.bad_free(obj, CacheFreeError::NotAnObject, None)),
+            };
+            let color = layout.header_color(hdr);
+            if layout.is_debug() {
+                self.debug_on_free(slab, color, index);
+            }
+            let hdr = h.header(slab as u64);
+            let before = layout.in_use(hdr);
+            if layout.free(hdr, index).is_err() {
+                return Err(self.bad_free(obj, CacheFreeError::DoubleFree, Some(index)));
+            }
+            let after = layout.in_use(hdr);
+            let t: Transition = inner.counts.transition(before, after);
+            if let Some(m) = t.moved {
+                inner
+                    .lists
+                    .move_to(layout, &mut h, m.from, m.to, slab as u64);
+            }
+            if t.release {
+                inner
+                    .lists
+                    .remove(layout, &mut h, SlabList::Empty, slab as u64);
+                inner.counts.slab_released();
+            }
+            t.release
+        };
+        if release {
+            self.release_slab(slab);
+        }
+        Ok(())
+    }
+
+    fn release_slab(&self, slab: usize) {
+        if let Some(page) = self.arena.page_of(slab) {
+            let pages = Pages::Order {
+                page,
+                order: self.layout.order(),
+            };
+            self.arena.set_tag(pages, 0);
+            let _ = self.arena.free(pages);
+            inc(&self.stats.slabs_released);
+        }
+    }
+
+    fn bad_free(&self, obj: usize, e: CacheFreeError, index: Option<u32>) -> CacheFreeError {
+        inc(&self.stats.bad_frees);
+        let what = match e {
+            CacheFreeError::Foreign => "pointer outside rkmem's arena",
+            CacheFreeError::NotAnObject => "pointer that is not an object of this cache",
+            CacheFreeError::DoubleFree => "double free",
+        };
+        let _ = obj;
+        if self.may_report() {
+            match index {
+                Some(i) => pr_warn!("cache {}: refused {} of object {}\n", self.name(), what, i),
+                None => pr_warn!("cache {}: refused free of a {}\n", self.name(), what),
+            }
+        }
+        e
+    }
+
+    /// Reports are printed for the first [`MAX_REPORTS`] problems of a cache, then only counted.
+    fn may_report(&self) -> bool {
+        let n = self.reports.fetch_add(1, Relaxed);
+        if n == MAX_REPORTS {
+            pr_warn!(
+                "cache {}: further reports suppressed (see /proc/rkmem/stats)\n",
+                self.name()
+            );
+        }
+        n < MAX_REPORTS
+    }
+
+    fn debug_on_alloc(&self, obj: usize) {
+        let layout = &self.layout;
+        let slot = obj - layout.object_in_slot();
+        // SAFETY: the object was just taken from its slab by this cache: its slot is ours.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(slot as *mut u8, layout.stride()) };
+        if let Err(c) = layout.debug_on_alloc(bytes, 0) {
+            inc(&self.stats.corruptions);
+            if self.may_report() {
+                pr_err!(
+                    "cache {}: {} in a free object found on allocation (repaired)\n",
+                    self.name(),
+                    format_args!("{c}")
+                );
+            }
+            let _ = layout.debug_init(bytes);
+            let _ = layout.debug_on_alloc(bytes, 0);
+        }
+        if let Some(b) = self.ctor {
+            self.fill(obj, b);
+        }
+    }
+
+    fn debug_on_free(&self, slab: usize, color: u32, index: u32) {
+        let layout = &self.layout;
+        let Some(off) = layout.slot_offset(color, index) else {
+            return;
+        };
+        // SAFETY: the object is allocated in its slab (checked by `locate`) and is being freed
+        // by its holder: nobody else uses its slot now.
+        let bytes =
+            unsafe { core::slice::from_raw_parts_mut((slab + off) as *mut u8, layout.stride()) };
+        if let Err(c) = layout.debug_on_free(bytes) {
+            inc(&self.stats.corruptions);
+            if self.may_report() {
+                pr_err!(
+                    "cache {}: object {}: {} (repaired)\n",
+                    self.name(),
+                    index,
+                    format_args!("{c}")
+                );
+            }
+            let _ = layout.debug_init(bytes);
+        }
+    }
+
+    /// Empties the per-CPU caches into the slabs; returns the objects moved.
+    pub(crate) fn drain_cpu(&self) -> usize {
+        let mut moved = 0;
+        for c in self.cpu.iter() {
+            let mut out = [0usize; CPU_CAP];
+            let n = c.lock().drain_all(&mut out);
+            for o in &out[..n] {
+                let _ = self.return_to_slab(*o);
+            }
+            moved += n;
+        }
+        moved
+    }
+
+    /// Gives every empty slab back to the arena; returns how many.
+    pub(crate) fn release_empty(&self) -> usize {
+        let mut released = 0;
+        loop {
+            let slab = {
+                let mut inner = self.inner.lock();
+                let inner = &mut *inner;
+                let Some(slab) = inner.lists.first(SlabList::Empty) else {
+                    break;
+                };
+                let mut h = SlabHeaders {
+                    layout: &self.layout,
+                };
+                inner
+                    .lists
+                    .remove(&self.layout, &mut h, SlabList::Empty, slab);
+                inner.counts.slab_released();
+                slab
+            };
+            self.release_slab(slab as usize);
+            released += 1;
+        }
+        released
+    }
+
+    /// Objects in use (per-CPU cached objects count as free).
+    pub(crate) fn objects_in_use(&self) -> u64 {
+        let cached: usize = self.cpu.iter().map(|c| c.lock().len()).sum();
+        self.inner
+            .lock()
+            .counts
+            .objects_in_use()
+            .saturating_sub(cached as u64)
+    }
+
+    /// This cache's row of `/proc/rkmem/slabinfo`.
+    pub(crate) fn slabinfo_row(&self) -> SlabinfoRow<'_> {
+        let counts = self.inner.lock().counts;
+        let row = SlabinfoRow::from_cache(self.name(), &self.layout, &counts);
+        if self.use_cpu {
+            row.with_tunables(CPU_LIMIT as u32, CPU_BATCH as u32)
+        } else {
+            row
+        }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Cache {
+    fn drop(self: Pin<&mut Self>) {
+        self.drain_cpu();
+        let in_use = self.inner.lock().counts.objects_in_use();
+        if in_use != 0 {
+            pr_warn!(
+                "cache {}: destroyed with {} object(s) in use\n",
+                self.name(),
+                in_use
+            );
+        }
+        self.release_empty();
+        // Slabs still holding objects go back too: the cache is gone and so are its users.
+        for list in [SlabList::Partial, SlabList::Full] {
+            loop {
+                let slab = {
+                    let mut inner = self.inner.lock();
+                    let inner = &mut *inner;
+                    let Some(slab) = inner.lists.first(list) else {
+                        break;
+                    };
+                    let mut h = SlabHeaders {
+                        layout: &self.layout,
+                    };
+                    inner.lists.remove(&self.layout, &mut h, list, slab);
+                    slab
+                };
+                self.release_slab(slab as usize);
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The slab caches of the module: rkmalloc's size classes (created at load) and the caches
+//! user space creates through `/dev/rkmem` (owned by the open file that made them).
+
+use crate::arena::{Arena, Pages};
+use crate::cache::Cache;
+use crate::rkcore::sizeclass::{self, Route, CLASS_NAMES, CLASS_SIZES};
+use crate::rkcore::slabinfo;
+use core::fmt;
+use kernel::{
+    prelude::*,
+    sync::{Arc, Mutex, SetOnce},
+};
+
+/// First id of a user cache; the size classes use 1..=12.
+const FIRST_USER_ID: u32 = 100;
+/// Most user caches alive at once.
+const MAX_USER_CACHES: usize = 256;
+
+/// The user caches.
+pub(crate) struct Registry {
+    caches: KVec<Arc<Cache>>,
+    next_id: u32,
+}
+
+impl Registry {
+    /// No caches.
+    pub(crate) const fn new() -> Registry {
+        Registry {
+            caches: KVec::new(),
+            next_id: FIRST_USER_ID,
+        }
+    }
+}
+
+/// rkmalloc's size-class caches, indexed like [`CLASS_SIZES`].
+pub(crate) type Classes = SetOnce<KVec<Arc<Cache>>>;
+
+/// Creates the size-class caches.
+pub(crate) fn create_classes(classes: &Classes, arena: &'static Arena, debug: bool) -> Result {
+    let mut v = KVec::with_capacity(CLASS_SIZES.len(), GFP_KERNEL)?;
+    for (i, (size, name)) in CLASS_SIZES.iter().zip(CLASS_NAMES.iter()).enumerate() {
+        let align = sizeclass::class_align(i).ok_or(EINVAL)?;
+        let c = Arc::pin_init(
+            Cache::new(
+                arena,
+                i as u32 + 1,
+                name.as_bytes(),
+                *size,
+                align,
+                None,
+                debug,
+                0,
+            )?,
+            GFP_KERNEL,
+        )?;
+        v.push(c, GFP_KERNEL)?;
+    }
+    if !classes.populate(v) {
+        return Err(EBUSY);
+    }
+    Ok(())
+}
+
+/// What rkmalloc handed out.
+pub(crate) enum RkAlloc {
+    /// An object of a size-class cache.
+    Object(Arc<Cache>, usize),
+    /// Whole pages of the arena.
+    Pages(Pages),
+    /// vmalloc memory, for sizes beyond the largest buddy block.
+    Vmalloc(VVec<u8>),
+}
+
+/// rkmalloc: a size class for small sizes, exact pages up to 4 MiB, vmalloc beyond (like
+/// kvmalloc). `EINVAL` for 0 or more than `RKMEM_RKMALLOC_MAX` bytes.
+pub(crate) fn rkmalloc(
+    classes: &Classes,
+    arena: &Arena,
+    size: u64,
+    may_sleep: bool,
+) -> Result<RkAlloc> {
+    if size > crate::uapi::RKMEM_RKMALLOC_MAX {
+        return Err(EINVAL);
+    }
+    let size = usize::try_from(size).map_err(|_| EINVAL)?;
+    match sizeclass::class_for(size).map_err(|_| EINVAL)? {
+        Route::Slab(class) => {
+            let c = classes.as_ref().and_then(|v| v.get(class)).ok_or(ENODEV)?;
+            let obj = c.alloc(may_sleep)?;
+            Ok(RkAlloc::Object(c.clone(), obj))
+        }
+        Route::Pages(n) => Ok(RkAlloc::Pages(arena.alloc_exact(n, may_sleep)?)),
+        Route::Vmalloc => Ok(RkAlloc::Vmalloc(VVec::from_elem(0u8, size, GFP_KERNEL)?)),
+    }
+}
+
+/// Creates a user cache owned by `owner`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn create(
+    reg: &Mutex<Registry>,
+    arena: &'static Arena,
+    name: &[u8],
+    size: usize,
+    align: usize,
+    ctor: Option<u8>,
+    debug: bool,
+    owner: u64,
+) -> Result<Arc<Cache>> {
+    if size == 0 || size > crate::uapi::RKMEM_CACHE_SIZE_MAX as usize {
+        return Err(EINVAL);
+    }
+    let mut r = reg.lock();
+    if r.caches.len() >= MAX_USER_CACHES {
+        return Err(ENOSPC);
+    }
+    let taken = r.caches.iter().any(|c| c.name().as_bytes() == name)
+        || CLASS_NAMES.iter().any(|n| n.as_bytes() == name);
+    if taken {
+        return Err(EEXIST);
+    }
+    let id = r.next_id;
+    let c = Arc::pin_init(
+        Cache::new(arena, id, name, size, align, ctor, debug, owner)?,
+        GFP_KERNEL,
+    )?;
+    r.caches.push(c.clone(), GFP_KERNEL)?;
+    r.next_id = id.checked_add(1).ok_or(ENOSPC)?;
+    Ok(c)
+}
+
+/// The cache `id` of `owner`.
+pub(crate) fn find(reg: &Mutex<Registry>, id: u32, owner: u64) -> Option<Arc<Cache>> {
+    reg.lock()
+        .caches
+        .iter()
+        .find(|c| c.id == id && c.owner == owner)
+        .cloned()
+}
+
+/// Destroys cache `id` of `owner`: `ENOENT` if there is none, `EBUSY` (and a report of the
+/// leak) while objects of it are allocated.
+pub(crate) fn destroy(reg: &Mutex<Registry>, id: u32, owner: u64) -> Result {
+    let mut r = reg.lock();
+    let pos = r
+        .caches
+        .iter()
+        .position(|c| c.id == id && c.owner == owner)
+        .ok_or(ENOENT)?;
+    let c = &r.caches[pos];
+    c.drain_cpu();
+    let live = c.objects_in_use();
+    if live != 0 {
+        pr_warn!(
+            "cache {}: destroy refused, {} object(s) still allocated (leak)\n",
+            c.name(),
+            live
+        );
+        return Err(EBUSY);
+    }
+    // The last reference goes with the file's handles (none left: no live objects), so the
+    // cache and its slabs are freed here.
+    r.caches.remove(pos)?;
+    Ok(())
+}
+
+/// Destroys every cache of `owner` (its file is being closed; its objects are freed already).
+pub(crate) fn destroy_owned(reg: &Mutex<Registry>, owner: u64) {
+    let mut r = reg.lock();
+    r.caches.retain(|c| c.owner != owner);
+}
+
+/// Trims every cache: per-CPU objects back to their slabs, empty slabs back to the arena.
+pub(crate) fn trim(classes: &Classes, reg: &Mutex<Registry>) -> usize {
+    let mut released = 0;
+    for c in classes.as_ref().into_iter().flatten() {
+        c.drain_cpu();
+        released += c.release_empty();
+    }
+    for c in reg.lock().caches.iter() {
+        c.drain_cpu();
+        released += c.release_empty();
+    }
+    released
+}
+
+/// Renders `/proc/rkmem/slabinfo` in the format of `/proc/slabinfo` version 2.1.
+pub(crate) fn show_slabinfo(
+    w: &mut impl fmt::Write,
+    classes: &Classes,
+    reg: &Mutex<Registry>,
+) -> fmt::Result {
+    w.write_str(slabinfo::SLABINFO_HEADER)?;
+    let r = reg.lock();
+    for c in r.caches.iter().rev() {
+        slabinfo::write_row(w, &c.slabinfo_row())?;
+    }
+    for c in classes.as_ref().into_iter().flatten().rev() {
+        slabinfo::write_row(w, &c.slabinfo_row())?;
+    }
+    Ok(())
+}

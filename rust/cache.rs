@@ -159,12 +159,14 @@ impl Cache {
         .map_err(|_| EINVAL)?;
         let mut n = [0u8; NAME_MAX];
         n[..name.len()].copy_from_slice(name);
+        // Computed here: inside `try_pin_init!`, `name` names the field initialised above.
+        let name_len = name.len();
         let cpu = CpuCache::new(CPU_LIMIT, CPU_BATCH).map_err(|_| EINVAL)?;
         let keep = crate::rkcore::slab::default_keep_empty(size);
         Ok(try_pin_init!(Self {
             id,
             name: n,
-            name_len: name.len(),
+            name_len,
             layout,
             ctor,
             use_cpu: !debug,

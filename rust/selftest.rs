@@ -153,12 +153,24 @@ pub(crate) fn run_slab(arena: &'static Arena, debug: bool, o: &mut Outcome) -> R
         // SAFETY: `b` was freed just above; its slot stays in the slab (the cache is alive),
         // and nothing else uses it until the next allocation, below.
         unsafe { core::ptr::write_volatile(b as *mut u8, 0x42) };
-        let again = c.alloc(true)?;
+        // First-fit hands out lower free objects first: allocate until `b` comes back.
+        let mut got = KVec::with_capacity(c.layout.objects() as usize, GFP_KERNEL)?;
+        for _ in 0..c.layout.objects() {
+            let x = c.alloc(true)?;
+            got.push(x, GFP_KERNEL)?;
+            if x == b {
+                break;
+            }
+        }
+        o.check("freed object handed out again", got.last() == Some(&b));
         o.check(
             "write after free detected",
             st.corruptions.load(Relaxed) == corrupt + 1,
         );
-        o.check("repaired object handed out", c.free(again).is_ok());
+        o.check(
+            "repaired objects freed",
+            got.iter().all(|x| c.free(*x).is_ok()),
+        );
     } else {
         o.check("free of the second object", c.free(b).is_ok());
     }

@@ -102,7 +102,7 @@ pub const RKMEM_PAGES_EXACT: u32 = 1 << 0;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RkmemPagesAlloc {
-    /// In: order of the block, `0..=RKMEM_MAX_ORDER` (ignored with [`RKMEM_PAGES_EXACT`]).
+    /// In: order of the block, `0..=RKMEM_MAX_ORDER`; zero with [`RKMEM_PAGES_EXACT`].
     pub order: u32,
     /// In: `RKMEM_PAGES_*` flags; unknown bits are `EINVAL`.
     pub flags: u32,

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # What `make run` shows: the module loaded, its /proc files, an ioctl round
-# trip, and a clean unload.
+# trip, the buddy allocator splitting and coalescing blocks (rkmemctl pages
+# demo), and a clean unload.
 set -e
 show() {
 	echo
@@ -15,6 +16,12 @@ show ls -l /dev/rkmem /proc/rkmem
 show cat /proc/rkmem/stats
 show rkmemctl version
 show rkmemctl stats
+show cat /proc/rkmem/buddyinfo
+show cat /proc/rkmem/extfrag
+show rkmemctl pages demo
+show rkmemctl pages alloc --order 5 --count 3 --map
+show cat /proc/rkmem/buddyinfo
+show cat /proc/rkmem/extfrag
 show rmmod rkmem
 show ls /proc/rkmem /dev/rkmem 2>&1 || true
 echo

@@ -61,6 +61,31 @@ unload() {
 	rmmod rkmem
 }
 
+stat_value() {
+	sed -n "s/^$1 //p" /proc/rkmem/stats
+}
+
+# The /proc/rkmem/buddyinfo of an idle arena right after load, in the kernel's
+# layout ("Node %d, zone %8s " then "%6lu " per order 0..10): one free order-10
+# block per 4 MiB of arena_initial_mb. Without the trailing newline, like $(cat).
+load_time_buddyinfo() {
+	initial=$(stat_value arena_initial_mb)
+	printf 'Node 0, zone %8s ' rkmem
+	for o in 0 1 2 3 4 5 6 7 8 9; do
+		printf '%6d ' 0
+	done
+	printf '%6d ' $((initial / 4))
+}
+
+# Drains the per-CPU caches and gives arena blocks above arena_initial_mb back,
+# then checks that buddyinfo is the load-time value. $1 says after what.
+buddyinfo_back_to_load_time() {
+	rkmemctl trim >/tmp/trim.out 2>&1 || fail "rkmemctl trim failed: $(cat /tmp/trim.out)" || return
+	now=$(cat /proc/rkmem/buddyinfo)
+	want=$(load_time_buddyinfo)
+	[ "$now" = "$want" ] || fail "after $1 and trim buddyinfo is '$now', want '$want'"
+}
+
 # Kernel reports that fail any run: warnings, oopses, sanitizer and lockdep
 # reports, leaks.
 BAD_DMESG='WARNING:|BUG:|Oops|general protection|KASAN|KFENCE|UBSAN|kmemleak: [0-9]+ new suspected|possible recursive locking|possible circular locking|inconsistent lock state|sleeping function called from invalid context|Call Trace'

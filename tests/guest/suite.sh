@@ -8,6 +8,10 @@
 KMEMLEAK=/sys/kernel/debug/kmemleak
 [ -f "$KMEMLEAK" ] && echo clear >"$KMEMLEAK"
 dmesg -c >/dev/null
+# What buddyinfo says before anything used the module.
+BUDDY_AT_LOAD=$(cat /proc/rkmem/buddyinfo 2>&1)
+# Seconds of `rkmemctl stress pages` (TCG emulates every instruction: keep it short).
+STRESS_SECONDS=${STRESS_SECONDS:-10}
 
 test_loaded_entries_exist() {
 	is_loaded || fail "rkmem not in /proc/modules" || return
@@ -40,6 +44,102 @@ test_ioctl_interface() {
 	cat /tmp/rkmemctl.out
 	add_counts /tmp/rkmemctl.out
 	[ $rc = 0 ] || fail "rkmemctl test exited $rc"
+}
+
+test_buddyinfo_at_load() {
+	want=$(load_time_buddyinfo)
+	[ "$BUDDY_AT_LOAD" = "$want" ] || fail "buddyinfo right after load is '$BUDDY_AT_LOAD', want '$want'"
+}
+
+test_buddyinfo_format() {
+	f=/proc/rkmem/buddyinfo
+	[ -r $f ] || fail "$f is missing" || return
+	lines=$(wc -l <$f)
+	[ "$lines" = 1 ] || fail "$f has $lines lines, want 1" || return
+	# "Node %d, zone %8s " then "%6lu " for each order 0..10, then the newline.
+	grep -qE '^Node 0, zone    rkmem ([ 0-9]{5}[0-9] ){11}$' $f ||
+		fail "not the kernel's buddyinfo layout: '$(cat $f)'" || return
+	grep -qE '^Node 0, zone    rkmem ( *[0-9]+ ){11}$' $f ||
+		fail "fields are not numbers: '$(cat $f)'"
+}
+
+test_extfrag_format() {
+	f=/proc/rkmem/extfrag
+	[ -r $f ] || fail "$f is missing" || return
+	lines=$(wc -l <$f)
+	[ "$lines" = 6 ] || fail "$f has $lines lines, want 6: $(cat $f)" || return
+	n=0
+	for re in '^arena_pages [0-9]+$' '^arena_mib [0-9]+$' '^free_pages [0-9]+$' \
+		'^largest_free_order (-1|[0-9]+)$' \
+		'^unusable Node 0, zone    rkmem ([0-9]+\.[0-9]{3} ){11}$' \
+		'^extfrag Node 0, zone    rkmem (( [0-9]|-[0-9]|[0-9]{2,})\.-?[0-9]{3} ){11}$'; do
+		n=$((n + 1))
+		sed -n "${n}p" $f | grep -qE "$re" || fail "line $n '$(sed -n "${n}p" $f)' does not match $re" || return
+	done
+	# Idle, after a trim: the whole arena_initial_mb is free in order-10 blocks.
+	rkmemctl trim >/dev/null || fail "rkmemctl trim failed" || return
+	initial=$(stat_value arena_initial_mb)
+	[ "$initial" -gt 0 ] || return 0
+	zeros="0.000 0.000 0.000 0.000 0.000 0.000 0.000 0.000 0.000 0.000 0.000 "
+	minus="-1.000 -1.000 -1.000 -1.000 -1.000 -1.000 -1.000 -1.000 -1.000 -1.000 -1.000 "
+	want="arena_pages $((initial * 256))
+arena_mib $initial
+free_pages $((initial * 256))
+largest_free_order 10
+unusable Node 0, zone    rkmem $zeros
+extfrag Node 0, zone    rkmem $minus"
+	now=$(cat $f)
+	[ "$now" = "$want" ] || fail "idle extfrag is '$now', want '$want'"
+}
+
+test_stress_pages() {
+	rkmemctl stress pages --seconds "$STRESS_SECONDS" >/tmp/stress.out 2>&1
+	rc=$?
+	cat /tmp/stress.out
+	[ $rc = 0 ] || fail "rkmemctl stress pages exited $rc: $(grep -E 'FAIL|rkmemctl:' /tmp/stress.out | head -n 5)" || return
+	ncpu=$(grep -c ^processor /proc/cpuinfo)
+	grep -q "^stress pages: $ncpu threads" /tmp/stress.out || fail "not one thread per CPU ($ncpu)" || return
+	grep -q '^stress pages: ok' /tmp/stress.out || fail "no 'stress pages: ok' line" || return
+	buddyinfo_back_to_load_time "rkmemctl stress pages"
+}
+
+test_killed_holder_frees_everything() {
+	open_before=$(stat_value open_files)
+	rkmemctl pages hold --order 3 --count 50 >/tmp/hold.out 2>&1 &
+	pid=$!
+	i=0
+	while ! grep -q '^holding' /tmp/hold.out; do
+		if ! kill -0 $pid 2>/dev/null; then
+			fail "rkmemctl pages hold exited early: $(cat /tmp/hold.out)"
+			return
+		fi
+		i=$((i + 1))
+		if [ $i -gt 600 ]; then
+			kill -9 $pid
+			fail "no 'holding' line from rkmemctl pages hold after 60 s"
+			return
+		fi
+		sleep 0.1
+	done
+	held=$(cat /proc/rkmem/buddyinfo)
+	open_held=$(stat_value open_files)
+	kill -9 $pid
+	wait $pid 2>/dev/null
+	[ "$held" != "$(load_time_buddyinfo)" ] || fail "buddyinfo did not change while 50 order-3 blocks were held" || return
+	[ "$open_held" = $((open_before + 1)) ] || fail "open_files $open_held while holding, $open_before before" || return
+	open_after=$(stat_value open_files)
+	[ "$open_after" = "$open_before" ] || fail "open_files $open_after after kill -9, $open_before before" || return
+	buddyinfo_back_to_load_time "kill -9 of a process holding 50 order-3 blocks"
+}
+
+test_map_command() {
+	rkmemctl map >/tmp/map.out 2>&1 || fail "rkmemctl map failed: $(cat /tmp/map.out)" || return
+	grep -qE '^arena: [0-9]+ of [0-9]+ slots present' /tmp/map.out || fail "no arena line: $(cat /tmp/map.out)" || return
+	grep -qE '^slot [0-9]+ +[|][.#=: ]{64}[|]$' /tmp/map.out || fail "no slot bar: $(cat /tmp/map.out)" || return
+	# An idle slot is one free 4 MiB block; with a block held it is split.
+	grep -qE '^ +F4M$' /tmp/map.out || fail "no wholly free slot in an idle arena: $(cat /tmp/map.out)" || return
+	rkmemctl pages alloc --order 4 --map >/tmp/map.out 2>&1 || fail "rkmemctl pages alloc --map failed: $(cat /tmp/map.out)" || return
+	grep -qE '^ +U64K F64K F128K F256K F512K F1M F2M$' /tmp/map.out || fail "an order-4 block in an idle slot does not split it as expected: $(cat /tmp/map.out)"
 }
 
 test_unload_removes_entries() {
@@ -114,11 +214,33 @@ test_dmesg_clean() {
 	[ -z "$bad" ] || fail "kernel reports: $(dmesg | grep -E -A5 "$BAD_DMESG" | head -n 30)"
 }
 
+# The in-kernel checks again with slab_debug=1: red zones and poison must catch an overrun and
+# a write after free, report them (repaired) and keep the cache usable.
+test_slab_debug_selftest() {
+	unload || fail "rmmod failed" || return
+	load slab_debug=1 || fail "insmod slab_debug=1 failed" || return
+	out=$(rkmemctl test kernel_selftest 2>&1)
+	rc=$?
+	reports=$(dmesg | grep -c "cache rkmem-selftest: .*(repaired)")
+	unload || fail "rmmod after slab_debug=1 failed" || return
+	load || fail "reload failed" || return
+	[ $rc = 0 ] || fail "kernel selftest with slab_debug=1: $out" || return
+	[ "$reports" -ge 2 ] || fail "want 2 repaired-corruption reports in dmesg, got $reports"
+}
+
 t loaded_entries_exist test_loaded_entries_exist
 t dev_mode_0600 test_dev_mode_0600
 t stats_format test_stats_format
 t stats_read_only test_stats_read_only
+t buddyinfo_at_load test_buddyinfo_at_load
+t buddyinfo_format test_buddyinfo_format
+t extfrag_format test_extfrag_format
 t ioctl_interface test_ioctl_interface
+t map_command test_map_command
+t stress_pages_all_cpus test_stress_pages
+t killed_holder_frees_everything test_killed_holder_frees_everything
+t slab_debug_selftest test_slab_debug_selftest
+t unload_after_killed_holder test_unload_removes_entries
 t unload_removes_entries test_unload_removes_entries
 t load_unload_20_times test_load_unload_20_times
 t unload_refused_while_open test_unload_refused_while_open

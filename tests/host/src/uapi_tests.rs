@@ -31,3 +31,179 @@ fn version_struct_has_no_holes() {
     assert_eq!(offset_of!(RkmemVersion, features), 12);
     assert_eq!(size_of::<RkmemVersion>(), 16);
 }
+
+// The buddy allocator's ioctls. Each number is written out by hand from the encoding of
+// include/uapi/asm-generic/ioctl.h: dir << 30 | size << 16 | type 0xB9 << 8 | nr, with dir
+// 1 = _IOW, 2 = _IOR, 3 = _IOWR.
+
+#[test]
+fn pages_alloc_ioctl_number_matches_iowr() {
+    // _IOWR(0xB9, 0x10, struct rkmem_pages_alloc): 32 bytes.
+    assert_eq!(
+        RKMEM_IOC_PAGES_ALLOC,
+        (3 << 30) | (32 << 16) | (0xB9 << 8) | 0x10
+    );
+    assert_eq!(RKMEM_IOC_PAGES_ALLOC, 0xc020_b910);
+}
+
+#[test]
+fn free_ioctl_number_matches_iow() {
+    // _IOW(0xB9, 0x11, struct rkmem_handle): 8 bytes.
+    assert_eq!(RKMEM_IOC_FREE, (1 << 30) | (8 << 16) | (0xB9 << 8) | 0x11);
+    assert_eq!(RKMEM_IOC_FREE, 0x4008_b911);
+}
+
+#[test]
+fn write_and_read_ioctl_numbers_match_iow() {
+    // Both _IOW(0xB9, nr, struct rkmem_io): user space writes the descriptor; the data moves
+    // through the buffer it points to. 32 bytes.
+    assert_eq!(RKMEM_IOC_WRITE, (1 << 30) | (32 << 16) | (0xB9 << 8) | 0x12);
+    assert_eq!(RKMEM_IOC_WRITE, 0x4020_b912);
+    assert_eq!(RKMEM_IOC_READ, (1 << 30) | (32 << 16) | (0xB9 << 8) | 0x13);
+    assert_eq!(RKMEM_IOC_READ, 0x4020_b913);
+}
+
+#[test]
+fn arena_map_ioctl_number_matches_iowr() {
+    // _IOWR(0xB9, 0x14, struct rkmem_arena_map): 40 bytes.
+    assert_eq!(
+        RKMEM_IOC_ARENA_MAP,
+        (3 << 30) | (40 << 16) | (0xB9 << 8) | 0x14
+    );
+    assert_eq!(RKMEM_IOC_ARENA_MAP, 0xc028_b914);
+}
+
+#[test]
+fn trim_ioctl_number_matches_iowr() {
+    // _IOWR(0xB9, 0x15, struct rkmem_trim): 24 bytes.
+    assert_eq!(RKMEM_IOC_TRIM, (3 << 30) | (24 << 16) | (0xB9 << 8) | 0x15);
+    assert_eq!(RKMEM_IOC_TRIM, 0xc018_b915);
+}
+
+#[test]
+fn ioctl_numbers_are_distinct() {
+    let all = [
+        RKMEM_IOC_VERSION,
+        RKMEM_IOC_PAGES_ALLOC,
+        RKMEM_IOC_FREE,
+        RKMEM_IOC_WRITE,
+        RKMEM_IOC_READ,
+        RKMEM_IOC_ARENA_MAP,
+        RKMEM_IOC_TRIM,
+        RKMEM_IOC_SELFTEST,
+    ];
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i + 1..] {
+            assert_ne!(a, b);
+            // Distinct numbers too, not only distinct words.
+            assert_ne!(a & 0xff, b & 0xff);
+        }
+    }
+}
+
+#[test]
+fn pages_alloc_struct_has_no_holes() {
+    use core::mem::{align_of, offset_of, size_of};
+    assert_eq!(offset_of!(RkmemPagesAlloc, order), 0);
+    assert_eq!(offset_of!(RkmemPagesAlloc, flags), 4);
+    assert_eq!(offset_of!(RkmemPagesAlloc, npages), 8);
+    assert_eq!(offset_of!(RkmemPagesAlloc, reserved), 12);
+    assert_eq!(offset_of!(RkmemPagesAlloc, handle), 16);
+    assert_eq!(offset_of!(RkmemPagesAlloc, bytes), 24);
+    assert_eq!(size_of::<RkmemPagesAlloc>(), 32);
+    assert_eq!(align_of::<RkmemPagesAlloc>(), 8);
+}
+
+#[test]
+fn handle_struct_has_no_holes() {
+    use core::mem::{offset_of, size_of};
+    assert_eq!(offset_of!(RkmemHandle, handle), 0);
+    assert_eq!(size_of::<RkmemHandle>(), 8);
+}
+
+#[test]
+fn io_struct_has_no_holes() {
+    use core::mem::{align_of, offset_of, size_of};
+    assert_eq!(offset_of!(RkmemIo, handle), 0);
+    assert_eq!(offset_of!(RkmemIo, offset), 8);
+    assert_eq!(offset_of!(RkmemIo, len), 16);
+    assert_eq!(offset_of!(RkmemIo, buf), 24);
+    assert_eq!(size_of::<RkmemIo>(), 32);
+    assert_eq!(align_of::<RkmemIo>(), 8);
+}
+
+#[test]
+fn block_struct_has_no_holes() {
+    use core::mem::{align_of, offset_of, size_of};
+    assert_eq!(offset_of!(RkmemBlock, start), 0);
+    assert_eq!(offset_of!(RkmemBlock, pages), 4);
+    assert_eq!(offset_of!(RkmemBlock, kind), 8);
+    assert_eq!(offset_of!(RkmemBlock, reserved), 12);
+    assert_eq!(size_of::<RkmemBlock>(), 16);
+    // An array of blocks is what the map writes: no padding between elements.
+    assert_eq!(size_of::<[RkmemBlock; 3]>(), 48);
+    assert_eq!(align_of::<RkmemBlock>(), 4);
+}
+
+#[test]
+fn arena_map_struct_has_no_holes() {
+    use core::mem::{align_of, offset_of, size_of};
+    assert_eq!(offset_of!(RkmemArenaMap, slot), 0);
+    assert_eq!(offset_of!(RkmemArenaMap, max_entries), 4);
+    assert_eq!(offset_of!(RkmemArenaMap, entries), 8);
+    assert_eq!(offset_of!(RkmemArenaMap, nr_entries), 16);
+    assert_eq!(offset_of!(RkmemArenaMap, slots), 20);
+    assert_eq!(offset_of!(RkmemArenaMap, present), 24);
+    assert_eq!(offset_of!(RkmemArenaMap, slot_pages), 28);
+    assert_eq!(offset_of!(RkmemArenaMap, pcp_pages), 32);
+    assert_eq!(offset_of!(RkmemArenaMap, reserved), 36);
+    assert_eq!(size_of::<RkmemArenaMap>(), 40);
+    assert_eq!(align_of::<RkmemArenaMap>(), 8);
+}
+
+#[test]
+fn trim_struct_has_no_holes() {
+    use core::mem::{align_of, offset_of, size_of};
+    assert_eq!(offset_of!(RkmemTrim, flags), 0);
+    assert_eq!(offset_of!(RkmemTrim, reserved), 4);
+    assert_eq!(offset_of!(RkmemTrim, pcp_pages), 8);
+    assert_eq!(offset_of!(RkmemTrim, released_pages), 16);
+    assert_eq!(size_of::<RkmemTrim>(), 24);
+    assert_eq!(align_of::<RkmemTrim>(), 8);
+}
+
+#[test]
+fn buddy_abi_constants() {
+    assert_eq!(RKMEM_FEAT_PAGES, 2);
+    assert_eq!(RKMEM_FEATURES & RKMEM_FEAT_PAGES, RKMEM_FEAT_PAGES);
+    assert_eq!(RKMEM_MAX_ORDER, 10);
+    assert_eq!(RKMEM_PAGES_EXACT, 1);
+    assert_eq!(
+        (RKMEM_BLOCK_FREE, RKMEM_BLOCK_USED, RKMEM_BLOCK_EXACT),
+        (0, 1, 2)
+    );
+    // A slot has 2^RKMEM_MAX_ORDER pages, so at most that many blocks.
+    assert_eq!(RKMEM_MAP_MAX_ENTRIES, 1 << RKMEM_MAX_ORDER);
+    assert_eq!(
+        (RKMEM_TRIM_PCP, RKMEM_TRIM_ARENA, RKMEM_TRIM_SLABS),
+        (1, 2, 4)
+    );
+}
+
+#[test]
+fn selftest_ioctl_number_matches_ior() {
+    // _IOR(0xB9, 0x20, struct rkmem_selftest): 8 bytes.
+    assert_eq!(
+        RKMEM_IOC_SELFTEST,
+        (2 << 30) | (8 << 16) | (0xB9 << 8) | 0x20
+    );
+    assert_eq!(RKMEM_IOC_SELFTEST, 0x8008_b920);
+}
+
+#[test]
+fn selftest_struct_has_no_holes() {
+    use core::mem::{offset_of, size_of};
+    assert_eq!(offset_of!(RkmemSelftest, passed), 0);
+    assert_eq!(offset_of!(RkmemSelftest, failed), 4);
+    assert_eq!(size_of::<RkmemSelftest>(), 8);
+}

@@ -2,7 +2,10 @@
 
 //! `/dev/rkmem` from user space: open it, and one typed wrapper per ioctl.
 
-use crate::uapi::{self, RkmemVersion};
+use crate::uapi::{
+    self, RkmemArenaMap, RkmemBlock, RkmemHandle, RkmemIo, RkmemPagesAlloc, RkmemSelftest,
+    RkmemTrim, RkmemVersion,
+};
 use nix::errno::Errno;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -11,7 +14,90 @@ use std::path::Path;
 /// Path of the misc device.
 pub const DEV_PATH: &str = "/dev/rkmem";
 
+/// Bytes of one page of the arena.
+pub const PAGE_SIZE: u64 = 4096;
+
 nix::ioctl_read_bad!(ioc_version, uapi::RKMEM_IOC_VERSION, RkmemVersion);
+nix::ioctl_readwrite_bad!(
+    ioc_pages_alloc,
+    uapi::RKMEM_IOC_PAGES_ALLOC,
+    RkmemPagesAlloc
+);
+nix::ioctl_write_ptr_bad!(ioc_free, uapi::RKMEM_IOC_FREE, RkmemHandle);
+nix::ioctl_write_ptr_bad!(ioc_write, uapi::RKMEM_IOC_WRITE, RkmemIo);
+nix::ioctl_write_ptr_bad!(ioc_read, uapi::RKMEM_IOC_READ, RkmemIo);
+nix::ioctl_readwrite_bad!(ioc_arena_map, uapi::RKMEM_IOC_ARENA_MAP, RkmemArenaMap);
+nix::ioctl_readwrite_bad!(ioc_trim, uapi::RKMEM_IOC_TRIM, RkmemTrim);
+nix::ioctl_read_bad!(ioc_selftest, uapi::RKMEM_IOC_SELFTEST, RkmemSelftest);
+
+/// An allocation answered by `RKMEM_IOC_PAGES_ALLOC`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Alloc {
+    /// The opaque handle; valid only on the file that allocated it.
+    pub handle: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// What to allocate with `RKMEM_IOC_PAGES_ALLOC`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PagesReq {
+    /// A buddy block of `2^order` pages.
+    Order(u32),
+    /// Exactly this many pages (`RKMEM_PAGES_EXACT`).
+    Exact(u32),
+}
+
+impl PagesReq {
+    /// The ioctl argument for this request.
+    pub fn to_arg(self) -> RkmemPagesAlloc {
+        match self {
+            PagesReq::Order(order) => RkmemPagesAlloc {
+                order,
+                ..Default::default()
+            },
+            PagesReq::Exact(npages) => RkmemPagesAlloc {
+                flags: uapi::RKMEM_PAGES_EXACT,
+                npages,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Pages this request asks for (the size of the answer).
+    pub fn pages(self) -> u64 {
+        match self {
+            PagesReq::Order(order) => 1u64 << order.min(63),
+            PagesReq::Exact(n) => u64::from(n),
+        }
+    }
+}
+
+impl std::fmt::Display for PagesReq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PagesReq::Order(o) => write!(f, "order {o}"),
+            PagesReq::Exact(n) => write!(f, "exact {n} pages"),
+        }
+    }
+}
+
+/// The answer of `RKMEM_IOC_ARENA_MAP` for one slot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlotMap {
+    /// The slot.
+    pub slot: u32,
+    /// Slots the arena may have.
+    pub slots: u32,
+    /// Whether the slot holds memory.
+    pub present: bool,
+    /// Pages per slot.
+    pub slot_pages: u32,
+    /// Pages of this slot held in the per-CPU caches (listed as used blocks).
+    pub pcp_pages: u32,
+    /// The blocks, in the order the module wrote them (address order).
+    pub blocks: Vec<RkmemBlock>,
+}
 
 /// An open `/dev/rkmem`.
 pub struct Device {
@@ -37,6 +123,152 @@ impl Device {
         // the kernel writes for this command.
         unsafe { ioc_version(self.file.as_raw_fd(), &mut v) }?;
         Ok(v)
+    }
+
+    /// `RKMEM_IOC_PAGES_ALLOC` with an argument built by the caller (tests of bad fields);
+    /// the module fills in `handle` and `bytes`.
+    pub fn pages_alloc_raw(&self, arg: &mut RkmemPagesAlloc) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` is a valid, writable `RkmemPagesAlloc`, the type
+        // the kernel reads and writes for this command.
+        unsafe { ioc_pages_alloc(self.file.as_raw_fd(), arg) }?;
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_PAGES_ALLOC`: allocates a block of `2^order` pages or exactly `npages`.
+    pub fn pages_alloc(&self, req: PagesReq) -> Result<Alloc, Errno> {
+        let mut arg = req.to_arg();
+        self.pages_alloc_raw(&mut arg)?;
+        Ok(Alloc {
+            handle: arg.handle,
+            bytes: arg.bytes,
+        })
+    }
+
+    /// `RKMEM_IOC_FREE`.
+    pub fn free(&self, handle: u64) -> Result<(), Errno> {
+        let arg = RkmemHandle { handle };
+        // SAFETY: the fd is open and `arg` is a valid `RkmemHandle`, which the kernel only
+        // reads for this command.
+        unsafe { ioc_free(self.file.as_raw_fd(), &arg) }?;
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_WRITE`: copies `data` into the allocation at `offset`.
+    pub fn write(&self, handle: u64, offset: u64, data: &[u8]) -> Result<(), Errno> {
+        let arg = RkmemIo {
+            handle,
+            offset,
+            len: data.len() as u64,
+            buf: data.as_ptr() as u64,
+        };
+        // SAFETY: `arg.buf` points to `arg.len` readable bytes (`data`), which the kernel only
+        // reads; `arg` itself is a valid `RkmemIo`.
+        unsafe { self.io_raw(uapi::RKMEM_IOC_WRITE, &arg) }
+    }
+
+    /// `RKMEM_IOC_READ`: fills `buf` from the allocation at `offset`.
+    pub fn read(&self, handle: u64, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let arg = RkmemIo {
+            handle,
+            offset,
+            len: buf.len() as u64,
+            buf: buf.as_mut_ptr() as u64,
+        };
+        // SAFETY: `arg.buf` points to `arg.len` writable bytes (`buf`, borrowed mutably for
+        // the call), which is what the kernel may write; `arg` itself is a valid `RkmemIo`.
+        unsafe { self.io_raw(uapi::RKMEM_IOC_READ, &arg) }
+    }
+
+    /// `RKMEM_IOC_WRITE` or `RKMEM_IOC_READ` (`cmd`) with an argument built by the caller.
+    ///
+    /// # Safety
+    ///
+    /// For `RKMEM_IOC_READ`, the kernel writes up to `arg.len` bytes at `arg.buf`: that range
+    /// must be memory this process does not use for anything else, or not mapped (EFAULT).
+    pub unsafe fn io_raw(&self, cmd: u32, arg: &RkmemIo) -> Result<(), Errno> {
+        let fd = self.file.as_raw_fd();
+        match cmd {
+            // SAFETY: the fd is open and `arg` a valid `RkmemIo`; the kernel reads from
+            // `arg.buf`, which cannot harm this process.
+            uapi::RKMEM_IOC_WRITE => unsafe { ioc_write(fd, arg) }?,
+            // SAFETY: as above; the caller guarantees that the kernel may write `arg.buf`.
+            uapi::RKMEM_IOC_READ => unsafe { ioc_read(fd, arg) }?,
+            _ => return Err(Errno::EINVAL),
+        };
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_ARENA_MAP` with an argument built by the caller (tests of bad fields).
+    ///
+    /// # Safety
+    ///
+    /// `arg.entries` must point to `arg.max_entries` writable `RkmemBlock`s this process does
+    /// not use for anything else, or be unmapped (EFAULT).
+    pub unsafe fn arena_map_raw(&self, arg: &mut RkmemArenaMap) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` a valid, writable `RkmemArenaMap`; the caller
+        // guarantees that the kernel may write the entries.
+        unsafe { ioc_arena_map(self.file.as_raw_fd(), arg) }?;
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_ARENA_MAP`: the block map of `slot`.
+    pub fn arena_map(&self, slot: u32) -> Result<SlotMap, Errno> {
+        let mut blocks = vec![RkmemBlock::default(); uapi::RKMEM_MAP_MAX_ENTRIES as usize];
+        let mut arg = RkmemArenaMap {
+            slot,
+            max_entries: uapi::RKMEM_MAP_MAX_ENTRIES,
+            entries: blocks.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        // SAFETY: `entries` points to `max_entries` writable blocks owned by this function.
+        unsafe { self.arena_map_raw(&mut arg) }?;
+        blocks.truncate((arg.nr_entries as usize).min(blocks.len()));
+        Ok(SlotMap {
+            slot,
+            slots: arg.slots,
+            present: arg.present != 0,
+            slot_pages: arg.slot_pages,
+            pcp_pages: arg.pcp_pages,
+            blocks,
+        })
+    }
+
+    /// The maps of every slot of the arena (present or not).
+    pub fn arena_maps(&self) -> Result<Vec<SlotMap>, Errno> {
+        let first = self.arena_map(0)?;
+        let mut maps = Vec::with_capacity(first.slots as usize);
+        let slots = first.slots;
+        maps.push(first);
+        for slot in 1..slots {
+            maps.push(self.arena_map(slot)?);
+        }
+        Ok(maps)
+    }
+
+    /// `RKMEM_IOC_TRIM` with an argument built by the caller.
+    pub fn trim_raw(&self, arg: &mut RkmemTrim) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` a valid, writable `RkmemTrim`.
+        unsafe { ioc_trim(self.file.as_raw_fd(), arg) }?;
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_TRIM` with `RKMEM_TRIM_*` `flags`: returns the pages moved out of the
+    /// per-CPU caches and the pages given back to the host kernel.
+    pub fn trim(&self, flags: u32) -> Result<RkmemTrim, Errno> {
+        let mut arg = RkmemTrim {
+            flags,
+            ..Default::default()
+        };
+        self.trim_raw(&mut arg)?;
+        Ok(arg)
+    }
+
+    /// `RKMEM_IOC_SELFTEST`: runs the module's in-kernel checks of bad frees.
+    pub fn selftest(&self) -> Result<RkmemSelftest, Errno> {
+        let mut s = RkmemSelftest::default();
+        // SAFETY: the fd is open and `s` a valid, writable `RkmemSelftest`.
+        unsafe { ioc_selftest(self.file.as_raw_fd(), &mut s) }?;
+        Ok(s)
     }
 
     /// Sends an arbitrary command with an arbitrary argument word: for tests of the

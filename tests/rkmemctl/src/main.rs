@@ -8,10 +8,16 @@
 mod uapi;
 
 mod dev;
+mod map;
+mod pages;
+mod pattern;
+mod procfs;
 mod selftest;
+mod stress;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -35,14 +41,145 @@ enum Cmd {
         /// Run only tests whose name contains this text.
         filter: Option<String>,
     },
+    /// Allocate pages from the buddy allocator (handles die with the process).
+    Pages {
+        #[command(subcommand)]
+        cmd: PagesCmd,
+    },
+    /// Draw the arena's block map: one bar and a block list per 4 MiB slot.
+    Map {
+        /// Only this slot.
+        #[arg(long)]
+        slot: Option<u32>,
+        /// Also list every block: start page, pages, size, kind.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Trim rkmem's caches like its shrinker: empty slabs, per-CPU page caches, free arena
+    /// blocks above arena_initial_mb (all three if no flag is given).
+    Trim {
+        /// Give empty slabs and per-CPU object caches back (RKMEM_TRIM_SLABS).
+        #[arg(long)]
+        slabs: bool,
+        /// Drain the per-CPU page caches into the buddy lists (RKMEM_TRIM_PCP).
+        #[arg(long)]
+        pcp: bool,
+        /// Release wholly free 4 MiB blocks above arena_initial_mb (RKMEM_TRIM_ARENA).
+        #[arg(long)]
+        arena: bool,
+    },
+    /// Stress tests with content verification.
+    Stress {
+        #[command(subcommand)]
+        cmd: StressCmd,
+    },
+}
+
+/// What to allocate: `--order N` or `--exact NPAGES`.
+#[derive(Args, Clone, Copy)]
+#[group(required = true, multiple = false)]
+struct ReqArgs {
+    /// A block of 2^N pages, N in 0..=10.
+    #[arg(long)]
+    order: Option<u32>,
+    /// Exactly NPAGES pages (1..=1024).
+    #[arg(long, value_name = "NPAGES")]
+    exact: Option<u32>,
+}
+
+impl ReqArgs {
+    fn req(self) -> dev::PagesReq {
+        match (self.order, self.exact) {
+            (_, Some(n)) => dev::PagesReq::Exact(n),
+            (Some(o), None) => dev::PagesReq::Order(o),
+            // clap's group makes one of them required.
+            (None, None) => dev::PagesReq::Order(0),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum PagesCmd {
+    /// Allocate, print the handles, exit (which frees them).
+    Alloc {
+        #[command(flatten)]
+        what: ReqArgs,
+        /// How many allocations.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Print the arena map while holding them.
+        #[arg(long)]
+        map: bool,
+    },
+    /// Allocate, fill with a pattern, print "holding ..." and sleep (until killed, or for
+    /// --seconds, then check the pattern and free).
+    Hold {
+        #[command(flatten)]
+        what: ReqArgs,
+        /// How many allocations.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Hold this long, then verify and free; default: until killed.
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// Allocate and free blocks of several orders, printing the arena map after each step.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum StressCmd {
+    /// One thread per CPU, each with its own fd: random alloc / write / verify / free.
+    Pages {
+        /// Worker threads, pinned round robin to the allowed CPUs [default: number of CPUs].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Stop after this many operations in all.
+        #[arg(long)]
+        ops: Option<u64>,
+        /// Seed of the random choices and data patterns [default: from the clock].
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Most allocations each thread holds at a time.
+        #[arg(long, default_value_t = 32)]
+        live: usize,
+        /// Percentage of exact-size allocations.
+        #[arg(long, default_value_t = 25)]
+        exact_pct: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Version => version(),
-        Cmd::Stats => print_file("/proc/rkmem/stats"),
+        Cmd::Stats => print_file(procfs::STATS),
         Cmd::Test { filter } => return selftest::run(filter.as_deref()),
+        Cmd::Pages { cmd } => match cmd {
+            PagesCmd::Alloc { what, count, map } => pages::alloc(what.req(), count, map),
+            PagesCmd::Hold {
+                what,
+                count,
+                seconds,
+            } => pages::hold(what.req(), count, seconds),
+            PagesCmd::Demo => pages::demo(),
+        },
+        Cmd::Map { slot, list } => show_map(slot, list),
+        Cmd::Trim { slabs, pcp, arena } => trim(slabs, pcp, arena),
+        Cmd::Stress {
+            cmd:
+                StressCmd::Pages {
+                    threads,
+                    seconds,
+                    ops,
+                    seed,
+                    live,
+                    exact_pct,
+                },
+        } => stress_pages(threads, seconds, ops, seed, live, exact_pct),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -53,8 +190,12 @@ fn main() -> ExitCode {
     }
 }
 
+fn open() -> Result<dev::Device, String> {
+    dev::Device::open().map_err(|e| format!("{}: {e}", dev::DEV_PATH))
+}
+
 fn version() -> Result<(), String> {
-    let d = dev::Device::open().map_err(|e| format!("{}: {e}", dev::DEV_PATH))?;
+    let d = open()?;
     let v = d.version().map_err(|e| format!("RKMEM_IOC_VERSION: {e}"))?;
     println!(
         "rkmem module {}.{}.{}, ABI {}, features {:#x}",
@@ -66,7 +207,98 @@ fn version() -> Result<(), String> {
 }
 
 fn print_file(path: &str) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    print!("{text}");
+    print!("{}", procfs::read(path)?);
     Ok(())
+}
+
+fn show_map(slot: Option<u32>, list: bool) -> Result<(), String> {
+    let d = open()?;
+    let maps = match slot {
+        Some(s) => vec![d
+            .arena_map(s)
+            .map_err(|e| format!("RKMEM_IOC_ARENA_MAP slot {s}: {e}"))?],
+        None => d
+            .arena_maps()
+            .map_err(|e| format!("RKMEM_IOC_ARENA_MAP: {e}"))?,
+    };
+    match slot {
+        Some(s) if !maps[0].present => println!("slot {s}: absent (the arena has not grown there)"),
+        Some(_) => {
+            println!("{}", map::legend(maps[0].slot_pages));
+            print!("{}", map::render_slot(&maps[0]));
+        }
+        None => print!("{}", map::render(&maps, true)),
+    }
+    if list {
+        for m in maps.iter().filter(|m| m.present) {
+            println!(
+                "slot {}: {:>5} {:>5} {:>6}  kind",
+                m.slot, "start", "pages", "size"
+            );
+            for b in &m.blocks {
+                let kind = match b.kind {
+                    uapi::RKMEM_BLOCK_FREE => "free",
+                    uapi::RKMEM_BLOCK_USED => "used",
+                    uapi::RKMEM_BLOCK_EXACT => "exact",
+                    _ => "?",
+                };
+                println!(
+                    "        {:>5} {:>5} {:>6}  {kind}",
+                    b.start,
+                    b.pages,
+                    map::size(u64::from(b.pages))
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn trim(slabs: bool, pcp: bool, arena: bool) -> Result<(), String> {
+    let all = !(slabs || pcp || arena);
+    let mut flags = 0;
+    for (on, flag) in [
+        (slabs, uapi::RKMEM_TRIM_SLABS),
+        (pcp, uapi::RKMEM_TRIM_PCP),
+        (arena, uapi::RKMEM_TRIM_ARENA),
+    ] {
+        if on || all {
+            flags |= flag;
+        }
+    }
+    let t = open()?
+        .trim(flags)
+        .map_err(|e| format!("RKMEM_IOC_TRIM: {e}"))?;
+    println!(
+        "trim: {} pages from the per-CPU caches back to the buddy lists, {} pages released to the kernel",
+        t.pcp_pages, t.released_pages
+    );
+    Ok(())
+}
+
+fn stress_pages(
+    threads: Option<usize>,
+    seconds: f64,
+    ops: Option<u64>,
+    seed: Option<u64>,
+    live: usize,
+    exact_pct: u64,
+) -> Result<(), String> {
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!("--seconds {seconds}: want 0 < seconds <= 86400"));
+    }
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    let opts = stress::Options {
+        threads: threads.unwrap_or_else(|| stress::allowed_cpus().len()),
+        duration: Duration::from_secs_f64(seconds),
+        ops,
+        seed,
+        live,
+        exact_pct: exact_pct.min(100),
+    };
+    stress::run(&opts)
 }

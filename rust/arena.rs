@@ -129,6 +129,18 @@ fn inc(c: &Atomic<u64>) {
     c.add(1, Relaxed);
 }
 
+/// Takes `lock`, or with `try_only` only tries.
+pub(crate) fn acquire<T, B: kernel::sync::lock::Backend>(
+    lock: &kernel::sync::lock::Lock<T, B>,
+    try_only: bool,
+) -> Option<kernel::sync::lock::Guard<'_, T, B>> {
+    if try_only {
+        lock.try_lock()
+    } else {
+        Some(lock.lock())
+    }
+}
+
 struct Inner {
     buddy: Buddy<KVVec<PageMeta>>,
 }
@@ -297,12 +309,16 @@ impl Arena {
             inc(&self.stats.pcp_hits);
             return Ok(Some(page));
         }
-        {
+        let used = {
             let mut inner = self.inner.lock();
             pcp.refill(order, &mut inner.buddy).map_err(|_| EINVAL)?;
-        }
+            inner.buddy.used_pages()
+        };
         inc(&self.stats.pcp_refills);
-        Ok(pcp.pop(order))
+        let page = pcp.pop(order);
+        drop(pcp);
+        self.check_pressure(used);
+        Ok(page)
     }
 
     /// Allocates with `f` from the buddy allocator; when it is out of memory, drains the
@@ -314,8 +330,15 @@ impl Arena {
     ) -> Result<usize> {
         let mut drained = false;
         loop {
-            match f(&mut self.inner.lock().buddy) {
-                Ok(page) => return Ok(page),
+            let r = {
+                let mut inner = self.inner.lock();
+                f(&mut inner.buddy).map(|page| (page, inner.buddy.used_pages()))
+            };
+            match r {
+                Ok((page, used)) => {
+                    self.check_pressure(used);
+                    return Ok(page);
+                }
                 Err(AllocError::NoMemory) => {}
                 Err(_) => return Err(EINVAL),
             }
@@ -452,13 +475,23 @@ impl Arena {
 
     /// Empties every per-CPU cache into the buddy allocator; returns the pages moved.
     fn drain_pcps(&self) -> usize {
+        self.drain_pcps_mode(false)
+    }
+
+    /// [`Arena::drain_pcps`]; with `try_only`, caches whose lock is busy are skipped (reclaim
+    /// never waits for a lock an allocating path may hold).
+    pub(crate) fn drain_pcps_mode(&self, try_only: bool) -> usize {
         let mut pages = 0;
         for pcp in &self.pcp[..self.pcp_used.max(1)] {
-            let mut pcp = pcp.lock();
+            let Some(mut pcp) = acquire(pcp, try_only) else {
+                continue;
+            };
             if pcp.count() == 0 {
                 continue;
             }
-            let mut inner = self.inner.lock();
+            let Some(mut inner) = acquire(&self.inner, try_only) else {
+                continue;
+            };
             let d = pcp.drain_all(&mut inner.buddy);
             pages += d.pages;
             self.count_rejected(d.rejected);
@@ -480,30 +513,83 @@ impl Arena {
             t.pcp_pages = self.drain_pcps();
         }
         if arena {
-            let _guard = self.grow.lock();
-            loop {
-                let slot = {
-                    let mut inner = self.inner.lock();
-                    if inner.buddy.nr_present_slots() <= self.min_slots {
-                        break;
-                    }
-                    let Some(slot) = inner.buddy.free_block_slot() else {
-                        break;
-                    };
-                    if inner.buddy.remove_block(slot).is_err() {
-                        break;
-                    }
-                    slot
-                };
-                let addr = self.slot_addr[slot].xchg(0, Relaxed) as *mut c_void;
-                // SAFETY: by the type invariant `addr` is the block that backed `slot`; the
-                // slot was wholly free and is now absent, so nothing refers to the block.
-                unsafe { rkmem_block_free(addr, BLOCK_ORDER) };
-                inc(&self.stats.blocks_released);
-                t.released_pages += SLOT_PAGES;
-            }
+            t.released_pages = self.release_blocks(false, usize::MAX);
         }
         t
+    }
+
+    /// Gives wholly free blocks above the arena's minimum back to the host kernel, up to
+    /// `max_pages` pages; returns the pages given back. With `try_only`, gives up at once if a
+    /// lock is busy.
+    pub(crate) fn release_blocks(&self, try_only: bool, max_pages: usize) -> usize {
+        let Some(_guard) = (if try_only {
+            self.grow.try_lock()
+        } else {
+            Some(self.grow.lock())
+        }) else {
+            return 0;
+        };
+        let mut released = 0;
+        while released < max_pages {
+            let slot = {
+                let Some(mut inner) = acquire(&self.inner, try_only) else {
+                    break;
+                };
+                if inner.buddy.nr_present_slots() <= self.min_slots {
+                    break;
+                }
+                let Some(slot) = inner.buddy.free_block_slot() else {
+                    break;
+                };
+                if inner.buddy.remove_block(slot).is_err() {
+                    break;
+                }
+                slot
+            };
+            let addr = self.slot_addr[slot].xchg(0, Relaxed) as *mut c_void;
+            // SAFETY: by the type invariant `addr` is the block that backed `slot`; the
+            // slot was wholly free and is now absent, so nothing refers to the block.
+            unsafe { rkmem_block_free(addr, BLOCK_ORDER) };
+            inc(&self.stats.blocks_released);
+            released += SLOT_PAGES;
+        }
+        released
+    }
+
+    /// What the arena could give back now (try-locks: busy parts count as nothing):
+    /// (pages in per-CPU caches, pages of wholly free blocks above the minimum).
+    pub(crate) fn reclaimable(&self) -> (usize, usize) {
+        let pcp = self
+            .pcp
+            .iter()
+            .filter_map(|p| p.try_lock().map(|p| p.count()))
+            .sum();
+        let blocks = self.inner.try_lock().map_or(0, |inner| {
+            let above = inner
+                .buddy
+                .nr_present_slots()
+                .saturating_sub(self.min_slots);
+            inner.buddy.nr_free(BLOCK_ORDER).min(above) * SLOT_PAGES
+        });
+        (pcp, blocks)
+    }
+
+    /// Free pages in the watermark sense: what the arena can still hand out before reaching its
+    /// maximum (`max - used`, cached pages counting as used).
+    pub(crate) fn free_for_watermarks(&self) -> u64 {
+        let used = self.inner.lock().buddy.used_pages();
+        self.max_pages().saturating_sub(used) as u64
+    }
+
+    /// The arena's maximum size in pages.
+    pub(crate) fn max_pages(&self) -> usize {
+        self.slot_addr.len() * SLOT_PAGES
+    }
+
+    /// After an allocation that went to the buddy allocator: act on the watermarks.
+    fn check_pressure(&self, used: usize) {
+        let free = self.max_pages().saturating_sub(used) as u64;
+        crate::reclaim::on_pressure(free);
     }
 
     /// Runs `f` with the buddy allocator locked (for /proc and the arena map).

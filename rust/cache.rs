@@ -517,10 +517,18 @@ impl Cache {
 
     /// Empties the per-CPU caches into the slabs; returns the objects moved.
     pub(crate) fn drain_cpu(&self) -> usize {
+        self.drain_cpu_mode(false)
+    }
+
+    /// [`Cache::drain_cpu`]; with `try_only`, per-CPU caches whose lock is busy are skipped.
+    pub(crate) fn drain_cpu_mode(&self, try_only: bool) -> usize {
         let mut moved = 0;
         for c in self.cpu.iter() {
             let mut out = [0usize; CPU_CAP];
-            let n = c.lock().drain_all(&mut out);
+            let n = match crate::arena::acquire(c, try_only) {
+                Some(mut c) => c.drain_all(&mut out),
+                None => continue,
+            };
             for o in &out[..n] {
                 let _ = self.return_to_slab(*o);
             }
@@ -531,10 +539,17 @@ impl Cache {
 
     /// Gives every empty slab back to the arena; returns how many.
     pub(crate) fn release_empty(&self) -> usize {
+        self.release_empty_mode(false, usize::MAX)
+    }
+
+    /// [`Cache::release_empty`], at most `max` slabs; with `try_only`, stops if the lock is busy.
+    pub(crate) fn release_empty_mode(&self, try_only: bool, max: usize) -> usize {
         let mut released = 0;
-        loop {
+        while released < max {
             let slab = {
-                let mut inner = self.inner.lock();
+                let Some(mut inner) = crate::arena::acquire(&self.inner, try_only) else {
+                    break;
+                };
                 let inner = &mut *inner;
                 let Some(slab) = inner.lists.first(SlabList::Empty) else {
                     break;
@@ -552,6 +567,20 @@ impl Cache {
             released += 1;
         }
         released
+    }
+
+    /// What the cache could give back now, in pages (try-locks: a busy cache counts nothing):
+    /// (pages of empty slabs, an estimate of the pages its per-CPU objects keep in use).
+    pub(crate) fn reclaimable(&self) -> (u64, u64) {
+        let pages = self.layout.pages() as u64;
+        let empty = self.inner.try_lock().map_or(0, |i| i.counts.empty()) * pages;
+        let cached: u64 = self
+            .cpu
+            .iter()
+            .filter_map(|c| c.try_lock().map(|c| c.len() as u64))
+            .sum();
+        let per_page = (u64::from(self.layout.objects()) / pages).max(1);
+        (empty, cached.div_ceil(per_page))
     }
 
     /// Objects in use (per-CPU cached objects count as free).

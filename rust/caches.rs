@@ -172,17 +172,58 @@ pub(crate) fn destroy_owned(reg: &Mutex<Registry>, owner: u64) {
 }
 
 /// Trims every cache: per-CPU objects back to their slabs, empty slabs back to the arena.
+/// Returns the slabs released.
 pub(crate) fn trim(classes: &Classes, reg: &Mutex<Registry>) -> usize {
-    let mut released = 0;
+    trim_mode(classes, reg, false, usize::MAX).0
+}
+
+/// [`trim`] for reclaim: with `try_only`, busy locks are skipped; stops once `max_pages` pages
+/// went back to the arena. Returns (slabs, pages) released.
+pub(crate) fn trim_mode(
+    classes: &Classes,
+    reg: &Mutex<Registry>,
+    try_only: bool,
+    max_pages: usize,
+) -> (usize, usize) {
+    let (mut slabs, mut pages) = (0, 0);
+    let mut one = |c: &Cache| {
+        if pages >= max_pages {
+            return;
+        }
+        c.drain_cpu_mode(try_only);
+        let per = c.layout.pages();
+        let n = c.release_empty_mode(try_only, (max_pages - pages).div_ceil(per));
+        slabs += n;
+        pages += n * per;
+    };
     for c in classes.as_ref().into_iter().flatten() {
-        c.drain_cpu();
-        released += c.release_empty();
+        one(c);
     }
-    for c in reg.lock().caches.iter() {
-        c.drain_cpu();
-        released += c.release_empty();
+    if let Some(r) = crate::arena::acquire(reg, try_only) {
+        for c in r.caches.iter() {
+            one(c);
+        }
     }
-    released
+    (slabs, pages)
+}
+
+/// What the caches could give back now (try-locks): (empty slab pages, per-CPU object pages).
+pub(crate) fn reclaimable(classes: &Classes, reg: &Mutex<Registry>) -> (u64, u64) {
+    let (mut empty, mut cpu) = (0, 0);
+    let mut add = |c: &Cache| {
+        let (e, p) = c.reclaimable();
+        empty += e;
+        cpu += p;
+    };
+    for c in classes.as_ref().into_iter().flatten() {
+        add(c);
+    }
+    if let Some(r) = reg.try_lock() {
+        for c in r.caches.iter() {
+            add(c);
+        }
+    }
+    (empty, cpu)
 }
 
 /// Renders `/proc/rkmem/slabinfo` in the format of `/proc/slabinfo` version 2.1.

@@ -28,4 +28,15 @@ unsigned int rkmem_nr_cpu_ids(void);
 void *rkmem_block_alloc(unsigned int order, bool may_sleep);
 void rkmem_block_free(void *addr, unsigned int order);
 
+/* The shrinker (glue.c registers it; the callbacks are Rust: reclaim.rs) */
+int rkmem_shrinker_register(void);
+void rkmem_shrinker_unregister(void);
+unsigned long rkmem_shrink_count(void);
+long rkmem_shrink_scan(unsigned long nr_to_scan);
+
+/* The background trimmer (glue.c owns the work item; the work is Rust: reclaim.rs) */
+void rkmem_reclaim_kick(void);
+void rkmem_reclaim_cancel(void);
+void rkmem_reclaim_work(void);
+
 #endif /* RKMEM_GLUE_H */

@@ -29,14 +29,20 @@ pub(crate) enum ProcFile {
     Extfrag = 2,
     /// `/proc/rkmem/slabinfo`: the slab caches, `/proc/slabinfo` 2.1 format.
     Slabinfo = 3,
+    /// `/proc/rkmem/shrinker`: calls of the shrinker and what it freed.
+    Shrinker = 4,
+    /// `/proc/rkmem/watermarks`: the low/high watermarks (writable: `LOW HIGH`).
+    Watermarks = 5,
 }
 
 impl ProcFile {
-    const ALL: [ProcFile; 4] = [
+    const ALL: [ProcFile; 6] = [
         ProcFile::Stats,
         ProcFile::Buddyinfo,
         ProcFile::Extfrag,
         ProcFile::Slabinfo,
+        ProcFile::Shrinker,
+        ProcFile::Watermarks,
     ];
 
     fn from_id(id: c_ulong) -> Option<ProcFile> {
@@ -49,12 +55,15 @@ impl ProcFile {
             ProcFile::Buddyinfo => c"buddyinfo",
             ProcFile::Extfrag => c"extfrag",
             ProcFile::Slabinfo => c"slabinfo",
+            ProcFile::Shrinker => c"shrinker",
+            ProcFile::Watermarks => c"watermarks",
         }
     }
 
     fn mode(self) -> bindings::umode_t {
         match self {
-            ProcFile::Stats | ProcFile::Buddyinfo | ProcFile::Extfrag => 0o444,
+            ProcFile::Stats | ProcFile::Buddyinfo | ProcFile::Extfrag | ProcFile::Shrinker => 0o444,
+            ProcFile::Watermarks => 0o644,
             // Like /proc/slabinfo: root only.
             ProcFile::Slabinfo => 0o400,
         }
@@ -135,6 +144,8 @@ extern "C" fn rkmem_proc_show(m: *mut bindings::seq_file, id: c_ulong) -> c_int 
         Some(ProcFile::Slabinfo) => {
             crate::caches::show_slabinfo(&mut w, &shared.classes, &shared.caches)
         }
+        Some(ProcFile::Shrinker) => crate::reclaim::show_shrinker(&mut w, shared),
+        Some(ProcFile::Watermarks) => crate::reclaim::show_watermarks(&mut w, shared),
         None => return EINVAL.to_errno(),
     };
     match r {
@@ -147,9 +158,22 @@ extern "C" fn rkmem_proc_show(m: *mut bindings::seq_file, id: c_ulong) -> c_int 
 /// at most 256 bytes from user space. Files without a write bit never get here (the VFS refuses
 /// to open them for writing).
 #[no_mangle]
-extern "C" fn rkmem_proc_write(id: c_ulong, _buf: *const c_char, _len: usize) -> isize {
-    match ProcFile::from_id(id) {
-        Some(ProcFile::Stats | ProcFile::Buddyinfo | ProcFile::Extfrag | ProcFile::Slabinfo)
-        | None => EINVAL.to_errno() as isize,
+extern "C" fn rkmem_proc_write(id: c_ulong, buf: *const c_char, len: usize) -> isize {
+    let Some(shared) = crate::shared() else {
+        return ENODEV.to_errno() as isize;
+    };
+    // SAFETY: the glue passes a kernel buffer of `len` bytes (at most 256, copied from user
+    // space and NUL-terminated), valid for the duration of this call.
+    let bytes = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), len) };
+    let Ok(text) = core::str::from_utf8(bytes) else {
+        return EINVAL.to_errno() as isize;
+    };
+    let r = match ProcFile::from_id(id) {
+        Some(ProcFile::Watermarks) => crate::reclaim::write_watermarks(shared, text),
+        _ => Err(EINVAL),
+    };
+    match r {
+        Ok(()) => len as isize,
+        Err(e) => e.to_errno() as isize,
     }
 }

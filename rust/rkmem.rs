@@ -18,6 +18,7 @@ mod cache;
 mod caches;
 mod dev;
 mod procfs;
+mod reclaim;
 mod selftest;
 mod stats;
 
@@ -42,6 +43,14 @@ module! {
         arena_max_mb: u32 {
             default: 64,
             description: "MiB the arena may grow to (multiple of 4, at least 4, at most half of RAM)",
+        },
+        wmark_low: i64 {
+            default: -1,
+            description: "Low watermark, free arena pages: below it a background worker trims (-1: max/4, 0: off)",
+        },
+        wmark_high: i64 {
+            default: -1,
+            description: "High watermark, free arena pages: below it allocators trim synchronously (-1: max/8, 0: off)",
         },
         slab_debug: bool {
             default: false,
@@ -77,6 +86,39 @@ fn checked_params() -> Result<Params> {
         EINVAL
     })?;
     Ok(p)
+}
+
+/// The watermarks from `wmark_low`/`wmark_high`, checked against the arena's maximum.
+fn checked_watermarks(p: &Params) -> Result<rkcore::reclaim::Watermarks> {
+    let max_pages = u64::from(p.arena_max_mb) << (20 - kernel::page::PAGE_SHIFT);
+    let d = rkcore::reclaim::Watermarks::defaults(max_pages);
+    let pick = |name: &str, v: i64, default: u64| -> Result<u64> {
+        match v {
+            -1 => Ok(default),
+            v if v >= 0 => Ok(v as u64),
+            _ => {
+                pr_err!(
+                    "invalid parameter {}: {}={}: must be -1 (default) or a page count\n",
+                    name,
+                    name,
+                    v
+                );
+                Err(EINVAL)
+            }
+        }
+    };
+    let w = rkcore::reclaim::Watermarks {
+        low: pick("wmark_low", module_parameters::wmark_low.value(), d.low)?,
+        high: pick("wmark_high", module_parameters::wmark_high.value(), d.high)?,
+    };
+    w.validate(max_pages).map_err(|e| {
+        pr_err!(
+            "invalid parameters wmark_low/wmark_high: {}\n",
+            format_args!("{e}")
+        );
+        EINVAL
+    })?;
+    Ok(w)
 }
 
 /// Whether slab caches are created in debug mode (`slab_debug`).
@@ -177,6 +219,7 @@ struct Rkmem {
     _proc: procfs::ProcDir,
     #[pin]
     _misc: MiscDeviceRegistration<dev::RkmemFile>,
+    _reclaim: reclaim::Reclaim,
     _shared: SharedOwner,
 }
 
@@ -185,6 +228,7 @@ impl kernel::InPlaceModule for Rkmem {
         try_pin_init!(Self {
             params: checked_params()?,
             _shared: SharedOwner::new(params)?,
+            _reclaim: reclaim::Reclaim::register(checked_watermarks(params)?)?,
             _proc: procfs::ProcDir::new()?,
             _misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rkmem" }),
         })

@@ -29,6 +29,11 @@ pub(crate) fn inc(counter: &Atomic<u64>) {
 
 /// Renders `/proc/rkmem/stats`.
 pub(crate) fn show(w: &mut impl fmt::Write, shared: &crate::Shared) -> fmt::Result {
+    show_base(w, shared)?;
+    text::write_counters(w, &crate::reclaim::stat_counters())
+}
+
+fn show_base(w: &mut impl fmt::Write, shared: &crate::Shared) -> fmt::Result {
     let s = &STATS;
     let a = &shared.arena.stats;
     let (present, free) = shared

@@ -10,6 +10,7 @@ pub mod buddy;
 pub mod extfrag;
 pub mod params;
 pub mod pcp;
+pub mod reclaim;
 pub mod sizeclass;
 pub mod slab;
 pub mod slabinfo;

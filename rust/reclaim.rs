@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Reclaim: the shrinker registered with the host kernel, the low/high watermarks, and the
+//! background trimmer. The decisions are `rkcore::reclaim`'s; this file runs them.
+//!
+//! Everything here uses try-locks, as in-kernel Rust shrinkers do (binder's): reclaim can run
+//! inside an allocation of the host kernel made while one of rkmem's locks is held (the arena
+//! grows under its `grow` mutex), so it never waits for a lock. Reserve elements of mempools are
+//! allocated memory as far as the allocators know, so reclaim never takes them.
+
+use crate::rkcore::reclaim::{self, Pressure, Reclaimable, Step, Watermarks, SCAN_ORDER};
+use crate::rkcore::text;
+use crate::Shared;
+use core::fmt;
+use kernel::{
+    ffi::{c_long, c_ulong},
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
+
+extern "C" {
+    fn rkmem_shrinker_register() -> kernel::ffi::c_int;
+    fn rkmem_shrinker_unregister();
+    fn rkmem_reclaim_kick();
+    fn rkmem_reclaim_cancel();
+}
+
+/// Reclaim counters, shown in `/proc/rkmem/shrinker` and `/proc/rkmem/stats`.
+pub(crate) struct ReclaimStats {
+    pub(crate) count_calls: Atomic<u64>,
+    pub(crate) scan_calls: Atomic<u64>,
+    pub(crate) scanned: Atomic<u64>,
+    pub(crate) freed: Atomic<u64>,
+    pub(crate) stops: Atomic<u64>,
+    pub(crate) pages_to_host: Atomic<u64>,
+    pub(crate) async_kicks: Atomic<u64>,
+    pub(crate) async_runs: Atomic<u64>,
+    pub(crate) async_pages: Atomic<u64>,
+    pub(crate) sync_runs: Atomic<u64>,
+    pub(crate) sync_pages: Atomic<u64>,
+}
+
+/// The module's reclaim counters.
+pub(crate) static RSTATS: ReclaimStats = ReclaimStats {
+    count_calls: Atomic::new(0),
+    scan_calls: Atomic::new(0),
+    scanned: Atomic::new(0),
+    freed: Atomic::new(0),
+    stops: Atomic::new(0),
+    pages_to_host: Atomic::new(0),
+    async_kicks: Atomic::new(0),
+    async_runs: Atomic::new(0),
+    async_pages: Atomic::new(0),
+    sync_runs: Atomic::new(0),
+    sync_pages: Atomic::new(0),
+};
+
+fn add(c: &Atomic<u64>, n: u64) {
+    c.add(n, Relaxed);
+}
+
+/// The watermarks in force (free pages; see `rkcore::reclaim`).
+static WMARK_LOW: Atomic<u64> = Atomic::new(0);
+static WMARK_HIGH: Atomic<u64> = Atomic::new(0);
+
+/// The watermarks in force.
+pub(crate) fn watermarks() -> Watermarks {
+    Watermarks {
+        low: WMARK_LOW.load(Relaxed),
+        high: WMARK_HIGH.load(Relaxed),
+    }
+}
+
+/// Installs checked watermarks.
+pub(crate) fn set_watermarks(w: Watermarks) {
+    // Two relaxed stores: a reader in between sees a mixed pair for a moment, which at worst
+    // wakes the trimmer once for nothing.
+    WMARK_LOW.store(w.low, Relaxed);
+    WMARK_HIGH.store(w.high, Relaxed);
+}
+
+/// Called by the arena after an allocation that reached the buddy allocator, with the free
+/// pages left (in the watermark sense).
+pub(crate) fn on_pressure(free: u64) {
+    match watermarks().pressure(free) {
+        Pressure::None => {}
+        Pressure::Async => {
+            add(&RSTATS.async_kicks, 1);
+            // SAFETY: the work item is static in the glue; queueing it has no precondition, and
+            // it is cancelled (and waited for) before the module's shared state goes away.
+            unsafe { rkmem_reclaim_kick() };
+        }
+        Pressure::Sync => {
+            if let Some(shared) = crate::shared() {
+                add(&RSTATS.sync_runs, 1);
+                let freed = shrink(shared, reclaim::ASYNC_BATCH_PAGES);
+                add(&RSTATS.sync_pages, freed);
+            }
+        }
+    }
+}
+
+/// What rkmem could give back now.
+fn reclaimable(shared: &Shared) -> Reclaimable {
+    let (pcp_pages, free_block_pages) = shared.arena.reclaimable();
+    let (empty_slab_pages, cpu_object_pages) =
+        crate::caches::reclaimable(&shared.classes, &shared.caches);
+    Reclaimable {
+        pcp_pages: pcp_pages as u64,
+        cpu_object_pages,
+        empty_slab_pages,
+        free_block_pages: free_block_pages as u64,
+    }
+}
+
+/// Frees up to `budget` pages, cheapest first, with try-locks only. Returns the pages freed.
+fn shrink(shared: &Shared, budget: u64) -> u64 {
+    let budget = usize::try_from(budget).unwrap_or(usize::MAX);
+    let mut freed = 0usize;
+    for step in SCAN_ORDER {
+        if freed >= budget {
+            break;
+        }
+        freed += match step {
+            Step::Slabs => {
+                crate::caches::trim_mode(&shared.classes, &shared.caches, true, budget - freed).1
+            }
+            Step::Pcp => shared.arena.drain_pcps_mode(true),
+            Step::Blocks => {
+                let n = shared.arena.release_blocks(true, budget - freed);
+                add(&RSTATS.pages_to_host, n as u64);
+                n
+            }
+        };
+    }
+    freed as u64
+}
+
+/// The shrinker's `count_objects` (glue.c turns 0 into `SHRINK_EMPTY`).
+#[no_mangle]
+extern "C" fn rkmem_shrink_count() -> c_ulong {
+    add(&RSTATS.count_calls, 1);
+    let n = crate::shared().map_or(0, |s| reclaimable(s).count().unwrap_or(0));
+    c_ulong::try_from(n).unwrap_or(c_ulong::MAX)
+}
+
+/// The shrinker's `scan_objects` (glue.c turns 0 into `SHRINK_STOP`).
+#[no_mangle]
+extern "C" fn rkmem_shrink_scan(nr_to_scan: c_ulong) -> c_long {
+    add(&RSTATS.scan_calls, 1);
+    let nr = nr_to_scan as u64;
+    add(&RSTATS.scanned, nr);
+    let freed = crate::shared().map_or(0, |s| shrink(s, nr));
+    match reclaim::scan_result(freed) {
+        Some(n) => {
+            add(&RSTATS.freed, n);
+            c_long::try_from(n).unwrap_or(c_long::MAX)
+        }
+        None => {
+            add(&RSTATS.stops, 1);
+            0
+        }
+    }
+}
+
+/// The background trimmer: batches until the arena is back above the low watermark or nothing
+/// more can be freed.
+#[no_mangle]
+extern "C" fn rkmem_reclaim_work() {
+    let Some(shared) = crate::shared() else {
+        return;
+    };
+    add(&RSTATS.async_runs, 1);
+    while watermarks().pressure(shared.arena.free_for_watermarks()) != Pressure::None {
+        let freed = shrink(shared, reclaim::ASYNC_BATCH_PAGES);
+        add(&RSTATS.async_pages, freed);
+        if freed == 0 {
+            break;
+        }
+    }
+}
+
+/// Owner of the shrinker registration and of the background trimmer: registered after the
+/// shared state exists, removed (waiting for callbacks in progress) before it goes.
+pub(crate) struct Reclaim(());
+
+impl Reclaim {
+    /// Installs `w` and registers the shrinker.
+    pub(crate) fn register(w: Watermarks) -> Result<Reclaim> {
+        set_watermarks(w);
+        // SAFETY: called once at load, after the shared state is published; unregistered in
+        // `drop`.
+        let r = unsafe { rkmem_shrinker_register() };
+        if r < 0 {
+            return Err(Error::from_errno(r));
+        }
+        Ok(Reclaim(()))
+    }
+}
+
+impl Drop for Reclaim {
+    fn drop(&mut self) {
+        // SAFETY: registered in `register`; `shrinker_free` waits for callbacks in progress.
+        unsafe { rkmem_shrinker_unregister() };
+        // SAFETY: the work item is static; this waits for a run in progress and nothing queues
+        // it again (user entry points are gone by now).
+        unsafe { rkmem_reclaim_cancel() };
+    }
+}
+
+/// Renders `/proc/rkmem/shrinker`.
+pub(crate) fn show_shrinker(w: &mut impl fmt::Write, shared: &Shared) -> fmt::Result {
+    let r = &RSTATS;
+    let now = reclaimable(shared);
+    text::write_counters(
+        w,
+        &[
+            ("count_calls", r.count_calls.load(Relaxed)),
+            ("scan_calls", r.scan_calls.load(Relaxed)),
+            ("objects_scanned", r.scanned.load(Relaxed)),
+            ("objects_freed", r.freed.load(Relaxed)),
+            ("scan_stops", r.stops.load(Relaxed)),
+            ("pages_to_host", r.pages_to_host.load(Relaxed)),
+            ("reclaimable_now", now.count().unwrap_or(0)),
+            ("reclaimable_pcp_pages", now.pcp_pages),
+            ("reclaimable_cpu_object_pages", now.cpu_object_pages),
+            ("reclaimable_empty_slab_pages", now.empty_slab_pages),
+            ("reclaimable_free_block_pages", now.free_block_pages),
+        ],
+    )
+}
+
+/// Renders `/proc/rkmem/watermarks`.
+pub(crate) fn show_watermarks(w: &mut impl fmt::Write, shared: &Shared) -> fmt::Result {
+    let wm = watermarks();
+    let free = shared.arena.free_for_watermarks();
+    text::write_counters(
+        w,
+        &[
+            ("low", wm.low),
+            ("high", wm.high),
+            ("free", free),
+            ("max_pages", shared.arena.max_pages() as u64),
+        ],
+    )?;
+    let p = match wm.pressure(free) {
+        Pressure::None => "none",
+        Pressure::Async => "async",
+        Pressure::Sync => "sync",
+    };
+    writeln!(w, "pressure {p}")
+}
+
+/// A write to `/proc/rkmem/watermarks`: `LOW HIGH` in free pages. A bad value is refused with
+/// `EINVAL` and nothing changes.
+pub(crate) fn write_watermarks(shared: &Shared, text: &str) -> Result {
+    let w = Watermarks::parse(text).map_err(|_| EINVAL)?;
+    w.validate(shared.arena.max_pages() as u64)
+        .map_err(|_| EINVAL)?;
+    set_watermarks(w);
+    Ok(())
+}
+
+/// The counters of `/proc/rkmem/stats` that come from reclaim.
+pub(crate) fn stat_counters() -> [(&'static str, u64); 5] {
+    let r = &RSTATS;
+    [
+        ("reclaim_async_kicks", r.async_kicks.load(Relaxed)),
+        ("reclaim_async_runs", r.async_runs.load(Relaxed)),
+        ("reclaim_async_pages", r.async_pages.load(Relaxed)),
+        ("reclaim_sync_runs", r.sync_runs.load(Relaxed)),
+        ("reclaim_sync_pages", r.sync_pages.load(Relaxed)),
+    ]
+}

@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: GPL-2.0
+# In-guest tests of reclaim: the shrinker under drop_caches and under real memory pressure,
+# and the low/high watermarks. Sourced by suite.sh (uses lib.sh's helpers).
+
+shrink_value() {
+	sed -n "s/^$1 \([0-9]*\)$/\1/p" /proc/rkmem/shrinker
+}
+
+meminfo_kb() {
+	sed -n "s/^$1: *\([0-9]*\) kB$/\1/p" /proc/meminfo
+}
+
+# Grow the arena with blocks that are then freed, so that only cached memory is left: the
+# shrinker must give it all back to the host kernel when drop_caches calls it.
+test_drop_caches_calls_shrinker() {
+	rkmemctl trim >/dev/null || fail "rkmemctl trim failed" || return
+	rkmemctl pages alloc --order 10 --count 8 >/dev/null || fail "allocating 8 blocks failed" || return
+	rkmemctl pages alloc --order 0 --count 64 >/dev/null || fail "allocating 64 pages failed" || return
+	arena=$(stat_value arena_pages)
+	initial=$(($(stat_value arena_initial_mb) * 256))
+	[ "$arena" -gt "$initial" ] || fail "the arena did not grow ($arena pages)" || return
+	reclaimable=$(shrink_value reclaimable_now)
+	[ "$reclaimable" -ge $((arena - initial)) ] ||
+		fail "shrinker counts $reclaimable reclaimable pages, want >= $((arena - initial))" || return
+	scans=$(shrink_value scan_calls)
+	counts=$(shrink_value count_calls)
+	to_host=$(shrink_value pages_to_host)
+	free_before=$(meminfo_kb MemFree)
+	echo 2 >/proc/sys/vm/drop_caches
+	free_after=$(meminfo_kb MemFree)
+	[ "$(shrink_value count_calls)" -gt "$counts" ] || fail "count_objects was not called" || return
+	[ "$(shrink_value scan_calls)" -gt "$scans" ] || fail "scan_objects was not called" || return
+	[ "$(stat_value arena_pages)" = "$initial" ] ||
+		fail "arena_pages $(stat_value arena_pages) after drop_caches, want $initial" || return
+	[ "$(stat_value arena_pcp_pages)" = 0 ] || fail "per-CPU caches still hold pages" || return
+	back=$(($(shrink_value pages_to_host) - to_host))
+	[ "$back" -ge $((arena - initial)) ] || fail "pages_to_host grew by $back, want $((arena - initial))" || return
+	# The host kernel got the memory: MemFree rose by at least 3/4 of it.
+	[ $((free_after - free_before)) -ge $(((arena - initial) * 3)) ] ||
+		fail "MemFree rose by $((free_after - free_before)) kB, want >= $(((arena - initial) * 3)) kB" || return
+	[ "$(shrink_value reclaimable_now)" = 0 ] || fail "still reclaimable: $(shrink_value reclaimable_now)"
+}
+
+test_watermarks_defaults() {
+	max=$(sed -n 's/^max_pages //p' /proc/rkmem/watermarks)
+	low=$(sed -n 's/^low //p' /proc/rkmem/watermarks)
+	high=$(sed -n 's/^high //p' /proc/rkmem/watermarks)
+	[ "$low" = $((max / 4)) ] && [ "$high" = $((max / 8)) ] ||
+		fail "low $low high $high, want $((max / 4)) $((max / 8)) for max $max"
+}
+
+test_watermarks_bad_writes_refused() {
+	before=$(cat /proc/rkmem/watermarks | grep -E '^(low|high) ')
+	for bad in "100 200" "200 200" "x y" "1" "1 2 3" "99999999 1" "-1 0"; do
+		if echo "$bad" 2>/dev/null >/proc/rkmem/watermarks; then
+			fail "writing '$bad' succeeded"
+			return
+		fi
+	done
+	after=$(cat /proc/rkmem/watermarks | grep -E '^(low|high) ')
+	[ "$before" = "$after" ] || fail "watermarks changed after refused writes: $after"
+}
+
+# Hold live blocks so that the arena's free pages fall below low, then below high: the
+# asynchronous, then the synchronous reclaim counters must move.
+test_watermarks_drive_reclaim() {
+	rkmemctl trim >/dev/null
+	max=$(sed -n 's/^max_pages //p' /proc/rkmem/watermarks)
+	# free = max - used; low at 3/4 of max free (crossed after 1/4 is used), high at 1/2.
+	echo "$((max * 3 / 4)) $((max / 2))" >/proc/rkmem/watermarks || fail "setting watermarks failed" || return
+	kicks=$(stat_value reclaim_async_kicks)
+	sync=$(stat_value reclaim_sync_runs)
+	blocks=$((max / 1024))
+	# 3/8 of the arena: below low, above high.
+	rkmemctl pages hold --order 10 --count $((blocks * 3 / 8)) --seconds 30 >/tmp/hold1 2>&1 &
+	h1=$!
+	i=0
+	while ! grep -q holding /tmp/hold1 && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
+	rkmemctl pages alloc --order 0 --count 8 >/dev/null
+	p1=$(sed -n 's/^pressure //p' /proc/rkmem/watermarks)
+	k1=$(stat_value reclaim_async_kicks)
+	s1=$(stat_value reclaim_sync_runs)
+	# 3/8 more: past high.
+	rkmemctl pages alloc --order 10 --count $((blocks * 3 / 8)) >/dev/null
+	arc=$?
+	s2=$(stat_value reclaim_sync_runs)
+	kill $h1 2>/dev/null
+	wait $h1 2>/dev/null
+	echo "$((max / 4)) $((max / 8))" >/proc/rkmem/watermarks
+	rkmemctl trim >/dev/null
+	[ "$arc" = 0 ] || fail "allocating past the high watermark failed" || return
+	[ "$p1" = async ] || fail "pressure '$p1' with 3/8 of the arena held, want async" || return
+	[ "$k1" -gt "$kicks" ] || fail "reclaim_async_kicks did not move ($kicks -> $k1)" || return
+	[ "$s1" = "$sync" ] || fail "synchronous reclaim ran above the high watermark ($sync -> $s1)" || return
+	[ "$s2" -gt "$s1" ] || fail "reclaim_sync_runs did not move past high ($s1 -> $s2)" || return
+	[ "$(stat_value reclaim_async_runs)" -gt 0 ] || fail "the background trimmer never ran"
+}
+
+t drop_caches_calls_shrinker test_drop_caches_calls_shrinker
+t watermarks_defaults test_watermarks_defaults
+t watermarks_bad_writes_refused test_watermarks_bad_writes_refused
+t watermarks_drive_reclaim test_watermarks_drive_reclaim

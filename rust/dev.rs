@@ -16,6 +16,7 @@ use crate::rkcore::buddy::BlockKind;
 use crate::stats::{inc, STATS};
 use crate::uapi::{self, RkmemArenaMap, RkmemBlock, RkmemHandle, RkmemIo, RkmemPagesAlloc};
 use crate::uapi::{RkmemCacheCreate, RkmemCacheId, RkmemObjAlloc};
+use crate::uapi::{RkmemPoolAlloc, RkmemPoolCreate, RkmemPoolId};
 use crate::uapi::{RkmemSelftest, RkmemTrim, RkmemVersion};
 use kernel::{
     fs::File,
@@ -32,7 +33,7 @@ use kernel::{
 };
 
 /// Module version reported by `RKMEM_IOC_VERSION`.
-const VERSION: (u16, u16, u16) = (0, 3, 0);
+const VERSION: (u16, u16, u16) = (0, 4, 0);
 
 /// An allocation held by an open file. Dropping it gives the memory back.
 struct Allocation(RkAlloc);
@@ -45,6 +46,7 @@ impl Allocation {
             RkAlloc::Pages(p) => p.bytes(),
             RkAlloc::Object(c, _) => c.object_size(),
             RkAlloc::Vmalloc(v) => v.len(),
+            RkAlloc::PoolElem(p, _) => p.element_bytes(),
         }
     }
 
@@ -54,6 +56,7 @@ impl Allocation {
             RkAlloc::Pages(p) => arena.addr_of(p.first()),
             RkAlloc::Object(_, obj) => *obj,
             RkAlloc::Vmalloc(v) => v.as_mut_ptr() as usize,
+            RkAlloc::PoolElem(_, e) => *e,
         }
     }
 }
@@ -72,6 +75,7 @@ impl Drop for Allocation {
             }
             // The vector frees itself.
             RkAlloc::Vmalloc(_) => {}
+            RkAlloc::PoolElem(p, e) => p.free(*e),
         }
     }
 }
@@ -100,6 +104,7 @@ impl PinnedDrop for RkmemFile {
         let tree = core::mem::replace(&mut self.handles.lock().tree, RBTree::new());
         drop(tree);
         if let Some(shared) = crate::shared() {
+            crate::mempool::destroy_owned(&shared.pools, self.id);
             caches::destroy_owned(&shared.caches, self.id);
         }
     }
@@ -183,6 +188,25 @@ impl RkmemFile {
                 caches::destroy(&crate::shared().ok_or(ENODEV)?.caches, c.id, self.id)?;
             }
             uapi::RKMEM_IOC_OBJ_ALLOC => self.obj_alloc(user)?,
+            uapi::RKMEM_IOC_POOL_CREATE => self.pool_create(user)?,
+            uapi::RKMEM_IOC_POOL_ALLOC => self.pool_alloc(user)?,
+            uapi::RKMEM_IOC_POOL_RESIZE => {
+                let r: RkmemPoolId = user.reader().read()?;
+                if r.min_nr == 0 || r.min_nr > uapi::RKMEM_POOL_MAX_MIN {
+                    return Err(EINVAL);
+                }
+                let shared = crate::shared().ok_or(ENODEV)?;
+                let p = crate::mempool::find(&shared.pools, r.pool_id, self.id).ok_or(ENOENT)?;
+                p.resize(r.min_nr as usize)?;
+            }
+            uapi::RKMEM_IOC_POOL_DESTROY => {
+                let r: RkmemPoolId = user.reader().read()?;
+                if r.min_nr != 0 {
+                    return Err(EINVAL);
+                }
+                let shared = crate::shared().ok_or(ENODEV)?;
+                crate::mempool::destroy(&shared.pools, r.pool_id, self.id)?;
+            }
             uapi::RKMEM_IOC_SELFTEST => {
                 let shared = crate::shared().ok_or(ENODEV)?;
                 let mut o = crate::selftest::run(&shared.arena)?;
@@ -191,6 +215,7 @@ impl RkmemFile {
                 let arena: &'static crate::arena::Arena =
                     unsafe { &*core::ptr::from_ref(&shared.arena) };
                 crate::selftest::run_slab(arena, crate::slab_debug(), &mut o)?;
+                crate::selftest::run_mempool(arena, &mut o)?;
                 user.writer().write(&RkmemSelftest {
                     passed: o.passed,
                     failed: o.failed,
@@ -343,6 +368,74 @@ impl RkmemFile {
     }
 }
 
+impl RkmemFile {
+    fn pool_create(&self, user: UserSlice) -> Result {
+        use crate::mempool::Source;
+        let (mut r, mut w) = user.reader_writer();
+        let mut req: RkmemPoolCreate = r.read()?;
+        if req.flags & !uapi::RKMEM_POOL_FAIL_SOURCE != 0
+            || req.id != 0
+            || req.min_nr == 0
+            || req.min_nr > uapi::RKMEM_POOL_MAX_MIN
+        {
+            return Err(EINVAL);
+        }
+        let shared = crate::shared().ok_or(ENODEV)?;
+        let source = match req.source {
+            uapi::RKMEM_POOL_SRC_CACHE if req.size == 0 && req.order == 0 => {
+                Source::Cache(caches::find(&shared.caches, req.cache_id, self.id).ok_or(ENOENT)?)
+            }
+            uapi::RKMEM_POOL_SRC_RKMALLOC if req.cache_id == 0 && req.order == 0 => {
+                Source::rkmalloc(&shared.classes, req.size)?
+            }
+            uapi::RKMEM_POOL_SRC_PAGES
+                if req.cache_id == 0 && req.size == 0 && req.order <= uapi::RKMEM_MAX_ORDER =>
+            {
+                Source::Order(req.order)
+            }
+            _ => return Err(EINVAL),
+        };
+        // SAFETY: see `SharedOwner::new`: the arena outlives every pool (pools are dropped with
+        // their file, or before the arena in `Shared`).
+        let arena: &'static crate::arena::Arena = unsafe { &*core::ptr::from_ref(&shared.arena) };
+        let pool = crate::mempool::create(
+            &shared.pools,
+            arena,
+            self.id,
+            source,
+            req.min_nr as usize,
+            req.flags & uapi::RKMEM_POOL_FAIL_SOURCE != 0,
+        )?;
+        req.id = pool.id;
+        drop(pool);
+        if let Err(e) = w.write(&req) {
+            let _ = crate::mempool::destroy(&shared.pools, req.id, self.id);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn pool_alloc(&self, user: UserSlice) -> Result {
+        let (mut r, mut w) = user.reader_writer();
+        let mut req: RkmemPoolAlloc = r.read()?;
+        if req.flags & !uapi::RKMEM_POOL_MAY_SLEEP != 0 || req.handle != 0 || req.bytes != 0 {
+            return Err(EINVAL);
+        }
+        let shared = crate::shared().ok_or(ENODEV)?;
+        let pool = crate::mempool::find(&shared.pools, req.pool_id, self.id).ok_or(ENOENT)?;
+        let e = pool.alloc(req.flags & uapi::RKMEM_POOL_MAY_SLEEP != 0)?;
+        let bytes = pool.element_bytes();
+        let handle = self.insert(Allocation(RkAlloc::PoolElem(pool, e)))?;
+        req.handle = handle;
+        req.bytes = bytes as u64;
+        if let Err(e) = w.write(&req) {
+            drop(self.handles.lock().tree.remove(&handle));
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
 fn arena_map(user: UserSlice) -> Result {
     let (mut r, mut w) = user.reader_writer();
     let mut m: RkmemArenaMap = r.read()?;
@@ -419,4 +512,7 @@ uapi_pod!(
     RkmemCacheCreate,
     RkmemCacheId,
     RkmemObjAlloc,
+    RkmemPoolCreate,
+    RkmemPoolAlloc,
+    RkmemPoolId,
 );

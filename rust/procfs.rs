@@ -33,10 +33,13 @@ pub(crate) enum ProcFile {
     Shrinker = 4,
     /// `/proc/rkmem/watermarks`: the low/high watermarks (writable: `LOW HIGH`).
     Watermarks = 5,
+    /// `/proc/rkmem/mempools`: one row per mempool.
+    Mempools = 6,
 }
 
 impl ProcFile {
-    const ALL: [ProcFile; 6] = [
+    const ALL: [ProcFile; 7] = [
+        ProcFile::Mempools,
         ProcFile::Stats,
         ProcFile::Buddyinfo,
         ProcFile::Extfrag,
@@ -57,12 +60,17 @@ impl ProcFile {
             ProcFile::Slabinfo => c"slabinfo",
             ProcFile::Shrinker => c"shrinker",
             ProcFile::Watermarks => c"watermarks",
+            ProcFile::Mempools => c"mempools",
         }
     }
 
     fn mode(self) -> bindings::umode_t {
         match self {
-            ProcFile::Stats | ProcFile::Buddyinfo | ProcFile::Extfrag | ProcFile::Shrinker => 0o444,
+            ProcFile::Stats
+            | ProcFile::Buddyinfo
+            | ProcFile::Extfrag
+            | ProcFile::Shrinker
+            | ProcFile::Mempools => 0o444,
             ProcFile::Watermarks => 0o644,
             // Like /proc/slabinfo: root only.
             ProcFile::Slabinfo => 0o400,
@@ -146,6 +154,7 @@ extern "C" fn rkmem_proc_show(m: *mut bindings::seq_file, id: c_ulong) -> c_int 
         }
         Some(ProcFile::Shrinker) => crate::reclaim::show_shrinker(&mut w, shared),
         Some(ProcFile::Watermarks) => crate::reclaim::show_watermarks(&mut w, shared),
+        Some(ProcFile::Mempools) => crate::mempool::show(&mut w, &shared.pools),
         None => return EINVAL.to_errno(),
     };
     match r {

@@ -17,6 +17,7 @@ mod arena;
 mod cache;
 mod caches;
 mod dev;
+mod mempool;
 mod procfs;
 mod reclaim;
 mod selftest;
@@ -132,6 +133,9 @@ pub(crate) fn slab_debug() -> bool {
 /// arena) go before the arena.
 #[pin_data]
 pub(crate) struct Shared {
+    /// The mempools created by user space (they hold caches: dropped first).
+    #[pin]
+    pub(crate) pools: kernel::sync::Mutex<mempool::Pools>,
     /// rkmalloc's size-class caches.
     pub(crate) classes: caches::Classes,
     /// The caches created by user space.
@@ -186,6 +190,7 @@ impl SharedOwner {
         )?;
         let shared = KBox::pin_init(
             try_pin_init!(Shared {
+                pools <- kernel::new_mutex!(mempool::Pools::new(), "rkmem_pools"),
                 classes: caches::Classes::new(),
                 caches <- kernel::new_mutex!(caches::Registry::new(), "rkmem_caches"),
                 arena <- arena,

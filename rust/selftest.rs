@@ -178,3 +178,46 @@ pub(crate) fn run_slab(arena: &'static Arena, debug: bool, o: &mut Outcome) -> R
     o.check("no object left in use", c.objects_in_use() == 0);
     Ok(())
 }
+
+/// Checks of a mempool's reserve with its source made to fail: non-sleeping allocations are
+/// served from the reserve, then fail at once; frees refill the reserve; destroying it gives
+/// every element back.
+pub(crate) fn run_mempool(arena: &'static Arena, o: &mut Outcome) -> Result {
+    use crate::mempool::{Mempool, Source};
+    let used = arena.with_buddy(|b| b.used_pages());
+    {
+        let p = Arc::pin_init(
+            Mempool::new(arena, 0, u64::MAX, Source::Order(0), 4, true)?,
+            GFP_KERNEL,
+        )?;
+        p.fill()?;
+        let mut got = KVec::with_capacity(4, GFP_KERNEL)?;
+        for _ in 0..4 {
+            match p.alloc(false) {
+                Ok(e) => got.push(e, GFP_KERNEL)?,
+                Err(_) => o.check("reserve element served", false),
+            }
+        }
+        o.check("four reserve elements", got.len() == 4);
+        o.check("empty reserve fails at once", p.alloc(false) == Err(ENOMEM));
+        if let Some(e) = got.pop() {
+            p.free(e);
+        }
+        o.check(
+            "a free refills the reserve",
+            p.alloc(false).is_ok_and(|e| {
+                p.free(e);
+                true
+            }),
+        );
+        for e in got.drain_all() {
+            p.free(e);
+        }
+        o.check("no element out", p.out() == 0);
+    }
+    o.check(
+        "destroying the pool gives its reserve back",
+        arena.with_buddy(|b| b.used_pages()) <= used + crate::arena::PCP_ALLOWANCE,
+    );
+    Ok(())
+}

@@ -84,9 +84,12 @@ pub const RKMEM_FEAT_VERSION: u32 = 1 << 0;
 pub const RKMEM_FEAT_PAGES: u32 = 1 << 1;
 /// Feature bit: slab caches and rkmalloc (cache create/destroy, object alloc).
 pub const RKMEM_FEAT_SLAB: u32 = 1 << 2;
+/// Feature bit: mempools (create, alloc, resize, destroy).
+pub const RKMEM_FEAT_MEMPOOL: u32 = 1 << 3;
 
 /// Features this build of the module offers.
-pub const RKMEM_FEATURES: u32 = RKMEM_FEAT_VERSION | RKMEM_FEAT_PAGES | RKMEM_FEAT_SLAB;
+pub const RKMEM_FEATURES: u32 =
+    RKMEM_FEAT_VERSION | RKMEM_FEAT_PAGES | RKMEM_FEAT_SLAB | RKMEM_FEAT_MEMPOOL;
 
 /// Read the module's ABI version and feature bits.
 pub const RKMEM_IOC_VERSION: u32 = ior::<RkmemVersion>(0x00);
@@ -301,6 +304,79 @@ pub const RKMEM_RKMALLOC_MAX: u64 = 64 << 20;
 /// Allocate an object from a cache of this file, or with rkmalloc. `ENOENT`: unknown cache id.
 pub const RKMEM_IOC_OBJ_ALLOC: u32 = iowr::<RkmemObjAlloc>(0x32);
 
+/// [`RkmemPoolCreate::source`]: objects of a cache of this file (`cache_id`).
+pub const RKMEM_POOL_SRC_CACHE: u32 = 1;
+/// [`RkmemPoolCreate::source`]: rkmalloc of `size` bytes (1 byte .. 4 MiB).
+pub const RKMEM_POOL_SRC_RKMALLOC: u32 = 2;
+/// [`RkmemPoolCreate::source`]: buddy blocks of `order`.
+pub const RKMEM_POOL_SRC_PAGES: u32 = 3;
+/// [`RkmemPoolCreate::flags`]: a test aid: once the reserve is filled, the source fails every
+/// allocation (fault injection), so every element comes from the reserve.
+pub const RKMEM_POOL_FAIL_SOURCE: u32 = 1 << 0;
+/// Largest reserve of a mempool.
+pub const RKMEM_POOL_MAX_MIN: u32 = 4096;
+
+/// Argument of [`RKMEM_IOC_POOL_CREATE`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemPoolCreate {
+    /// In: `RKMEM_POOL_SRC_*`.
+    pub source: u32,
+    /// In: with [`RKMEM_POOL_SRC_CACHE`], the cache id; otherwise zero.
+    pub cache_id: u32,
+    /// In: with [`RKMEM_POOL_SRC_RKMALLOC`], the element size; otherwise zero.
+    pub size: u64,
+    /// In: with [`RKMEM_POOL_SRC_PAGES`], the order 0..10; otherwise zero.
+    pub order: u32,
+    /// In: elements reserved, preallocated now, `1..=RKMEM_POOL_MAX_MIN`.
+    pub min_nr: u32,
+    /// In: `RKMEM_POOL_*` flags.
+    pub flags: u32,
+    /// Out: the pool id.
+    pub id: u32,
+}
+
+/// Create a mempool owned by this file. `EINVAL` bad source/size/order/min/flag; `ENOENT`
+/// unknown cache; `ENOMEM` the reserve could not be preallocated.
+pub const RKMEM_IOC_POOL_CREATE: u32 = iowr::<RkmemPoolCreate>(0x40);
+
+/// [`RkmemPoolAlloc::flags`]: the caller may sleep: the allocation waits for a free element
+/// instead of failing (interruptible by a signal: `EINTR`).
+pub const RKMEM_POOL_MAY_SLEEP: u32 = 1 << 0;
+
+/// Argument of [`RKMEM_IOC_POOL_ALLOC`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemPoolAlloc {
+    /// In: the pool.
+    pub pool_id: u32,
+    /// In: `RKMEM_POOL_MAY_SLEEP` or 0.
+    pub flags: u32,
+    /// Out: the handle (free it with [`RKMEM_IOC_FREE`]: the element goes back to the pool).
+    pub handle: u64,
+    /// Out: usable bytes of the element.
+    pub bytes: u64,
+}
+
+/// Allocate an element: from the source, else from the reserve, else (with
+/// [`RKMEM_POOL_MAY_SLEEP`]) wait for one; without it: `ENOMEM` at once.
+pub const RKMEM_IOC_POOL_ALLOC: u32 = iowr::<RkmemPoolAlloc>(0x41);
+
+/// Argument of [`RKMEM_IOC_POOL_RESIZE`] and [`RKMEM_IOC_POOL_DESTROY`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemPoolId {
+    /// The pool.
+    pub pool_id: u32,
+    /// The new reserve size for resize (`1..=RKMEM_POOL_MAX_MIN`); zero for destroy.
+    pub min_nr: u32,
+}
+
+/// Change a pool's reserve size (`mempool_resize`). `ENOMEM` if growing it failed.
+pub const RKMEM_IOC_POOL_RESIZE: u32 = iow::<RkmemPoolId>(0x42);
+/// Destroy a pool of this file. `EBUSY` while elements are out.
+pub const RKMEM_IOC_POOL_DESTROY: u32 = iow::<RkmemPoolId>(0x43);
+
 /// Answer of [`RKMEM_IOC_SELFTEST`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -328,3 +404,6 @@ const _: () = assert!(core::mem::size_of::<RkmemSelftest>() == 8);
 const _: () = assert!(core::mem::size_of::<RkmemCacheCreate>() == 64);
 const _: () = assert!(core::mem::size_of::<RkmemCacheId>() == 8);
 const _: () = assert!(core::mem::size_of::<RkmemObjAlloc>() == 32);
+const _: () = assert!(core::mem::size_of::<RkmemPoolCreate>() == 32);
+const _: () = assert!(core::mem::size_of::<RkmemPoolAlloc>() == 24);
+const _: () = assert!(core::mem::size_of::<RkmemPoolId>() == 8);

@@ -8,6 +8,7 @@
 
 pub mod buddy;
 pub mod extfrag;
+pub mod mempool;
 pub mod params;
 pub mod pcp;
 pub mod reclaim;

@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Mempools: a guaranteed reserve over any element source rkmem has, with the semantics of the
+//! kernel's `mm/mempool.c`.
+//!
+//! Allocation first tries the source without sleeping (no waiting for the arena to grow); then
+//! takes a reserve element; then, for a caller that may sleep, tries the source once more
+//! allowing it to sleep, and after that waits until an element is freed back and starts over.
+//! So a sleeping allocation never fails (it can only be interrupted by a signal: `EINTR`), and a
+//! caller that may not sleep gets a reserve element or `ENOMEM` at once. A free refills the
+//! reserve while it is below its minimum and wakes one waiter; otherwise the element goes back
+//! to its source. Reserve elements are allocated memory as far as the allocators know, so the
+//! shrinker never takes them.
+
+use crate::arena::{Arena, Pages};
+use crate::cache::Cache;
+use crate::rkcore::mempool::{PoolRow, Reserve};
+use crate::rkcore::sizeclass::{self, Route};
+use core::fmt;
+use kernel::{
+    new_condvar, new_spinlock,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, CondVar, SpinLock,
+    },
+    time::msecs_to_jiffies,
+};
+
+/// Where a pool's elements come from.
+pub(crate) enum Source {
+    /// Objects of a slab cache (a user cache, or an rkmalloc size class).
+    Cache(Arc<Cache>),
+    /// Blocks of `2^order` pages of the arena.
+    Order(u32),
+    /// Exactly `npages` pages of the arena (rkmalloc sizes above a page).
+    Exact(usize),
+}
+
+impl Source {
+    /// The source of rkmalloc(`size`) elements: a size class or exact pages (not vmalloc).
+    pub(crate) fn rkmalloc(classes: &crate::caches::Classes, size: u64) -> Result<Source> {
+        let size = usize::try_from(size).map_err(|_| EINVAL)?;
+        match sizeclass::class_for(size).map_err(|_| EINVAL)? {
+            Route::Slab(c) => {
+                let c = classes.as_ref().and_then(|v| v.get(c)).ok_or(ENODEV)?;
+                Ok(Source::Cache(c.clone()))
+            }
+            Route::Pages(n) => Ok(Source::Exact(n)),
+            Route::Vmalloc => Err(EINVAL),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Source::Cache(c) => c.object_size(),
+            Source::Order(o) => crate::arena::PAGE_SIZE << o,
+            Source::Exact(n) => n * crate::arena::PAGE_SIZE,
+        }
+    }
+}
+
+/// A mempool.
+///
+/// # Invariants
+///
+/// Every element in `reserve` and every element handed out and not yet freed was allocated from
+/// `source` and is freed to it exactly once (by `free` or by `drop`).
+#[pin_data(PinnedDrop)]
+pub(crate) struct Mempool {
+    pub(crate) id: u32,
+    pub(crate) owner: u64,
+    source: Source,
+    label: [u8; 40],
+    label_len: usize,
+    fail_source: bool,
+    failing: Atomic<bool>,
+    #[pin]
+    reserve: SpinLock<Reserve<KVec<usize>>>,
+    #[pin]
+    freed: CondVar,
+    arena: &'static Arena,
+}
+
+impl Mempool {
+    /// A pool of `min` reserved elements of `source` (preallocated by [`Mempool::fill`]).
+    pub(crate) fn new(
+        arena: &'static Arena,
+        id: u32,
+        owner: u64,
+        source: Source,
+        min: usize,
+        fail_source: bool,
+    ) -> Result<impl PinInit<Self, Error>> {
+        let cap = crate::uapi::RKMEM_POOL_MAX_MIN as usize;
+        if min == 0 || min > cap {
+            return Err(EINVAL);
+        }
+        let mut storage = KVec::with_capacity(cap, GFP_KERNEL)?;
+        storage.extend_with(cap, 0, GFP_KERNEL)?;
+        let reserve = Reserve::new(storage, min).map_err(|_| EINVAL)?;
+        let mut label = [0u8; 40];
+        let mut w = LabelWriter {
+            buf: &mut label,
+            len: 0,
+        };
+        let _ = match &source {
+            Source::Cache(c) if c.owner == 0 => fmt::Write::write_str(&mut w, c.name()),
+            Source::Cache(c) => fmt::write(&mut w, format_args!("cache:{}", c.name())),
+            Source::Order(o) => fmt::write(&mut w, format_args!("pages:order{o}")),
+            Source::Exact(n) => fmt::write(&mut w, format_args!("rkmalloc:{n}pages")),
+        };
+        let label_len = w.len;
+        Ok(try_pin_init!(Self {
+            id,
+            owner,
+            source,
+            label,
+            label_len,
+            fail_source,
+            failing: Atomic::new(false),
+            reserve <- new_spinlock!(reserve, "rkmem_mempool"),
+            freed <- new_condvar!("rkmem_mempool_freed"),
+            arena,
+        }))
+    }
+
+    /// Allocates elements until the reserve holds its minimum (`mempool_init`, resize up).
+    pub(crate) fn fill(&self) -> Result {
+        loop {
+            if self.reserve.lock().needed() == 0 {
+                break;
+            }
+            let e = self.src_alloc(true)?;
+            if let Err(_full) = self.reserve.lock().fill(e) {
+                self.src_free(e);
+            }
+        }
+        if self.fail_source {
+            self.failing.store(true, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The pool's label in /proc/rkmem/mempools.
+    fn label(&self) -> &str {
+        core::str::from_utf8(&self.label[..self.label_len]).unwrap_or("?")
+    }
+
+    /// Usable bytes of an element.
+    pub(crate) fn element_bytes(&self) -> usize {
+        self.source.bytes()
+    }
+
+    fn src_alloc(&self, may_sleep: bool) -> Result<usize> {
+        if self.failing.load(Relaxed) {
+            return Err(ENOMEM);
+        }
+        match &self.source {
+            Source::Cache(c) => c.alloc(may_sleep),
+            Source::Order(o) => {
+                let p = self.arena.alloc(*o, may_sleep)?;
+                Ok(self.arena.addr_of(p.first()))
+            }
+            Source::Exact(n) => {
+                let p = self.arena.alloc_exact(*n, may_sleep)?;
+                Ok(self.arena.addr_of(p.first()))
+            }
+        }
+    }
+
+    fn src_free(&self, e: usize) {
+        // Refusals are counted and reported by the allocators.
+        match &self.source {
+            Source::Cache(c) => {
+                let _ = c.free(e);
+            }
+            Source::Order(order) => {
+                if let Some(page) = self.arena.page_of(e) {
+                    let _ = self.arena.free(Pages::Order {
+                        page,
+                        order: *order,
+                    });
+                }
+            }
+            Source::Exact(npages) => {
+                if let Some(page) = self.arena.page_of(e) {
+                    let _ = self.arena.free(Pages::Exact {
+                        page,
+                        npages: *npages,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Allocates an element (see the module documentation).
+    pub(crate) fn alloc(&self, may_sleep: bool) -> Result<usize> {
+        loop {
+            if let Ok(e) = self.src_alloc(false) {
+                self.reserve.lock().note_source_alloc();
+                return Ok(e);
+            }
+            if let Some(e) = self.reserve.lock().take() {
+                return Ok(e);
+            }
+            if !may_sleep {
+                self.reserve.lock().note_failure();
+                return Err(ENOMEM);
+            }
+            // mempool_alloc's second chance: the source, allowed to sleep this time.
+            if let Ok(e) = self.src_alloc(true) {
+                self.reserve.lock().note_source_alloc();
+                return Ok(e);
+            }
+            let mut r = self.reserve.lock();
+            if r.curr() == 0 {
+                r.note_wait();
+                // Woken by a free, or after 5 s (as mempool_alloc) to retry the source.
+                let res = self
+                    .freed
+                    .wait_interruptible_timeout(&mut r, msecs_to_jiffies(5000));
+                if matches!(res, kernel::sync::CondVarTimeoutResult::Signal { .. }) {
+                    r.note_failure();
+                    return Err(EINTR);
+                }
+            }
+        }
+    }
+
+    /// Frees an element: into the reserve while it is below its minimum (waking a waiter),
+    /// else back to the source.
+    pub(crate) fn free(&self, e: usize) {
+        let back = self.reserve.lock().offer(e);
+        match back {
+            None => self.freed.notify_one(),
+            Some(e) => self.src_free(e),
+        }
+    }
+
+    /// Changes the reserve size; growing preallocates the new elements (`ENOMEM` if it cannot:
+    /// the pool keeps what it got).
+    pub(crate) fn resize(&self, min: usize) -> Result {
+        // Surplus elements go back to the source under the pool's lock: the lock order is
+        // always pool, then allocator.
+        self.reserve
+            .lock()
+            .set_min(min, |e| self.src_free(e))
+            .map_err(|_| EINVAL)?;
+        let was_failing = self.failing.xchg(false, Relaxed);
+        let r = self.fill();
+        if was_failing {
+            self.failing.store(true, Relaxed);
+        }
+        r
+    }
+
+    /// Elements handed out and not yet freed.
+    pub(crate) fn out(&self) -> u64 {
+        self.reserve.lock().counts().out
+    }
+
+    /// Writes this pool's row of /proc/rkmem/mempools.
+    pub(crate) fn write_row(&self, w: &mut impl fmt::Write) -> fmt::Result {
+        let (min, reserve, counts) = {
+            let r = self.reserve.lock();
+            (r.min(), r.curr(), r.counts())
+        };
+        crate::rkcore::mempool::write_pool_row(
+            w,
+            &PoolRow {
+                id: self.id,
+                source: self.label(),
+                min,
+                reserve,
+                counts,
+            },
+        )
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Mempool {
+    fn drop(self: Pin<&mut Self>) {
+        // Every reserve element goes back to its source (pool lock, then allocator locks).
+        self.reserve.lock().drain(|e| self.src_free(e));
+    }
+}
+
+/// Writes into a fixed buffer, cutting what does not fit.
+struct LabelWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl fmt::Write for LabelWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = b;
+                self.len += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Most mempools alive at once.
+const MAX_POOLS: usize = 256;
+
+/// The mempools created by user space (each owned by its open file).
+pub(crate) struct Pools {
+    list: KVec<Arc<Mempool>>,
+    next_id: u32,
+}
+
+impl Pools {
+    /// No pools.
+    pub(crate) const fn new() -> Pools {
+        Pools {
+            list: KVec::new(),
+            next_id: 1,
+        }
+    }
+}
+
+/// Creates a pool owned by `owner` and preallocates its reserve.
+pub(crate) fn create(
+    pools: &kernel::sync::Mutex<Pools>,
+    arena: &'static Arena,
+    owner: u64,
+    source: Source,
+    min: usize,
+    fail_source: bool,
+) -> Result<Arc<Mempool>> {
+    let id = {
+        let mut p = pools.lock();
+        if p.list.len() >= MAX_POOLS {
+            return Err(ENOSPC);
+        }
+        let id = p.next_id;
+        p.next_id = id.checked_add(1).ok_or(ENOSPC)?;
+        id
+    };
+    let pool = Arc::pin_init(
+        Mempool::new(arena, id, owner, source, min, fail_source)?,
+        GFP_KERNEL,
+    )?;
+    // On failure the pool's drop gives back what it preallocated.
+    pool.fill()?;
+    pools.lock().list.push(pool.clone(), GFP_KERNEL)?;
+    Ok(pool)
+}
+
+/// The pool `id` of `owner`.
+pub(crate) fn find(
+    pools: &kernel::sync::Mutex<Pools>,
+    id: u32,
+    owner: u64,
+) -> Option<Arc<Mempool>> {
+    pools
+        .lock()
+        .list
+        .iter()
+        .find(|p| p.id == id && p.owner == owner)
+        .cloned()
+}
+
+/// Destroys pool `id` of `owner`: `ENOENT` if there is none, `EBUSY` while elements are out.
+pub(crate) fn destroy(pools: &kernel::sync::Mutex<Pools>, id: u32, owner: u64) -> Result {
+    let mut p = pools.lock();
+    let pos = p
+        .list
+        .iter()
+        .position(|x| x.id == id && x.owner == owner)
+        .ok_or(ENOENT)?;
+    if p.list[pos].out() != 0 {
+        return Err(EBUSY);
+    }
+    p.list.remove(pos)?;
+    Ok(())
+}
+
+/// Destroys every pool of `owner` (its file is closing; its elements are freed already).
+pub(crate) fn destroy_owned(pools: &kernel::sync::Mutex<Pools>, owner: u64) {
+    pools.lock().list.retain(|p| p.owner != owner);
+}
+
+/// Renders `/proc/rkmem/mempools`.
+pub(crate) fn show(w: &mut impl fmt::Write, pools: &kernel::sync::Mutex<Pools>) -> fmt::Result {
+    w.write_str(crate::rkcore::mempool::MEMPOOLS_HEADER)?;
+    for p in pools.lock().list.iter() {
+        p.write_row(w)?;
+    }
+    Ok(())
+}

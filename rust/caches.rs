@@ -94,7 +94,12 @@ pub(crate) fn rkmalloc(
             Ok(RkAlloc::Object(c.clone(), obj))
         }
         Route::Pages(n) => Ok(RkAlloc::Pages(arena.alloc_exact(n, may_sleep)?)),
-        Route::Vmalloc => Ok(RkAlloc::Vmalloc(VVec::from_elem(0u8, size, GFP_KERNEL)?)),
+        // Charged to the caller's memory cgroup.
+        Route::Vmalloc => Ok(RkAlloc::Vmalloc(VVec::from_elem(
+            0u8,
+            size,
+            GFP_KERNEL_ACCOUNT,
+        )?)),
     }
 }
 

@@ -87,6 +87,8 @@ static NEXT_FILE_ID: Atomic<u64> = Atomic::new(1);
 struct Handles {
     tree: RBTree<u64, Allocation>,
     next: u64,
+    /// Bytes of all allocations in `tree`.
+    bytes: u64,
 }
 
 /// State of one open file of `/dev/rkmem`.
@@ -118,7 +120,7 @@ impl MiscDevice for RkmemFile {
         let f = KBox::try_pin_init(
             try_pin_init!(RkmemFile {
                 id: NEXT_FILE_ID.fetch_add(1, Relaxed),
-                handles <- new_mutex!(Handles { tree: RBTree::new(), next: 1 }, "rkmem_file_handles"),
+                handles <- new_mutex!(Handles { tree: RBTree::new(), next: 1, bytes: 0 }, "rkmem_file_handles"),
             }),
             GFP_KERNEL,
         )?;
@@ -161,8 +163,7 @@ impl RkmemFile {
             uapi::RKMEM_IOC_PAGES_ALLOC => self.pages_alloc(user)?,
             uapi::RKMEM_IOC_FREE => {
                 let h: RkmemHandle = user.reader().read()?;
-                let a = self.handles.lock().tree.remove(&h.handle).ok_or(ENOENT)?;
-                drop(a);
+                drop(self.take(h.handle).ok_or(ENOENT)?);
             }
             uapi::RKMEM_IOC_WRITE => self.io(user, true)?,
             uapi::RKMEM_IOC_READ => self.io(user, false)?,
@@ -226,14 +227,46 @@ impl RkmemFile {
         Ok(0)
     }
 
-    /// Stores `a` under a new handle.
+    /// The per-file cap on bytes held (`file_max_mb`).
+    fn cap() -> u64 {
+        u64::from(crate::params().file_max_mb) << 20
+    }
+
+    /// Refuses a request of `bytes` that cannot fit under the cap (checked before allocating,
+    /// so that an over-cap request costs nothing).
+    fn precheck(&self, bytes: u64) -> Result {
+        if self.handles.lock().bytes.saturating_add(bytes) > Self::cap() {
+            return Err(EDQUOT);
+        }
+        Ok(())
+    }
+
+    /// Stores `a` under a new handle; `EDQUOT` (and `a` freed) if it would pass the cap.
     fn insert(&self, a: Allocation) -> Result<u64> {
+        let bytes = match crate::shared() {
+            Some(s) => a.bytes(&s.arena) as u64,
+            None => return Err(ENODEV),
+        };
         let mut h = self.handles.lock();
+        // On any failure below `a` is dropped, which frees the memory.
+        if h.bytes.saturating_add(bytes) > Self::cap() {
+            return Err(EDQUOT);
+        }
         let handle = h.next;
         h.next = h.next.checked_add(1).ok_or(ENOSPC)?;
-        // On failure `a` is dropped, which frees the memory.
-        h.tree.try_create_and_insert(handle, a, GFP_KERNEL)?;
+        h.tree
+            .try_create_and_insert(handle, a, GFP_KERNEL_ACCOUNT)?;
+        h.bytes += bytes;
         Ok(handle)
+    }
+
+    /// Takes handle `handle` out of the table (the caller drops it, freeing the memory).
+    fn take(&self, handle: u64) -> Option<Allocation> {
+        let arena = &crate::shared()?.arena;
+        let mut h = self.handles.lock();
+        let a = h.tree.remove(&handle)?;
+        h.bytes = h.bytes.saturating_sub(a.bytes(arena) as u64);
+        Some(a)
     }
 
     fn pages_alloc(&self, user: UserSlice) -> Result {
@@ -247,10 +280,16 @@ impl RkmemFile {
             if req.order != 0 {
                 return Err(EINVAL);
             }
+            if (1..=SLOT_PAGES as u32).contains(&req.npages) {
+                self.precheck(u64::from(req.npages) * crate::arena::PAGE_SIZE as u64)?;
+            }
             arena.alloc_exact(req.npages as usize, true)?
         } else {
             if req.npages != 0 {
                 return Err(EINVAL);
+            }
+            if req.order <= uapi::RKMEM_MAX_ORDER {
+                self.precheck((crate::arena::PAGE_SIZE as u64) << req.order)?;
             }
             arena.alloc(req.order, true)?
         };
@@ -259,7 +298,7 @@ impl RkmemFile {
         req.bytes = pages.bytes() as u64;
         if let Err(e) = w.write(&req) {
             // User space will never learn the handle: free the allocation again.
-            drop(self.handles.lock().tree.remove(&handle));
+            drop(self.take(handle));
             return Err(e);
         }
         Ok(())
@@ -346,6 +385,10 @@ impl RkmemFile {
         }
         let shared = crate::shared().ok_or(ENODEV)?;
         let a = if req.cache_id == 0 {
+            // Bad sizes are EINVAL (from rkmalloc), not EDQUOT.
+            if (1..=uapi::RKMEM_RKMALLOC_MAX).contains(&req.size) {
+                self.precheck(req.size)?;
+            }
             caches::rkmalloc(&shared.classes, &shared.arena, req.size, true)?
         } else {
             if req.size != 0 {
@@ -361,7 +404,7 @@ impl RkmemFile {
         req.handle = handle;
         req.bytes = bytes as u64;
         if let Err(e) = w.write(&req) {
-            drop(self.handles.lock().tree.remove(&handle));
+            drop(self.take(handle));
             return Err(e);
         }
         Ok(())
@@ -429,7 +472,7 @@ impl RkmemFile {
         req.handle = handle;
         req.bytes = bytes as u64;
         if let Err(e) = w.write(&req) {
-            drop(self.handles.lock().tree.remove(&handle));
+            drop(self.take(handle));
             return Err(e);
         }
         Ok(())

@@ -39,4 +39,24 @@ void rkmem_reclaim_kick(void);
 void rkmem_reclaim_cancel(void);
 void rkmem_reclaim_work(void);
 
+/* Benchmarks: the host kernel's side (glue.c; the ioctl is Rust: bench.rs) */
+struct kmem_cache;
+struct mempool;
+u64 rkmem_bench_now_ns(void);
+bool rkmem_bench_resched(void);
+struct kmem_cache *rkmem_bench_slub_create(const char *name, unsigned int size,
+					   unsigned int align);
+void rkmem_bench_slub_destroy(struct kmem_cache *s);
+s64 rkmem_bench_slub_pairs(struct kmem_cache *s, u32 n);
+s64 rkmem_bench_slub_batch(struct kmem_cache *s, void **buf, u32 batch,
+			   u32 rounds, u64 *held);
+s64 rkmem_bench_kmalloc_pairs(size_t size, u32 n);
+s64 rkmem_bench_pages_pairs(unsigned int order, u32 n);
+struct mempool *rkmem_bench_mempool_create(unsigned int min_nr, size_t size);
+void rkmem_bench_mempool_destroy(struct mempool *pool);
+s64 rkmem_bench_mempool_pairs(struct mempool *pool, u32 n);
+int rkmem_bench_slub_layout(const char *name, unsigned int size,
+			    unsigned int align, void **buf, u32 max,
+			    u32 *objs, u32 *order);
+
 #endif /* RKMEM_GLUE_H */

@@ -45,6 +45,10 @@ module! {
             default: 64,
             description: "MiB the arena may grow to (multiple of 4, at least 4, at most half of RAM)",
         },
+        file_max_mb: u32 {
+            default: 128,
+            description: "MiB one open file of /dev/rkmem may hold (1..65536; over it: EDQUOT)",
+        },
         wmark_low: i64 {
             default: -1,
             description: "Low watermark, free arena pages: below it a background worker trims (-1: max/4, 0: off)",
@@ -65,6 +69,7 @@ pub(crate) fn params() -> Params {
     Params {
         arena_initial_mb: module_parameters::arena_initial_mb.value(),
         arena_max_mb: module_parameters::arena_max_mb.value(),
+        file_max_mb: module_parameters::file_max_mb.value(),
     }
 }
 

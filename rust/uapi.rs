@@ -87,9 +87,15 @@ pub const RKMEM_FEAT_SLAB: u32 = 1 << 2;
 /// Feature bit: mempools (create, alloc, resize, destroy).
 pub const RKMEM_FEAT_MEMPOOL: u32 = 1 << 3;
 
+/// Feature bit: the in-kernel benchmarks against the host kernel's allocators.
+pub const RKMEM_FEAT_BENCH: u32 = 1 << 4;
+
 /// Features this build of the module offers.
-pub const RKMEM_FEATURES: u32 =
-    RKMEM_FEAT_VERSION | RKMEM_FEAT_PAGES | RKMEM_FEAT_SLAB | RKMEM_FEAT_MEMPOOL;
+pub const RKMEM_FEATURES: u32 = RKMEM_FEAT_VERSION
+    | RKMEM_FEAT_PAGES
+    | RKMEM_FEAT_SLAB
+    | RKMEM_FEAT_MEMPOOL
+    | RKMEM_FEAT_BENCH;
 
 /// Read the module's ABI version and feature bits.
 pub const RKMEM_IOC_VERSION: u32 = ior::<RkmemVersion>(0x00);
@@ -392,6 +398,87 @@ pub struct RkmemSelftest {
 /// /proc/rkmem/stats and leave the allocator intact.
 pub const RKMEM_IOC_SELFTEST: u32 = ior::<RkmemSelftest>(0x20);
 
+/// [`RkmemBench::kind`]: a bitmap slab cache vs a SLUB cache (`SLAB_NO_MERGE`) of `size` and
+/// `align`, alloc+free pairs.
+pub const RKMEM_BENCH_SLAB_PAIR: u32 = 1;
+/// [`RkmemBench::kind`]: as [`RKMEM_BENCH_SLAB_PAIR`], in batches of [`RKMEM_BENCH_BATCH`]
+/// allocations followed by as many frees; also reports the bytes of slabs holding one batch.
+pub const RKMEM_BENCH_SLAB_BATCH: u32 = 2;
+/// [`RkmemBench::kind`]: rkmalloc vs kmalloc of `size` (1..=4096), alloc+free pairs.
+pub const RKMEM_BENCH_KMALLOC: u32 = 3;
+/// [`RkmemBench::kind`]: the arena (buddy + per-CPU caches) vs `alloc_pages`/`__free_pages`
+/// of `order`, alloc+free pairs.
+pub const RKMEM_BENCH_PAGES: u32 = 4;
+/// [`RkmemBench::kind`]: an rkmem mempool over rkmalloc(`size`) vs the kernel's
+/// `mempool_create_kmalloc_pool` of `size`, both with a reserve of [`RKMEM_BENCH_POOL_MIN`];
+/// alloc+free pairs.
+pub const RKMEM_BENCH_MEMPOOL: u32 = 5;
+/// [`RkmemBench::kind`]: no timing: objects and pages per slab of an rkmem cache and of a
+/// SLUB cache of `size` and `align` (SLUB's measured from a fresh cache's slabs).
+pub const RKMEM_BENCH_LAYOUT: u32 = 6;
+/// Allocations per batch of [`RKMEM_BENCH_SLAB_BATCH`] (fewer if `iters` is smaller).
+pub const RKMEM_BENCH_BATCH: u32 = 1000;
+/// Reserve of both pools of [`RKMEM_BENCH_MEMPOOL`].
+pub const RKMEM_BENCH_POOL_MIN: u32 = 16;
+/// Most iterations of one repetition.
+pub const RKMEM_BENCH_MAX_ITERS: u32 = 1_000_000;
+/// Most repetitions of one call.
+pub const RKMEM_BENCH_MAX_REPS: u32 = 31;
+/// [`RkmemBench::flags`]: time only rkmem's side (the host's fields stay zero).
+pub const RKMEM_BENCH_ONLY_RKMEM: u32 = 1 << 0;
+/// [`RkmemBench::flags`]: time only the host kernel's side.
+pub const RKMEM_BENCH_ONLY_HOST: u32 = 1 << 1;
+
+/// Argument of [`RKMEM_IOC_BENCH`]. Times are picoseconds per operation, where an operation
+/// is one allocation and its free; each repetition times `iters` operations of rkmem, then of
+/// the host kernel, back to back.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemBench {
+    /// In: `RKMEM_BENCH_*` kind.
+    pub kind: u32,
+    /// In: `RKMEM_BENCH_ONLY_*` flags (not both).
+    pub flags: u32,
+    /// In: object size (slab, kmalloc, mempool, layout: 1..=4096); otherwise zero.
+    pub size: u32,
+    /// In: alignment (slab, layout: a power of two up to 4096); otherwise zero.
+    pub align: u32,
+    /// In: buddy order 0..=10 (pages); otherwise zero.
+    pub order: u32,
+    /// In: operations per repetition, `1..=RKMEM_BENCH_MAX_ITERS` (zero for layout).
+    pub iters: u32,
+    /// In: repetitions, `1..=RKMEM_BENCH_MAX_REPS` (zero for layout); the median is reported.
+    pub reps: u32,
+    /// Out: the CPU the call started on.
+    pub cpu: u32,
+    /// Out: rkmem, median picoseconds per operation.
+    pub rkmem_ps: u64,
+    /// Out: host kernel, median picoseconds per operation.
+    pub host_ps: u64,
+    /// Out: rkmem, fastest repetition.
+    pub rkmem_min_ps: u64,
+    /// Out: host kernel, fastest repetition.
+    pub host_min_ps: u64,
+    /// Out: slab batch: bytes of rkmem's slabs holding one batch.
+    pub rkmem_bytes: u64,
+    /// Out: slab batch: bytes of SLUB's slabs holding one batch.
+    pub host_bytes: u64,
+    /// Out: slab kinds and layout: rkmem's objects per slab.
+    pub rkmem_objs: u32,
+    /// Out: slab kinds and layout: rkmem's pages per slab.
+    pub rkmem_pages: u32,
+    /// Out: layout: SLUB's objects per slab.
+    pub host_objs: u32,
+    /// Out: layout: SLUB's pages per slab.
+    pub host_pages: u32,
+    /// Must be zero.
+    pub reserved: u64,
+}
+
+/// Run one benchmark (`EINVAL`: bad kind, flags, size, alignment, order, count or reserved
+/// field; `ENOMEM`; `EINTR` when a signal arrives between repetitions).
+pub const RKMEM_IOC_BENCH: u32 = iowr::<RkmemBench>(0x50);
+
 // The layout is the ABI: a size change must be a new ioctl number and ABI version.
 const _: () = assert!(core::mem::size_of::<RkmemVersion>() == 16);
 const _: () = assert!(core::mem::size_of::<RkmemPagesAlloc>() == 32);
@@ -407,3 +494,4 @@ const _: () = assert!(core::mem::size_of::<RkmemObjAlloc>() == 32);
 const _: () = assert!(core::mem::size_of::<RkmemPoolCreate>() == 32);
 const _: () = assert!(core::mem::size_of::<RkmemPoolAlloc>() == 24);
 const _: () = assert!(core::mem::size_of::<RkmemPoolId>() == 8);
+const _: () = assert!(core::mem::size_of::<RkmemBench>() == 104);

@@ -10,6 +10,9 @@ use core::fmt;
 /// The arena grows and shrinks in blocks of this many MiB (one order-10 block of 4 KiB pages).
 pub const ARENA_BLOCK_MB: u32 = 4;
 
+/// The largest per-file cap, in MiB.
+pub const FILE_MAX_MB_LIMIT: u32 = 65536;
+
 /// The arena may take at most this share of the machine's RAM: 1/2.
 pub const ARENA_MAX_RAM_DIVISOR: u64 = 2;
 
@@ -20,6 +23,8 @@ pub struct Params {
     pub arena_initial_mb: u32,
     /// MiB the arena may grow to on demand.
     pub arena_max_mb: u32,
+    /// MiB one open file of /dev/rkmem may hold at once (over it: `EDQUOT`).
+    pub file_max_mb: u32,
 }
 
 impl Params {
@@ -27,6 +32,7 @@ impl Params {
     pub const DEFAULT: Params = Params {
         arena_initial_mb: 4,
         arena_max_mb: 64,
+        file_max_mb: 128,
     };
 }
 
@@ -49,6 +55,11 @@ pub enum ParamError {
         /// `arena_max_mb`.
         max: u32,
     },
+    /// `file_max_mb` is 0 or above [`FILE_MAX_MB_LIMIT`].
+    FileMax {
+        /// The value given.
+        value: u32,
+    },
     /// `arena_max_mb` is more than the share of RAM the arena may take.
     MaxAboveRam {
         /// `arena_max_mb`.
@@ -65,6 +76,7 @@ impl ParamError {
             ParamError::NotBlockMultiple { name, .. } => name,
             ParamError::MaxZero | ParamError::MaxAboveRam { .. } => "arena_max_mb",
             ParamError::InitialAboveMax { .. } => "arena_initial_mb",
+            ParamError::FileMax { .. } => "file_max_mb",
         }
     }
 }
@@ -80,6 +92,10 @@ impl fmt::Display for ParamError {
             ParamError::InitialAboveMax { initial, max } => write!(
                 f,
                 "arena_initial_mb={initial}: must not exceed arena_max_mb={max}"
+            ),
+            ParamError::FileMax { value } => write!(
+                f,
+                "file_max_mb={value}: must be 1..={FILE_MAX_MB_LIMIT}"
             ),
             ParamError::MaxAboveRam { max, limit } => write!(
                 f,
@@ -108,6 +124,11 @@ pub fn validate(p: &Params, total_ram_mb: u64) -> Result<(), ParamError> {
             max: p.arena_max_mb,
         });
     }
+    if p.file_max_mb == 0 || p.file_max_mb > FILE_MAX_MB_LIMIT {
+        return Err(ParamError::FileMax {
+            value: p.file_max_mb,
+        });
+    }
     let block = u64::from(ARENA_BLOCK_MB);
     let limit = total_ram_mb / ARENA_MAX_RAM_DIVISOR / block * block;
     if u64::from(p.arena_max_mb) > limit {
@@ -128,7 +149,28 @@ mod tests {
         Params {
             arena_initial_mb,
             arena_max_mb,
+            file_max_mb: 128,
         }
+    }
+
+    #[test]
+    fn file_cap_bounds() {
+        for (v, ok) in [(0, false), (1, true), (65536, true), (65537, false)] {
+            let q = Params {
+                file_max_mb: v,
+                ..Params::DEFAULT
+            };
+            assert_eq!(validate(&q, 512).is_ok(), ok, "file_max_mb={v}");
+        }
+        let e = validate(
+            &Params {
+                file_max_mb: 0,
+                ..Params::DEFAULT
+            },
+            512,
+        )
+        .unwrap_err();
+        assert_eq!(e.parameter(), "file_max_mb");
     }
 
     #[test]

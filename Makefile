@@ -11,13 +11,14 @@
 #   make fmt     rustfmt every Rust file; make fmt-check checks only
 #   make clippy  clippy on the module and on the host crates
 #   make host-test  only the host tests
+#   make bench   benchmarks vs the host kernel's allocators: results/bench-<date>/report.md
 # The kernel build reads Kbuild, not this file.
 
 SHELL := /bin/bash
 FLAVOR ?= fast
 export FLAVOR
 
-.PHONY: all module run check setup kernels shell fmt fmt-check clippy host-test clean
+.PHONY: all module run check setup kernels shell fmt fmt-check clippy host-test clean bench
 
 all: module
 
@@ -33,6 +34,10 @@ check:
 
 setup:
 	@scripts/setup.sh
+
+# Benchmarks (never part of check): BENCH=bench-quick for tiny counts.
+bench:
+	@scripts/bench.sh $(BENCH)
 
 kernels: setup
 	@scripts/build-kernel.sh fast >/dev/null

@@ -222,6 +222,7 @@ impl RkmemFile {
                     failed: o.failed,
                 })?;
             }
+            uapi::RKMEM_IOC_BENCH => crate::bench::run(user)?,
             _ => return Err(ENOTTY),
         }
         Ok(0)
@@ -558,4 +559,5 @@ uapi_pod!(
     RkmemPoolCreate,
     RkmemPoolAlloc,
     RkmemPoolId,
+    crate::uapi::RkmemBench,
 );

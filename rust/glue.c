@@ -342,17 +342,20 @@ s64 rkmem_bench_mempool_pairs(struct mempool *pool, u32 n)
 
 /*
  * SLUB's slab layout for objects of size/align, measured: a fresh cache of
- * its own hands out objects until 4 slabs' worth are live; the most objects
- * seen in one slab folio is its objects per slab (the first slab is full by
- * then), and that folio's order its order. buf holds max objects.
+ * its own hands out objects until they span RKMEM_LAYOUT_SLABS + 1 slabs;
+ * the most objects seen in one slab folio is its objects per slab (the first
+ * slabs are full by then, even counting the objects a per-CPU sheaf held
+ * back), and that folio's order its order. buf holds max objects.
  */
+#define RKMEM_LAYOUT_SLABS 16
+
 int rkmem_bench_slub_layout(const char *name, unsigned int size,
 			    unsigned int align, void **buf, u32 max,
 			    u32 *objs, u32 *order)
 {
 	struct kmem_cache *s = rkmem_bench_slub_create(name, size, align);
-	struct folio *seen[4] = {};
-	u32 count[4] = {};
+	struct folio *seen[RKMEM_LAYOUT_SLABS] = {};
+	u32 count[RKMEM_LAYOUT_SLABS] = {};
 	u32 n, k;
 	int ret = 0;
 
@@ -369,10 +372,10 @@ int rkmem_bench_slub_layout(const char *name, unsigned int size,
 			break;
 		}
 		f = virt_to_folio(buf[n]);
-		for (k = 0; k < 4 && seen[k] && seen[k] != f; k++)
+		for (k = 0; k < RKMEM_LAYOUT_SLABS && seen[k] && seen[k] != f; k++)
 			;
-		if (k == 4)
-			break;	/* a fifth slab: the first four are full */
+		if (k == RKMEM_LAYOUT_SLABS)
+			break;	/* one slab more: the first ones are full */
 		seen[k] = f;
 		count[k]++;
 		if (count[k] > *objs) {

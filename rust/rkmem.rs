@@ -14,6 +14,7 @@ use kernel::{
 };
 
 mod arena;
+mod bench;
 mod cache;
 mod caches;
 mod dev;

@@ -91,11 +91,8 @@ pub const RKMEM_FEAT_MEMPOOL: u32 = 1 << 3;
 pub const RKMEM_FEAT_BENCH: u32 = 1 << 4;
 
 /// Features this build of the module offers.
-pub const RKMEM_FEATURES: u32 = RKMEM_FEAT_VERSION
-    | RKMEM_FEAT_PAGES
-    | RKMEM_FEAT_SLAB
-    | RKMEM_FEAT_MEMPOOL
-    | RKMEM_FEAT_BENCH;
+pub const RKMEM_FEATURES: u32 =
+    RKMEM_FEAT_VERSION | RKMEM_FEAT_PAGES | RKMEM_FEAT_SLAB | RKMEM_FEAT_MEMPOOL | RKMEM_FEAT_BENCH;
 
 /// Read the module's ABI version and feature bits.
 pub const RKMEM_IOC_VERSION: u32 = ior::<RkmemVersion>(0x00);

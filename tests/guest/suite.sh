@@ -239,6 +239,7 @@ t ioctl_interface test_ioctl_interface
 t map_command test_map_command
 t stress_pages_all_cpus test_stress_pages
 t killed_holder_frees_everything test_killed_holder_frees_everything
+. /tests/slab.sh
 t slab_debug_selftest test_slab_debug_selftest
 t unload_after_killed_holder test_unload_removes_entries
 t unload_removes_entries test_unload_removes_entries
@@ -250,6 +251,9 @@ t param_max_zero test_param_max_zero
 t param_above_ram test_param_above_ram
 t param_not_a_number test_param_not_a_number
 t param_negative test_param_negative
+. /tests/reclaim.sh
+. /tests/limits.sh
+. /tests/faults.sh
 t final_unload_clean test_unload_removes_entries
 unload
 t kmemleak_clean test_kmemleak_clean

@@ -91,6 +91,9 @@ fn ioctl_numbers_are_distinct() {
         RKMEM_IOC_ARENA_MAP,
         RKMEM_IOC_TRIM,
         RKMEM_IOC_SELFTEST,
+        RKMEM_IOC_CACHE_CREATE,
+        RKMEM_IOC_CACHE_DESTROY,
+        RKMEM_IOC_OBJ_ALLOC,
     ];
     for (i, a) in all.iter().enumerate() {
         for b in &all[i + 1..] {
@@ -206,4 +209,98 @@ fn selftest_struct_has_no_holes() {
     assert_eq!(offset_of!(RkmemSelftest, passed), 0);
     assert_eq!(offset_of!(RkmemSelftest, failed), 4);
     assert_eq!(size_of::<RkmemSelftest>(), 8);
+}
+
+// The slab caches' ioctls.
+
+#[test]
+fn cache_create_ioctl_number_matches_iowr() {
+    // _IOWR(0xB9, 0x30, struct rkmem_cache_create): 64 bytes.
+    assert_eq!(
+        RKMEM_IOC_CACHE_CREATE,
+        (3 << 30) | (64 << 16) | (0xB9 << 8) | 0x30
+    );
+    assert_eq!(RKMEM_IOC_CACHE_CREATE, 0xc040_b930);
+}
+
+#[test]
+fn cache_destroy_ioctl_number_matches_iow() {
+    // _IOW(0xB9, 0x31, struct rkmem_cache_id): 8 bytes.
+    assert_eq!(
+        RKMEM_IOC_CACHE_DESTROY,
+        (1 << 30) | (8 << 16) | (0xB9 << 8) | 0x31
+    );
+    assert_eq!(RKMEM_IOC_CACHE_DESTROY, 0x4008_b931);
+}
+
+#[test]
+fn obj_alloc_ioctl_number_matches_iowr() {
+    // _IOWR(0xB9, 0x32, struct rkmem_obj_alloc): 32 bytes.
+    assert_eq!(
+        RKMEM_IOC_OBJ_ALLOC,
+        (3 << 30) | (32 << 16) | (0xB9 << 8) | 0x32
+    );
+    assert_eq!(RKMEM_IOC_OBJ_ALLOC, 0xc020_b932);
+}
+
+#[test]
+fn cache_create_struct_has_no_holes() {
+    use core::mem::{align_of, offset_of, size_of};
+    assert_eq!(offset_of!(RkmemCacheCreate, name), 0);
+    assert_eq!(offset_of!(RkmemCacheCreate, size), 32);
+    assert_eq!(offset_of!(RkmemCacheCreate, align), 36);
+    assert_eq!(offset_of!(RkmemCacheCreate, flags), 40);
+    assert_eq!(offset_of!(RkmemCacheCreate, ctor_byte), 44);
+    assert_eq!(offset_of!(RkmemCacheCreate, id), 48);
+    assert_eq!(offset_of!(RkmemCacheCreate, objects_per_slab), 52);
+    assert_eq!(offset_of!(RkmemCacheCreate, pages_per_slab), 56);
+    assert_eq!(offset_of!(RkmemCacheCreate, objsize), 60);
+    assert_eq!(size_of::<RkmemCacheCreate>(), 64);
+    assert_eq!(align_of::<RkmemCacheCreate>(), 4);
+}
+
+#[test]
+fn cache_id_struct_has_no_holes() {
+    use core::mem::{align_of, offset_of, size_of};
+    assert_eq!(offset_of!(RkmemCacheId, id), 0);
+    assert_eq!(offset_of!(RkmemCacheId, reserved), 4);
+    assert_eq!(size_of::<RkmemCacheId>(), 8);
+    assert_eq!(align_of::<RkmemCacheId>(), 4);
+}
+
+#[test]
+fn obj_alloc_struct_has_no_holes() {
+    use core::mem::{align_of, offset_of, size_of};
+    assert_eq!(offset_of!(RkmemObjAlloc, cache_id), 0);
+    assert_eq!(offset_of!(RkmemObjAlloc, flags), 4);
+    assert_eq!(offset_of!(RkmemObjAlloc, size), 8);
+    assert_eq!(offset_of!(RkmemObjAlloc, handle), 16);
+    assert_eq!(offset_of!(RkmemObjAlloc, bytes), 24);
+    assert_eq!(size_of::<RkmemObjAlloc>(), 32);
+    assert_eq!(align_of::<RkmemObjAlloc>(), 8);
+}
+
+#[test]
+fn slab_abi_constants() {
+    assert_eq!(RKMEM_FEAT_SLAB, 4);
+    assert_eq!(RKMEM_FEATURES & RKMEM_FEAT_SLAB, RKMEM_FEAT_SLAB);
+    assert_eq!(RKMEM_CACHE_CTOR, 1);
+    assert_eq!(RKMEM_CACHE_SIZE_MAX, 4096);
+    // The name field holds the longest name and its NUL.
+    assert_eq!(RKMEM_CACHE_NAME_MAX, 31);
+    assert_eq!(
+        core::mem::size_of::<[u8; RKMEM_CACHE_NAME_MAX + 1]>(),
+        core::mem::size_of_val(&RkmemCacheCreate::default().name)
+    );
+    assert_eq!(RKMEM_RKMALLOC_MAX, 64 << 20);
+    assert_eq!(RKMEM_TRIM_SLABS, 4);
+    // The kernel's _IOC_SIZE of each new command is its struct's size.
+    for (cmd, size) in [
+        (RKMEM_IOC_CACHE_CREATE, 64),
+        (RKMEM_IOC_CACHE_DESTROY, 8),
+        (RKMEM_IOC_OBJ_ALLOC, 32),
+    ] {
+        assert_eq!((cmd >> 16) & 0x3fff, size);
+        assert_eq!((cmd >> 8) & 0xff, RKMEM_IOC_MAGIC);
+    }
 }

@@ -3,8 +3,8 @@
 //! `/dev/rkmem` from user space: open it, and one typed wrapper per ioctl.
 
 use crate::uapi::{
-    self, RkmemArenaMap, RkmemBlock, RkmemHandle, RkmemIo, RkmemPagesAlloc, RkmemSelftest,
-    RkmemTrim, RkmemVersion,
+    self, RkmemArenaMap, RkmemBlock, RkmemCacheCreate, RkmemCacheId, RkmemHandle, RkmemIo,
+    RkmemObjAlloc, RkmemPagesAlloc, RkmemSelftest, RkmemTrim, RkmemVersion,
 };
 use nix::errno::Errno;
 use std::fs::{File, OpenOptions};
@@ -29,8 +29,19 @@ nix::ioctl_write_ptr_bad!(ioc_read, uapi::RKMEM_IOC_READ, RkmemIo);
 nix::ioctl_readwrite_bad!(ioc_arena_map, uapi::RKMEM_IOC_ARENA_MAP, RkmemArenaMap);
 nix::ioctl_readwrite_bad!(ioc_trim, uapi::RKMEM_IOC_TRIM, RkmemTrim);
 nix::ioctl_read_bad!(ioc_selftest, uapi::RKMEM_IOC_SELFTEST, RkmemSelftest);
+nix::ioctl_readwrite_bad!(
+    ioc_cache_create,
+    uapi::RKMEM_IOC_CACHE_CREATE,
+    RkmemCacheCreate
+);
+nix::ioctl_write_ptr_bad!(
+    ioc_cache_destroy,
+    uapi::RKMEM_IOC_CACHE_DESTROY,
+    RkmemCacheId
+);
+nix::ioctl_readwrite_bad!(ioc_obj_alloc, uapi::RKMEM_IOC_OBJ_ALLOC, RkmemObjAlloc);
 
-/// An allocation answered by `RKMEM_IOC_PAGES_ALLOC`.
+/// An allocation answered by `RKMEM_IOC_PAGES_ALLOC` or `RKMEM_IOC_OBJ_ALLOC`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Alloc {
     /// The opaque handle; valid only on the file that allocated it.
@@ -97,6 +108,114 @@ pub struct SlotMap {
     pub pcp_pages: u32,
     /// The blocks, in the order the module wrote them (address order).
     pub blocks: Vec<RkmemBlock>,
+}
+
+/// The NUL-padded name field of `RkmemCacheCreate` for `name`. The module checks the
+/// characters and the length (1 to `RKMEM_CACHE_NAME_MAX` bytes); here only a name that does
+/// not fit the 32-byte field at all is refused.
+pub fn cache_name(name: &str) -> Result<[u8; 32], String> {
+    let mut field = [0u8; 32];
+    if name.len() > field.len() {
+        return Err(format!(
+            "cache name {name:?} is {} bytes, at most {} fit",
+            name.len(),
+            uapi::RKMEM_CACHE_NAME_MAX
+        ));
+    }
+    field[..name.len()].copy_from_slice(name.as_bytes());
+    Ok(field)
+}
+
+/// The name in a NUL-padded name field (up to the first NUL).
+pub fn cache_name_str(field: &[u8; 32]) -> String {
+    let len = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    String::from_utf8_lossy(&field[..len]).into_owned()
+}
+
+/// What a slab cache should look like: the input of `RKMEM_IOC_CACHE_CREATE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheSpec {
+    /// The NUL-padded name (see [`cache_name`]).
+    pub name: [u8; 32],
+    /// Object size in bytes.
+    pub size: u32,
+    /// Object alignment (a power of two; 1 = byte aligned).
+    pub align: u32,
+    /// Constructor: the byte every new object is filled with.
+    pub ctor: Option<u8>,
+}
+
+impl CacheSpec {
+    /// A cache `name` of `size`-byte objects aligned to `align`, without a constructor.
+    pub fn new(name: &str, size: u32, align: u32) -> Result<CacheSpec, String> {
+        Ok(CacheSpec {
+            name: cache_name(name)?,
+            size,
+            align,
+            ctor: None,
+        })
+    }
+
+    /// The same cache with a constructor filling new objects with `byte`.
+    pub fn with_ctor(self, byte: u8) -> CacheSpec {
+        CacheSpec {
+            ctor: Some(byte),
+            ..self
+        }
+    }
+
+    /// The ioctl argument for this request.
+    pub fn to_arg(self) -> RkmemCacheCreate {
+        RkmemCacheCreate {
+            name: self.name,
+            size: self.size,
+            align: self.align,
+            flags: if self.ctor.is_some() {
+                uapi::RKMEM_CACHE_CTOR
+            } else {
+                0
+            },
+            ctor_byte: self.ctor.map_or(0, u32::from),
+            ..Default::default()
+        }
+    }
+}
+
+/// The answer of `RKMEM_IOC_CACHE_CREATE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheInfo {
+    /// The cache id (for object allocations and destroy); valid only on the creating file.
+    pub id: u32,
+    /// Objects per slab.
+    pub objects_per_slab: u32,
+    /// Pages per slab.
+    pub pages_per_slab: u32,
+    /// Bytes per object slot: `<objsize>` in slabinfo.
+    pub objsize: u32,
+}
+
+/// The usable bytes rkmalloc documents for a request of `size` bytes (`1..=RKMEM_RKMALLOC_MAX`):
+/// the size class up to 4096 bytes, whole pages up to 4 MiB, the exact size beyond (vmalloc).
+/// `None` for sizes rkmalloc refuses.
+pub fn rkmalloc_bytes(size: u64) -> Option<u64> {
+    const CLASSES: [u64; 12] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
+    const PAGES_MAX: u64 = 1024 * PAGE_SIZE;
+    match size {
+        0 => None,
+        s if s <= 4096 => CLASSES.into_iter().find(|&c| c >= s),
+        s if s <= PAGES_MAX => Some(s.div_ceil(PAGE_SIZE) * PAGE_SIZE),
+        s if s <= uapi::RKMEM_RKMALLOC_MAX => Some(s),
+        _ => None,
+    }
+}
+
+/// The slabinfo name of the rkmalloc size class that serves `size` bytes, if a slab serves it.
+pub fn rkmalloc_class_name(size: u64) -> Option<String> {
+    let bytes = rkmalloc_bytes(size).filter(|_| size <= 4096)?;
+    Some(match bytes {
+        b if b >= 1024 => format!("rkmalloc-{}k", b / 1024),
+        b => format!("rkmalloc-{b}"),
+    })
 }
 
 /// An open `/dev/rkmem`.
@@ -271,6 +390,76 @@ impl Device {
         Ok(s)
     }
 
+    /// `RKMEM_IOC_CACHE_CREATE` with an argument built by the caller (tests of bad fields);
+    /// the module fills in the answer fields.
+    pub fn cache_create_raw(&self, arg: &mut RkmemCacheCreate) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` a valid, writable `RkmemCacheCreate`, the type the
+        // kernel reads and writes for this command.
+        unsafe { ioc_cache_create(self.file.as_raw_fd(), arg) }?;
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_CACHE_CREATE`: creates a slab cache owned by this open file.
+    pub fn cache_create(&self, spec: &CacheSpec) -> Result<CacheInfo, Errno> {
+        let mut arg = spec.to_arg();
+        self.cache_create_raw(&mut arg)?;
+        Ok(CacheInfo {
+            id: arg.id,
+            objects_per_slab: arg.objects_per_slab,
+            pages_per_slab: arg.pages_per_slab,
+            objsize: arg.objsize,
+        })
+    }
+
+    /// `RKMEM_IOC_CACHE_DESTROY` with an argument built by the caller.
+    pub fn cache_destroy_raw(&self, arg: &RkmemCacheId) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` a valid `RkmemCacheId`, which the kernel only reads.
+        unsafe { ioc_cache_destroy(self.file.as_raw_fd(), arg) }?;
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_CACHE_DESTROY`: destroys cache `id` of this file (`EBUSY` while objects of it
+    /// are allocated).
+    pub fn cache_destroy(&self, id: u32) -> Result<(), Errno> {
+        self.cache_destroy_raw(&RkmemCacheId { id, reserved: 0 })
+    }
+
+    /// `RKMEM_IOC_OBJ_ALLOC` with an argument built by the caller (tests of bad fields); the
+    /// module fills in `handle` and `bytes`.
+    pub fn obj_alloc_raw(&self, arg: &mut RkmemObjAlloc) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` a valid, writable `RkmemObjAlloc`, the type the
+        // kernel reads and writes for this command.
+        unsafe { ioc_obj_alloc(self.file.as_raw_fd(), arg) }?;
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_OBJ_ALLOC` from cache `cache_id` of this file. Free the object with
+    /// [`Device::free`].
+    pub fn obj_alloc(&self, cache_id: u32) -> Result<Alloc, Errno> {
+        let mut arg = RkmemObjAlloc {
+            cache_id,
+            ..Default::default()
+        };
+        self.obj_alloc_raw(&mut arg)?;
+        Ok(Alloc {
+            handle: arg.handle,
+            bytes: arg.bytes,
+        })
+    }
+
+    /// `RKMEM_IOC_OBJ_ALLOC` with cache id 0: rkmalloc of `size` bytes.
+    pub fn rkmalloc(&self, size: u64) -> Result<Alloc, Errno> {
+        let mut arg = RkmemObjAlloc {
+            size,
+            ..Default::default()
+        };
+        self.obj_alloc_raw(&mut arg)?;
+        Ok(Alloc {
+            handle: arg.handle,
+            bytes: arg.bytes,
+        })
+    }
+
     /// Sends an arbitrary command with an arbitrary argument word: for tests of the
     /// module's input checks (unknown commands, bad pointers).
     pub fn raw_ioctl(&self, cmd: u32, arg: usize) -> Result<i32, Errno> {
@@ -292,4 +481,52 @@ pub fn check_abi(v: &RkmemVersion) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rkmalloc_usable_bytes() {
+        for (size, want) in [
+            (0, None),
+            (1, Some(8)),
+            (9, Some(16)),
+            (65, Some(96)),
+            (97, Some(128)),
+            (129, Some(192)),
+            (4096, Some(4096)),
+            (4097, Some(8192)),
+            (4 << 20, Some(4 << 20)),
+            ((4 << 20) + 1, Some((4 << 20) + 1)),
+            (64 << 20, Some(64 << 20)),
+            ((64 << 20) + 1, None),
+        ] {
+            assert_eq!(rkmalloc_bytes(size), want, "{size}");
+        }
+        assert_eq!(rkmalloc_class_name(100).as_deref(), Some("rkmalloc-128"));
+        assert_eq!(rkmalloc_class_name(2000).as_deref(), Some("rkmalloc-2k"));
+        assert_eq!(rkmalloc_class_name(4097), None);
+    }
+
+    #[test]
+    fn cache_name_fields() {
+        let f = cache_name("demo-117").unwrap();
+        assert_eq!(&f[..9], b"demo-117\0");
+        assert!(f[8..].iter().all(|&b| b == 0));
+        assert_eq!(cache_name_str(&f), "demo-117");
+        assert!(cache_name(&"x".repeat(32)).is_ok());
+        assert!(cache_name(&"x".repeat(33)).is_err());
+        let arg = CacheSpec::new("a", 117, 1)
+            .unwrap()
+            .with_ctor(0x5a)
+            .to_arg();
+        assert_eq!((arg.flags, arg.ctor_byte), (uapi::RKMEM_CACHE_CTOR, 0x5a));
+        let arg = CacheSpec::new("a", 117, 1).unwrap().to_arg();
+        assert_eq!(
+            (arg.flags, arg.ctor_byte, arg.size, arg.align),
+            (0, 0, 117, 1)
+        );
+    }
 }

@@ -7,13 +7,18 @@
 #[allow(dead_code)]
 mod uapi;
 
+mod bench;
 mod dev;
 mod map;
 mod pages;
 mod pattern;
 mod procfs;
 mod selftest;
+mod slab;
+mod slabtest;
+mod slabtop;
 mod stress;
+mod stress_slab;
 
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
@@ -73,6 +78,77 @@ enum Cmd {
         #[command(subcommand)]
         cmd: StressCmd,
     },
+    /// Create slab caches and hold objects of them (caches die with the process).
+    Cache {
+        #[command(subcommand)]
+        cmd: CacheCmd,
+    },
+    /// The slab allocator at work.
+    Slab {
+        #[command(subcommand)]
+        cmd: SlabCmd,
+    },
+    /// Benchmarks against the host kernel's allocators (JSON lines prefixed `RKBENCH `).
+    Bench(bench::Opts),
+    /// A slabtop(1)-like view of /proc/rkmem/slabinfo.
+    Slabtop {
+        /// Print one view and exit.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between views.
+        #[arg(long, default_value_t = 3.0)]
+        interval: f64,
+        /// Order of the table.
+        #[arg(long, value_enum, default_value_t = slabtop::SortBy::Active)]
+        sort: slabtop::SortBy,
+    },
+}
+
+/// The cache a `cache` command creates.
+#[derive(Args, Clone)]
+struct CacheArgs {
+    /// Cache name: 1 to 31 characters of [A-Za-z0-9_.-], unique.
+    name: String,
+    /// Object size in bytes (1..=4096).
+    #[arg(long, value_parser = slab::parse_u32)]
+    size: u32,
+    /// Object alignment: a power of two up to 4096 (1 = byte aligned).
+    #[arg(long, default_value = "1", value_parser = slab::parse_u32)]
+    align: u32,
+    /// Constructor: fill every new object with this byte (0..=255, or 0x00..=0xff).
+    #[arg(long, value_name = "BYTE", value_parser = slab::parse_u8)]
+    ctor: Option<u8>,
+}
+
+#[derive(Subcommand)]
+enum CacheCmd {
+    /// Create a cache, print the module's answer and its slabinfo row, exit (which destroys it).
+    Create {
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Create a cache, allocate objects, fill them with a pattern, print "holding ..." and
+    /// sleep (until killed, or for --seconds, then check, free and destroy).
+    Hold {
+        #[command(flatten)]
+        cache: CacheArgs,
+        /// Objects to allocate from the cache.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Also hold --count rkmalloc allocations of this many bytes.
+        #[arg(long, value_name = "BYTES", value_parser = slab::parse_number)]
+        rkmalloc: Option<u64>,
+        /// Hold this long, then verify, free and destroy; default: until killed.
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SlabCmd {
+    /// A cache for a 117-byte struct: allocate, write, verify, slabinfo rows, free, destroy;
+    /// then where rkmalloc serves a few sizes.
+    Demo,
 }
 
 /// What to allocate: `--order N` or `--exact NPAGES`.
@@ -150,6 +226,25 @@ enum StressCmd {
         #[arg(long, default_value_t = 25)]
         exact_pct: u64,
     },
+    /// One thread per CPU, each with its own fd and its own cache (random size and alignment):
+    /// objects and rkmalloc allocations, random alloc / write / verify / free.
+    Slab {
+        /// Worker threads, pinned round robin to the allowed CPUs [default: number of CPUs].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Stop after this many operations in all.
+        #[arg(long)]
+        ops: Option<u64>,
+        /// Seed of the random choices and data patterns [default: from the clock].
+        #[arg(long, value_parser = slab::parse_number)]
+        seed: Option<u64>,
+        /// Most allocations each thread holds at a time.
+        #[arg(long, default_value_t = 64)]
+        live: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -168,6 +263,7 @@ fn main() -> ExitCode {
             PagesCmd::Demo => pages::demo(),
         },
         Cmd::Map { slot, list } => show_map(slot, list),
+        Cmd::Bench(opts) => bench::run(&opts),
         Cmd::Trim { slabs, pcp, arena } => trim(slabs, pcp, arena),
         Cmd::Stress {
             cmd:
@@ -180,6 +276,38 @@ fn main() -> ExitCode {
                     exact_pct,
                 },
         } => stress_pages(threads, seconds, ops, seed, live, exact_pct),
+        Cmd::Stress {
+            cmd:
+                StressCmd::Slab {
+                    threads,
+                    seconds,
+                    ops,
+                    seed,
+                    live,
+                },
+        } => stress_slab(threads, seconds, ops, seed, live),
+        Cmd::Cache { cmd } => match cmd {
+            CacheCmd::Create { cache: c } => slab::create_cmd(&c.name, c.size, c.align, c.ctor),
+            CacheCmd::Hold {
+                cache: c,
+                count,
+                rkmalloc,
+                seconds,
+            } => {
+                let what = slab::HoldSpec {
+                    count,
+                    rkmalloc_count: if rkmalloc.is_some() { count } else { 0 },
+                    rkmalloc_size: rkmalloc.unwrap_or(0),
+                };
+                slab::hold(&c.name, c.size, c.align, c.ctor, what, seconds)
+            }
+        },
+        Cmd::Slab { cmd: SlabCmd::Demo } => slab::demo(),
+        Cmd::Slabtop {
+            once,
+            interval,
+            sort,
+        } => slabtop::run(once, interval, sort),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -276,6 +404,39 @@ fn trim(slabs: bool, pcp: bool, arena: bool) -> Result<(), String> {
     Ok(())
 }
 
+fn check_seconds(seconds: f64) -> Result<(), String> {
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!("--seconds {seconds}: want 0 < seconds <= 86400"));
+    }
+    Ok(())
+}
+
+fn seed_or_clock(seed: Option<u64>) -> u64 {
+    seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    })
+}
+
+fn stress_slab(
+    threads: Option<usize>,
+    seconds: f64,
+    ops: Option<u64>,
+    seed: Option<u64>,
+    live: usize,
+) -> Result<(), String> {
+    check_seconds(seconds)?;
+    let opts = stress_slab::Options {
+        threads: threads.unwrap_or_else(|| stress::allowed_cpus().len()),
+        duration: Duration::from_secs_f64(seconds),
+        ops,
+        seed: seed_or_clock(seed),
+        live,
+    };
+    stress_slab::run(&opts)
+}
+
 fn stress_pages(
     threads: Option<usize>,
     seconds: f64,
@@ -284,14 +445,8 @@ fn stress_pages(
     live: usize,
     exact_pct: u64,
 ) -> Result<(), String> {
-    if !(seconds > 0.0 && seconds <= 86_400.0) {
-        return Err(format!("--seconds {seconds}: want 0 < seconds <= 86400"));
-    }
-    let seed = seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-    });
+    check_seconds(seconds)?;
+    let seed = seed_or_clock(seed);
     let opts = stress::Options {
         threads: threads.unwrap_or_else(|| stress::allowed_cpus().len()),
         duration: Duration::from_secs_f64(seconds),

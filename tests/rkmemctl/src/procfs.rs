@@ -13,6 +13,8 @@ pub const BUDDYINFO: &str = "/proc/rkmem/buddyinfo";
 pub const EXTFRAG: &str = "/proc/rkmem/extfrag";
 /// `/proc/rkmem/stats`.
 pub const STATS: &str = "/proc/rkmem/stats";
+/// `/proc/rkmem/slabinfo`.
+pub const SLABINFO: &str = "/proc/rkmem/slabinfo";
 
 /// The free-block count of each order, as in one `/proc/buddyinfo` line.
 pub type FreeCounts = [u64; NR_ORDERS];
@@ -202,6 +204,216 @@ pub fn extfrag() -> Result<Extfrag, String> {
     parse_extfrag(&read(EXTFRAG)?)
 }
 
+/// The first line of `/proc/slabinfo` version 2.1 (`print_slabinfo_header`).
+pub const SLABINFO_VERSION_LINE: &str = "slabinfo - version: 2.1";
+
+/// The second line of `/proc/slabinfo` version 2.1: the column names.
+pub const SLABINFO_COLUMNS_LINE: &str = "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>";
+
+/// One cache's row of `/proc/rkmem/slabinfo`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlabRow {
+    /// Cache name.
+    pub name: String,
+    /// Objects in use (objects held in per-CPU caches count as in use, as with SLUB).
+    pub active_objs: u64,
+    /// Objects in all slabs.
+    pub num_objs: u64,
+    /// Bytes per object slot (the stride).
+    pub objsize: u32,
+    /// Objects per slab.
+    pub objperslab: u32,
+    /// Pages per slab.
+    pub pagesperslab: u32,
+    /// Per-CPU cache limit (0: no per-CPU cache, as in debug mode).
+    pub limit: u32,
+    /// Per-CPU cache batch.
+    pub batchcount: u32,
+    /// Shared cache factor.
+    pub sharedfactor: u32,
+    /// Slabs with at least one object in use.
+    pub active_slabs: u64,
+    /// All slabs.
+    pub num_slabs: u64,
+    /// Objects in shared caches.
+    pub sharedavail: u64,
+}
+
+impl SlabRow {
+    /// Bytes of memory the cache's slabs take (`num_slabs * pagesperslab` pages).
+    pub fn cache_bytes(&self) -> u64 {
+        self.num_slabs * u64::from(self.pagesperslab) * PAGE_BYTES
+    }
+
+    /// Checks the relations every row must satisfy: objects and slabs in use never exceed the
+    /// totals, and every slab holds `objperslab` objects.
+    pub fn check(&self) -> Result<(), String> {
+        let n = &self.name;
+        if self.num_objs != self.num_slabs * u64::from(self.objperslab) {
+            return Err(format!(
+                "slabinfo {n}: num_objs {} != num_slabs {} * objperslab {}",
+                self.num_objs, self.num_slabs, self.objperslab
+            ));
+        }
+        if self.active_objs > self.num_objs {
+            return Err(format!(
+                "slabinfo {n}: active_objs {} > num_objs {}",
+                self.active_objs, self.num_objs
+            ));
+        }
+        if self.active_slabs > self.num_slabs {
+            return Err(format!(
+                "slabinfo {n}: active_slabs {} > num_slabs {}",
+                self.active_slabs, self.num_slabs
+            ));
+        }
+        // Objects in use sit in active slabs, and an active slab holds at least one.
+        if self.active_objs > self.active_slabs * u64::from(self.objperslab)
+            || self.active_slabs > self.active_objs
+        {
+            return Err(format!(
+                "slabinfo {n}: {} active objects in {} active slabs of {}",
+                self.active_objs, self.active_slabs, self.objperslab
+            ));
+        }
+        if self.objperslab == 0 || self.pagesperslab == 0 || self.objsize == 0 {
+            return Err(format!(
+                "slabinfo {n}: objsize {}, objperslab {}, pagesperslab {}",
+                self.objsize, self.objperslab, self.pagesperslab
+            ));
+        }
+        if u64::from(self.objsize) * u64::from(self.objperslab)
+            > u64::from(self.pagesperslab) * PAGE_BYTES
+        {
+            return Err(format!(
+                "slabinfo {n}: {} objects of {} bytes do not fit {} pages",
+                self.objperslab, self.objsize, self.pagesperslab
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Bytes of a page, for the slab sizes of slabinfo.
+const PAGE_BYTES: u64 = 4096;
+
+/// Renders a row exactly as the kernel's `cache_show` does:
+/// `%-17s %6lu %6lu %6u %4u %4d : tunables %4u %4u %4u : slabdata %6lu %6lu %6lu\n`.
+pub fn format_slab_row(r: &SlabRow) -> String {
+    format!(
+        "{:<17} {:6} {:6} {:6} {:4} {:4} : tunables {:4} {:4} {:4} : slabdata {:6} {:6} {:6}\n",
+        r.name,
+        r.active_objs,
+        r.num_objs,
+        r.objsize,
+        r.objperslab,
+        r.pagesperslab,
+        r.limit,
+        r.batchcount,
+        r.sharedfactor,
+        r.active_slabs,
+        r.num_slabs,
+        r.sharedavail
+    )
+}
+
+/// Parses one row (without its newline): the fields are taken by position around the two
+/// `:` separators, then the row is rendered again and must be the same text.
+fn parse_slab_row(line: &str) -> Result<SlabRow, String> {
+    let tokens: Vec<&str> = line.split_ascii_whitespace().collect();
+    // name, 5 numbers, ":", "tunables", 3 numbers, ":", "slabdata", 3 numbers.
+    if tokens.len() != 16
+        || tokens[6] != ":"
+        || tokens[7] != "tunables"
+        || tokens[11] != ":"
+        || tokens[12] != "slabdata"
+    {
+        return Err(format!("slabinfo row is not in the 2.1 layout: {line:?}"));
+    }
+    let name = tokens[0];
+    if !name
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+    {
+        return Err(format!(
+            "slabinfo: cache name {name:?} has characters outside [A-Za-z0-9_.-]"
+        ));
+    }
+    let num = |i: usize| -> Result<u64, String> {
+        let t = tokens[i];
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("slabinfo {name}: field {i} is {t:?}, not a number"));
+        }
+        t.parse()
+            .map_err(|e| format!("slabinfo {name}: field {i} {t:?}: {e}"))
+    };
+    let num32 = |i: usize| -> Result<u32, String> {
+        u32::try_from(num(i)?)
+            .map_err(|_| format!("slabinfo {name}: field {i} does not fit 32 bits"))
+    };
+    let r = SlabRow {
+        name: name.to_string(),
+        active_objs: num(1)?,
+        num_objs: num(2)?,
+        objsize: num32(3)?,
+        objperslab: num32(4)?,
+        pagesperslab: num32(5)?,
+        limit: num32(8)?,
+        batchcount: num32(9)?,
+        sharedfactor: num32(10)?,
+        active_slabs: num(13)?,
+        num_slabs: num(14)?,
+        sharedavail: num(15)?,
+    };
+    let again = format_slab_row(&r);
+    if again.strip_suffix('\n') != Some(line) {
+        return Err(format!(
+            "slabinfo row is {line:?}, the kernel would print {:?}",
+            again.trim_end_matches('\n')
+        ));
+    }
+    Ok(r)
+}
+
+/// Parses `/proc/rkmem/slabinfo` strictly: the two header lines of version 2.1, then one row
+/// per cache, each exactly as the kernel's `cache_show` prints it; names are unique.
+pub fn parse_slabinfo(text: &str) -> Result<Vec<SlabRow>, String> {
+    let body = text
+        .strip_suffix('\n')
+        .ok_or_else(|| format!("slabinfo does not end with a newline: {text:?}"))?;
+    let mut lines = body.split('\n');
+    match lines.next() {
+        Some(SLABINFO_VERSION_LINE) => {}
+        other => {
+            return Err(format!(
+                "slabinfo line 1 is {other:?}, want {SLABINFO_VERSION_LINE:?}"
+            ))
+        }
+    }
+    match lines.next() {
+        Some(SLABINFO_COLUMNS_LINE) => {}
+        other => {
+            return Err(format!(
+                "slabinfo line 2 is {other:?}, want {SLABINFO_COLUMNS_LINE:?}"
+            ))
+        }
+    }
+    let mut rows: Vec<SlabRow> = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let r = parse_slab_row(line).map_err(|e| format!("line {}: {e}", i + 3))?;
+        if rows.iter().any(|o| o.name == r.name) {
+            return Err(format!("slabinfo: cache {} is listed twice", r.name));
+        }
+        rows.push(r);
+    }
+    Ok(rows)
+}
+
+/// Reads and parses `/proc/rkmem/slabinfo`.
+pub fn slabinfo() -> Result<Vec<SlabRow>, String> {
+    parse_slabinfo(&read(SLABINFO)?)
+}
+
 /// One counter of `/proc/rkmem/stats`.
 pub fn stat(name: &str) -> Result<u64, String> {
     read(STATS)?
@@ -283,6 +495,97 @@ mod tests {
             EXTFRAG_TEXT.replace("largest_free_order 3\n", ""),
         ] {
             assert!(parse_extfrag(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    const SLABINFO_TEXT: &str = "slabinfo - version: 2.1\n\
+# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>\n\
+demo-117              50     68    117   34    1 : tunables   32   16    0 : slabdata      2      2      0\n\
+a_name_longer_than_17 12345678 12345688     64   62    1 : tunables    0    0    0 : slabdata 199124 199124      0\n\
+rkmalloc-2k            7     15   2048   15    8 : tunables   32   16    0 : slabdata      1      1      0\n";
+
+    #[test]
+    fn slabinfo_parses() {
+        let rows = parse_slabinfo(SLABINFO_TEXT).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[0],
+            SlabRow {
+                name: "demo-117".into(),
+                active_objs: 50,
+                num_objs: 68,
+                objsize: 117,
+                objperslab: 34,
+                pagesperslab: 1,
+                limit: 32,
+                batchcount: 16,
+                sharedfactor: 0,
+                active_slabs: 2,
+                num_slabs: 2,
+                sharedavail: 0,
+            }
+        );
+        assert_eq!(rows[1].active_objs, 12_345_678);
+        assert_eq!(rows[2].cache_bytes(), 8 * 4096);
+        for r in &rows {
+            r.check().unwrap();
+        }
+        let again: String = rows.iter().map(format_slab_row).collect();
+        assert!(SLABINFO_TEXT.ends_with(&again));
+    }
+
+    #[test]
+    fn slabinfo_without_caches_parses() {
+        let header = SLABINFO_TEXT.lines().take(2).collect::<Vec<_>>().join("\n") + "\n";
+        assert_eq!(parse_slabinfo(&header).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn slabinfo_layout_errors() {
+        let row = "demo-117              50     68    117   34    1 : tunables   32   16    0 : slabdata      2      2      0";
+        for bad in [
+            SLABINFO_TEXT.replace("2.1", "2.0"),
+            SLABINFO_TEXT.replace("<sharedavail>", "<shared>"),
+            SLABINFO_TEXT.trim_end_matches('\n').to_string(),
+            SLABINFO_TEXT.replace(row, &row.replacen("    50", "   50", 1)),
+            SLABINFO_TEXT.replace(row, &row.replacen("demo-117    ", "demo-117   ", 1)),
+            SLABINFO_TEXT.replace(row, &row.replace(" : slabdata", " slabdata")),
+            SLABINFO_TEXT.replace(row, &row.replace("    0 : slab", "   -1 : slab")),
+            SLABINFO_TEXT.replace(row, &format!("{row} ")),
+            SLABINFO_TEXT.replace(row, &row.replace("demo-117 ", "demo/117 ")),
+            SLABINFO_TEXT.replace("rkmalloc-2k ", "demo-117    "),
+            format!("{SLABINFO_TEXT}\n"),
+        ] {
+            assert!(parse_slabinfo(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn slab_row_relations() {
+        let ok = parse_slabinfo(SLABINFO_TEXT).unwrap().remove(0);
+        for bad in [
+            SlabRow {
+                num_objs: 67,
+                ..ok.clone()
+            },
+            SlabRow {
+                active_objs: 69,
+                ..ok.clone()
+            },
+            SlabRow {
+                active_slabs: 3,
+                ..ok.clone()
+            },
+            SlabRow {
+                active_slabs: 1,
+                ..ok.clone()
+            },
+            SlabRow {
+                objsize: 121,
+                ..ok.clone()
+            },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
         }
     }
 }

@@ -11,7 +11,8 @@ use crate::uapi::{self, RkmemArenaMap, RkmemBlock, RkmemIo, RkmemPagesAlloc, Rkm
 use nix::errno::Errno;
 use std::process::ExitCode;
 
-type TestFn = fn() -> Result<(), String>;
+/// One test: `Err` says why it failed.
+pub(crate) type TestFn = fn() -> Result<(), String>;
 
 const TESTS: &[(&str, TestFn)] = &[
     ("version_ioctl_answers", version_ioctl_answers),
@@ -82,7 +83,9 @@ const TESTS: &[(&str, TestFn)] = &[
 /// Runs the tests whose name contains `filter` (all when `None`).
 pub fn run(filter: Option<&str>) -> ExitCode {
     let (mut passed, mut failed) = (0, 0);
-    for (name, test) in TESTS {
+    // The buddy allocator's tests first, then the slab caches' (which end with a check that
+    // everything both left behind is given back).
+    for (name, test) in TESTS.iter().chain(crate::slabtest::TESTS) {
         if filter.is_some_and(|f| !name.contains(f)) {
             continue;
         }
@@ -105,11 +108,11 @@ pub fn run(filter: Option<&str>) -> ExitCode {
     }
 }
 
-fn open() -> Result<Device, String> {
+pub(crate) fn open() -> Result<Device, String> {
     Device::open().map_err(|e| format!("open {}: {e}", dev::DEV_PATH))
 }
 
-fn expect_errno(what: &str, got: Result<i32, Errno>, want: Errno) -> Result<(), String> {
+pub(crate) fn expect_errno(what: &str, got: Result<i32, Errno>, want: Errno) -> Result<(), String> {
     match got {
         Err(e) if e == want => Ok(()),
         Err(e) => Err(format!("{what}: got {e}, want {want}")),
@@ -239,7 +242,7 @@ fn alloc_errno(
     expect_errno(what, got, want)
 }
 
-fn trim_all(d: &Device) -> Result<RkmemTrim, String> {
+pub(crate) fn trim_all(d: &Device) -> Result<RkmemTrim, String> {
     d.trim(TRIM_ALL)
         .map_err(|e| format!("RKMEM_IOC_TRIM(SLABS|PCP|ARENA): {e}"))
 }

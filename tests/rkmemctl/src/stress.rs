@@ -95,7 +95,7 @@ pub fn allowed_cpus() -> Vec<usize> {
     }
 }
 
-fn pin(cpu: usize) -> Result<(), Errno> {
+pub fn pin(cpu: usize) -> Result<(), Errno> {
     let mut set = CpuSet::new();
     set.set(cpu)?;
     // Pid 0: the calling thread.

@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `rkmemctl bench`: rkmem's allocators against the host kernel's, side by side in one boot.
+//!
+//! Every timing comes from `RKMEM_IOC_BENCH`, which runs rkmem's loop and the host kernel's
+//! counterpart inside the kernel. On all CPUs, one pinned thread per CPU (each with its own
+//! file) runs rkmem's side at the same time, then, after a barrier, the host kernel's side, so
+//! the two are never measured against each other's load; throughput is summed over threads.
+//!
+//! Output: one JSON object per line, each prefixed with `RKBENCH ` so that it can be picked out
+//! of a serial console log. Benchmarks report; they never fail on a number.
+
+use crate::dev::Device;
+use crate::procfs;
+use crate::stress::{allowed_cpus, pin};
+use crate::uapi::{self, RkmemBench};
+use nix::errno::Errno;
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+/// Object sizes of the slab benchmarks (the list).
+pub const SLAB_SIZES: [u32; 7] = [16, 64, 117, 128, 192, 256, 1024];
+/// rkmalloc's size classes (`rust/core/sizeclass.rs`), the sizes of the kmalloc benchmark.
+pub const KMALLOC_SIZES: [u32; 12] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
+/// Buddy orders of the page benchmark.
+pub const ORDERS: [u32; 6] = [0, 1, 2, 3, 9, 10];
+/// Element sizes of the mempool benchmark.
+pub const POOL_SIZES: [u32; 3] = [64, 256, 1024];
+/// Alignment of the slab caches: what `kmem_cache_create` gives with align 0 on x86_64
+/// (`ARCH_SLAB_MINALIGN`, a word).
+pub const SLAB_ALIGN: u32 = 8;
+
+/// What to run and how long (`rkmemctl bench` options).
+#[derive(clap::Args, Clone, Debug)]
+pub struct Opts {
+    /// Operations (alloc+free pairs) per repetition, 1..=1000000.
+    #[arg(long, default_value_t = 20000)]
+    pub iters: u32,
+    /// Repetitions per benchmark (the median is reported), 1..=31.
+    #[arg(long, default_value_t = 5)]
+    pub reps: u32,
+    /// Run only these: slab, batch, kmalloc, pages, mempool, layout, frag (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Step between object sizes of the objects-per-slab table (1: every size 8..4096).
+    #[arg(long, default_value_t = 1)]
+    pub layout_step: u32,
+    /// Operations of the fragmentation workload.
+    #[arg(long, default_value_t = 200000)]
+    pub frag_ops: u32,
+    /// Seed of the fragmentation workload.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+fn emit(fields: &[(&str, String)]) {
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+    println!("RKBENCH {{{}}}", body.join(","));
+}
+
+fn s(v: &str) -> String {
+    format!("\"{v}\"")
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        "null".into()
+    }
+}
+
+/// One call of `RKMEM_IOC_BENCH`.
+fn call(dev: &Device, mut b: RkmemBench) -> Result<RkmemBench, Errno> {
+    dev.raw_ioctl(uapi::RKMEM_IOC_BENCH, std::ptr::from_mut(&mut b) as usize)?;
+    Ok(b)
+}
+
+/// One benchmark point: kind, size, align, order.
+#[derive(Clone, Copy, Debug)]
+struct Point {
+    name: &'static str,
+    kind: u32,
+    size: u32,
+    align: u32,
+    order: u32,
+}
+
+/// Result of a point on `threads` CPUs.
+struct Outcome {
+    /// Median ns per operation, averaged over threads.
+    rk_ns: f64,
+    host_ns: f64,
+    /// Operations per second, summed over threads.
+    rk_ops: f64,
+    host_ops: f64,
+    /// The last answer (layout and bytes fields).
+    last: RkmemBench,
+}
+
+fn request(p: Point, iters: u32, reps: u32, flags: u32) -> RkmemBench {
+    RkmemBench {
+        kind: p.kind,
+        flags,
+        size: p.size,
+        align: p.align,
+        order: p.order,
+        iters,
+        reps,
+        ..Default::default()
+    }
+}
+
+/// Runs `p` on each of `cpus` at once, one pinned thread per CPU with its own file. On one CPU
+/// both sides run back to back in one call; on several, rkmem's side runs on all of them, then
+/// (after a barrier) the host's.
+fn run_point(p: Point, cpus: &[usize], iters: u32, reps: u32) -> Result<Outcome, String> {
+    let one = cpus.len() == 1;
+    let barrier = Arc::new(Barrier::new(cpus.len()));
+    let handles: Vec<_> =
+        cpus.iter()
+            .map(|&cpu| {
+                let barrier = barrier.clone();
+                thread::spawn(move || -> Result<(RkmemBench, RkmemBench), String> {
+                    let pinned = pin(cpu).map_err(|e| format!("sched_setaffinity(CPU {cpu}): {e}"));
+                    let dev = Device::open().map_err(|e| format!("open: {e}"));
+                    let phase = |flags: u32| match (&pinned, &dev) {
+                        (Ok(()), Ok(d)) => call(d, request(p, iters, reps, flags))
+                            .map_err(|e| format!("bench: {e}")),
+                        (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+                    };
+                    if one {
+                        let b = phase(0)?;
+                        return Ok((b, b));
+                    }
+                    barrier.wait();
+                    let rk = phase(uapi::RKMEM_BENCH_ONLY_RKMEM);
+                    barrier.wait();
+                    let host = phase(uapi::RKMEM_BENCH_ONLY_HOST);
+                    Ok((rk?, host?))
+                })
+            })
+            .collect();
+    let mut res = Vec::new();
+    for h in handles {
+        res.push(
+            h.join()
+                .map_err(|_| "a bench thread panicked".to_string())??,
+        );
+    }
+    let n = res.len() as f64;
+    let ns = |ps: u64| ps as f64 / 1000.0;
+    Ok(Outcome {
+        rk_ns: res.iter().map(|(r, _)| ns(r.rkmem_ps)).sum::<f64>() / n,
+        host_ns: res.iter().map(|(_, h)| ns(h.host_ps)).sum::<f64>() / n,
+        rk_ops: res.iter().map(|(r, _)| 1e9 / ns(r.rkmem_ps)).sum(),
+        host_ops: res.iter().map(|(_, h)| 1e9 / ns(h.host_ps)).sum(),
+        last: res[0].0,
+    })
+}
+
+fn timed(p: Point, cpus: &[usize], opts: &Opts, iters: u32) -> Result<(), String> {
+    let sets: Vec<&[usize]> = if cpus.len() > 1 {
+        vec![&cpus[..1], cpus]
+    } else {
+        vec![cpus]
+    };
+    for set in sets {
+        let o = run_point(p, set, iters, opts.reps)?;
+        let mut f = vec![
+            ("bench", s(p.name)),
+            ("size", p.size.to_string()),
+            ("align", p.align.to_string()),
+            ("order", p.order.to_string()),
+            ("cpus", set.len().to_string()),
+            ("iters", iters.to_string()),
+            ("reps", opts.reps.to_string()),
+            ("rkmem_ns", num(o.rk_ns)),
+            ("host_ns", num(o.host_ns)),
+            ("ratio", num(o.rk_ns / o.host_ns)),
+            ("rkmem_mops", num(o.rk_ops / 1e6)),
+            ("host_mops", num(o.host_ops / 1e6)),
+        ];
+        if p.kind == uapi::RKMEM_BENCH_SLAB_BATCH {
+            f.push(("rkmem_bytes", o.last.rkmem_bytes.to_string()));
+            f.push(("host_bytes", o.last.host_bytes.to_string()));
+        }
+        if matches!(
+            p.kind,
+            uapi::RKMEM_BENCH_SLAB_PAIR | uapi::RKMEM_BENCH_SLAB_BATCH
+        ) {
+            f.push(("rkmem_objs", o.last.rkmem_objs.to_string()));
+            f.push(("rkmem_pages", o.last.rkmem_pages.to_string()));
+        }
+        emit(&f);
+    }
+    Ok(())
+}
+
+fn read_u32(path: &str) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Objects per slab of rkmem's caches vs SLUB's, for every `step`-th size 8..4096 (and the
+/// slab benchmark's sizes), plus SLUB's own kmalloc-N caches from /sys/kernel/slab.
+fn layout(dev: &Device, step: u32) -> Result<(), String> {
+    let mut sizes: Vec<u32> = (8..=4096).step_by(step.max(1) as usize).collect();
+    sizes.extend(SLAB_SIZES);
+    sizes.push(4096);
+    sizes.sort_unstable();
+    sizes.dedup();
+    for size in sizes {
+        let req = RkmemBench {
+            kind: uapi::RKMEM_BENCH_LAYOUT,
+            size,
+            align: SLAB_ALIGN,
+            ..Default::default()
+        };
+        match call(dev, req) {
+            Ok(b) => emit(&[
+                ("bench", s("layout")),
+                ("size", size.to_string()),
+                ("align", SLAB_ALIGN.to_string()),
+                ("rkmem_objs", b.rkmem_objs.to_string()),
+                ("rkmem_pages", b.rkmem_pages.to_string()),
+                ("host_objs", b.host_objs.to_string()),
+                ("host_pages", b.host_pages.to_string()),
+            ]),
+            Err(e) => emit(&[
+                ("bench", s("layout")),
+                ("size", size.to_string()),
+                ("error", s(&e.to_string())),
+            ]),
+        }
+    }
+    let sys = std::path::Path::new("/sys/kernel/slab");
+    if !sys.is_dir() {
+        emit(&[
+            ("bench", s("sysfs_slab")),
+            ("error", s("/sys/kernel/slab is absent (kernel config)")),
+        ]);
+        return Ok(());
+    }
+    for size in KMALLOC_SIZES {
+        let dir = format!("/sys/kernel/slab/kmalloc-{}", name_of(size));
+        let objs = read_u32(&format!("{dir}/objs_per_slab"));
+        let order = read_u32(&format!("{dir}/order"));
+        let osize = read_u32(&format!("{dir}/slab_size"));
+        let opt = |v: Option<u32>| v.map_or("null".to_string(), |v| v.to_string());
+        emit(&[
+            ("bench", s("sysfs_slab")),
+            ("cache", s(&format!("kmalloc-{}", name_of(size)))),
+            ("size", size.to_string()),
+            ("objs_per_slab", opt(objs)),
+            ("order", opt(order)),
+            ("slab_size", opt(osize)),
+        ]);
+    }
+    Ok(())
+}
+
+/// kmalloc's cache name suffix: `8` .. `2k`, `4k`.
+fn name_of(size: u32) -> String {
+    if size >= 1024 && size.is_multiple_of(1024) {
+        format!("{}k", size / 1024)
+    } else {
+        size.to_string()
+    }
+}
+
+/// A long random workload of page allocations and frees on the arena, sampling the unusable
+/// free space index per order along the way; everything is freed and trimmed at the end.
+fn frag(dev: &Device, ops: u32, seed: u64) -> Result<(), String> {
+    use crate::dev::PagesReq;
+    use crate::pattern::Rng;
+    let before = procfs::buddyinfo()?;
+    let mut rng = Rng::new(seed);
+    let mut live: Vec<u64> = Vec::new();
+    // Orders weighted toward small blocks, like real page demand.
+    const WEIGHTS: [u32; 6] = [40, 20, 15, 10, 10, 5];
+    let samples = 20u32;
+    let every = (ops / samples).max(1);
+    let mut failed = 0u64;
+    for i in 1..=ops {
+        // Hold about 1500 blocks at a time: free more often once above it.
+        let free_p = if live.len() > 1500 { 70 } else { 40 };
+        if !live.is_empty() && rng.below(100) < free_p {
+            let k = rng.below(live.len() as u64) as usize;
+            let h = live.swap_remove(k);
+            dev.free(h).map_err(|e| format!("free: {e}"))?;
+        } else {
+            let order = rng.weighted(&WEIGHTS) as u32;
+            match dev.pages_alloc(PagesReq::Order(order)) {
+                Ok(a) => live.push(a.handle),
+                Err(_) => failed += 1,
+            }
+        }
+        if i % every == 0 {
+            let e = procfs::extfrag()?;
+            let idx: Vec<String> = e
+                .unusable
+                .iter()
+                .map(|v| format!("{:.3}", *v as f64 / 1000.0))
+                .collect();
+            emit(&[
+                ("bench", s("frag")),
+                ("op", i.to_string()),
+                ("live", live.len().to_string()),
+                ("arena_pages", e.arena_pages.to_string()),
+                ("free_pages", e.free_pages.to_string()),
+                ("largest_free_order", e.largest_free_order.to_string()),
+                ("unusable", format!("[{}]", idx.join(","))),
+                ("alloc_failures", failed.to_string()),
+            ]);
+        }
+    }
+    for h in live.drain(..) {
+        dev.free(h).map_err(|e| format!("free: {e}"))?;
+    }
+    dev.trim(uapi::RKMEM_TRIM_SLABS | uapi::RKMEM_TRIM_PCP | uapi::RKMEM_TRIM_ARENA)
+        .map_err(|e| format!("trim: {e}"))?;
+    let after = procfs::buddyinfo()?;
+    emit(&[
+        ("bench", s("frag_end")),
+        ("buddyinfo_restored", (before == after).to_string()),
+    ]);
+    Ok(())
+}
+
+/// `rkmemctl bench`.
+pub fn run(opts: &Opts) -> Result<(), String> {
+    let want = |n: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == n);
+    let dev = Device::open().map_err(|e| format!("open {}: {e}", crate::dev::DEV_PATH))?;
+    let v = dev.version().map_err(|e| format!("version: {e}"))?;
+    if v.features & uapi::RKMEM_FEAT_BENCH == 0 {
+        return Err("the module has no RKMEM_IOC_BENCH (feature bit missing)".into());
+    }
+    let cpus = allowed_cpus();
+    let buddy_before = procfs::buddyinfo()?;
+    emit(&[
+        ("bench", s("meta")),
+        ("cpus", cpus.len().to_string()),
+        ("iters", opts.iters.to_string()),
+        ("reps", opts.reps.to_string()),
+        (
+            "kernel",
+            s(std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()),
+        ),
+    ]);
+    let mut errors = 0;
+    let mut go = |p: Point, iters: u32| {
+        if let Err(e) = timed(p, &cpus, opts, iters) {
+            errors += 1;
+            emit(&[
+                ("bench", s(p.name)),
+                ("size", p.size.to_string()),
+                ("order", p.order.to_string()),
+                ("error", s(&e)),
+            ]);
+        }
+    };
+    let point = |name, kind, size, align, order| Point {
+        name,
+        kind,
+        size,
+        align,
+        order,
+    };
+    if want("slab") {
+        for size in SLAB_SIZES {
+            go(
+                point(
+                    "slab_pair",
+                    uapi::RKMEM_BENCH_SLAB_PAIR,
+                    size,
+                    SLAB_ALIGN,
+                    0,
+                ),
+                opts.iters,
+            );
+        }
+    }
+    if want("batch") {
+        for size in SLAB_SIZES {
+            let p = point(
+                "slab_batch",
+                uapi::RKMEM_BENCH_SLAB_BATCH,
+                size,
+                SLAB_ALIGN,
+                0,
+            );
+            go(p, opts.iters.max(uapi::RKMEM_BENCH_BATCH));
+        }
+    }
+    if want("kmalloc") {
+        for size in KMALLOC_SIZES {
+            go(
+                point("kmalloc", uapi::RKMEM_BENCH_KMALLOC, size, 0, 0),
+                opts.iters,
+            );
+        }
+    }
+    if want("pages") {
+        for order in ORDERS {
+            // Big blocks cost far more per operation: fewer of them.
+            let iters = if order >= 9 {
+                (opts.iters / 20).max(1)
+            } else {
+                opts.iters
+            };
+            go(point("pages", uapi::RKMEM_BENCH_PAGES, 0, 0, order), iters);
+        }
+    }
+    if want("mempool") {
+        for size in POOL_SIZES {
+            go(
+                point("mempool", uapi::RKMEM_BENCH_MEMPOOL, size, 0, 0),
+                opts.iters,
+            );
+        }
+    }
+    if want("layout") {
+        layout(&dev, opts.layout_step)?;
+    }
+    // The timed benchmarks left nothing allocated: after a trim, buddyinfo is as it was.
+    dev.trim(uapi::RKMEM_TRIM_SLABS | uapi::RKMEM_TRIM_PCP | uapi::RKMEM_TRIM_ARENA)
+        .map_err(|e| format!("trim: {e}"))?;
+    let buddy_after = procfs::buddyinfo()?;
+    emit(&[
+        ("bench", s("buddyinfo_check")),
+        ("restored", (buddy_before == buddy_after).to_string()),
+    ]);
+    if want("frag") {
+        frag(&dev, opts.frag_ops, opts.seed)?;
+    }
+    emit(&[("bench", s("done")), ("errors", errors.to_string())]);
+    Ok(())
+}

@@ -1,0 +1,1548 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! In-guest tests of the slab caches and rkmalloc (`RKMEM_IOC_CACHE_CREATE`,
+//! `RKMEM_IOC_CACHE_DESTROY`, `RKMEM_IOC_OBJ_ALLOC`, `RKMEM_TRIM_SLABS`,
+//! `/proc/rkmem/slabinfo`), run by `rkmemctl test` after the buddy allocator's tests.
+//!
+//! Each test opens its own files; closing them destroys the caches they created, so a failed
+//! test leaves nothing behind for the next one. The names of the caches start with `t_`.
+//!
+//! A note on `active_objs`: as with SLUB, objects held in the per-CPU object caches count as in
+//! use (they are allocated in their slabs' bitmaps), so while a cache is in use `active_objs` is
+//! at least what its users hold and at most that plus the per-CPU caches' contents. After
+//! `RKMEM_TRIM_SLABS` the per-CPU objects are back in their slabs and `active_objs` is exact.
+
+use crate::dev::{self, Alloc, CacheInfo, CacheSpec, Device, PAGE_SIZE};
+use crate::pattern;
+use crate::procfs::{self, SlabRow};
+use crate::selftest::{expect_errno, open, trim_all, TestFn};
+use crate::uapi::{self, RkmemCacheCreate, RkmemCacheId, RkmemIo, RkmemObjAlloc};
+use nix::errno::Errno;
+
+pub(crate) const TESTS: &[(&str, TestFn)] = &[
+    ("features_include_slab", features_include_slab),
+    (
+        "cache_ioctls_wrong_size_are_enotty",
+        cache_ioctls_wrong_size_are_enotty,
+    ),
+    (
+        "cache_ioctls_bad_pointers_are_efault",
+        cache_ioctls_bad_pointers_are_efault,
+    ),
+    (
+        "cache_ioctls_unwritable_answer_is_efault",
+        cache_ioctls_unwritable_answer_is_efault,
+    ),
+    ("cache_create_and_destroy", cache_create_and_destroy),
+    (
+        "cache_117_byte_aligned_layout",
+        cache_117_byte_aligned_layout,
+    ),
+    (
+        "cache_layouts_fit_their_slabs",
+        cache_layouts_fit_their_slabs,
+    ),
+    ("cache_name_rules", cache_name_rules),
+    ("cache_bad_names_are_einval", cache_bad_names_are_einval),
+    ("cache_bad_sizes_are_einval", cache_bad_sizes_are_einval),
+    ("cache_bad_aligns_are_einval", cache_bad_aligns_are_einval),
+    (
+        "cache_unknown_flags_are_einval",
+        cache_unknown_flags_are_einval,
+    ),
+    (
+        "cache_bad_ctor_bytes_are_einval",
+        cache_bad_ctor_bytes_are_einval,
+    ),
+    ("cache_taken_names_are_eexist", cache_taken_names_are_eexist),
+    ("cache_count_limit_is_enospc", cache_count_limit_is_enospc),
+    ("cache_destroy_bad_args", cache_destroy_bad_args),
+    ("obj_alloc_bad_args", obj_alloc_bad_args),
+    ("cache_objects_117", cache_objects_117),
+    ("cache_object_io_bounds", cache_object_io_bounds),
+    (
+        "cache_of_another_file_is_enoent",
+        cache_of_another_file_is_enoent,
+    ),
+    (
+        "cache_destroy_with_objects_is_ebusy",
+        cache_destroy_with_objects_is_ebusy,
+    ),
+    ("cache_ctor_fills_new_objects", cache_ctor_fills_new_objects),
+    ("rkmalloc_usable_sizes", rkmalloc_usable_sizes),
+    (
+        "rkmalloc_bad_sizes_are_einval",
+        rkmalloc_bad_sizes_are_einval,
+    ),
+    ("rkmalloc_objects_round_trip", rkmalloc_objects_round_trip),
+    ("rkmalloc_class_rows_count", rkmalloc_class_rows_count),
+    ("slabinfo_format_and_classes", slabinfo_format_and_classes),
+    ("slabinfo_user_caches_first", slabinfo_user_caches_first),
+    ("slabinfo_counts_held_objects", slabinfo_counts_held_objects),
+    ("slab_close_destroys_caches", slab_close_destroys_caches),
+    (
+        "slab_free_all_and_trim_restores_buddyinfo",
+        slab_free_all_and_trim_restores_buddyinfo,
+    ),
+];
+
+/// The size classes of rkmalloc and their slabinfo names.
+const CLASSES: [(u64, &str); 12] = [
+    (8, "rkmalloc-8"),
+    (16, "rkmalloc-16"),
+    (32, "rkmalloc-32"),
+    (64, "rkmalloc-64"),
+    (96, "rkmalloc-96"),
+    (128, "rkmalloc-128"),
+    (192, "rkmalloc-192"),
+    (256, "rkmalloc-256"),
+    (512, "rkmalloc-512"),
+    (1024, "rkmalloc-1k"),
+    (2048, "rkmalloc-2k"),
+    (4096, "rkmalloc-4k"),
+];
+
+/// Most user caches alive at once (`ENOSPC` beyond).
+const MAX_USER_CACHES: usize = 256;
+/// Per-CPU object cache of a cache outside debug mode: limit and batch (slabinfo tunables).
+const CPU_LIMIT: u32 = 32;
+const CPU_BATCH: u32 = 16;
+/// Capacity of one per-CPU object cache: the most objects it may hold between operations.
+const CPU_CAP: u64 = 64;
+/// 1 MiB.
+const MIB: u64 = 1 << 20;
+
+fn spec(name: &str, size: u32, align: u32) -> Result<CacheSpec, String> {
+    CacheSpec::new(name, size, align)
+}
+
+fn create(d: &Device, s: &CacheSpec) -> Result<CacheInfo, String> {
+    d.cache_create(s).map_err(|e| {
+        format!(
+            "create {} (size {}, align {}): {e}",
+            dev::cache_name_str(&s.name),
+            s.size,
+            s.align
+        )
+    })
+}
+
+fn destroy(d: &Device, id: u32) -> Result<(), String> {
+    d.cache_destroy(id)
+        .map_err(|e| format!("destroy cache {id}: {e}"))
+}
+
+fn obj(d: &Device, c: &CacheInfo, size: u32) -> Result<Alloc, String> {
+    let a = d
+        .obj_alloc(c.id)
+        .map_err(|e| format!("alloc from cache {}: {e}", c.id))?;
+    if a.bytes != u64::from(size) {
+        return Err(format!(
+            "object of cache {}: {} usable bytes, want the object size {size}",
+            c.id, a.bytes
+        ));
+    }
+    if a.handle == 0 {
+        return Err(format!("object of cache {}: handle 0", c.id));
+    }
+    Ok(a)
+}
+
+fn free(d: &Device, a: &Alloc) -> Result<(), String> {
+    d.free(a.handle)
+        .map_err(|e| format!("free {:#x} ({} bytes): {e}", a.handle, a.bytes))
+}
+
+/// A valid create request for `name`: 117-byte objects, byte aligned.
+fn good_arg(name: &str) -> Result<RkmemCacheCreate, String> {
+    Ok(spec(name, 117, 1)?.to_arg())
+}
+
+/// `RKMEM_IOC_CACHE_CREATE` with `arg` must fail with `want`; a cache created by mistake is
+/// destroyed again.
+fn create_errno(
+    d: &Device,
+    what: &str,
+    mut arg: RkmemCacheCreate,
+    want: Errno,
+) -> Result<(), String> {
+    let got = d.cache_create_raw(&mut arg).map(|()| 0);
+    if got.is_ok() {
+        let _ = d.cache_destroy(arg.id);
+    }
+    expect_errno(&format!("create {what}"), got, want)
+}
+
+fn alloc_errno(d: &Device, what: &str, mut arg: RkmemObjAlloc, want: Errno) -> Result<(), String> {
+    let got = d.obj_alloc_raw(&mut arg).map(|()| 0);
+    if got.is_ok() {
+        let _ = d.free(arg.handle);
+    }
+    expect_errno(&format!("alloc {what}"), got, want)
+}
+
+fn slabinfo() -> Result<Vec<SlabRow>, String> {
+    let rows = procfs::slabinfo()?;
+    for r in &rows {
+        r.check()?;
+    }
+    Ok(rows)
+}
+
+fn row_of(name: &str) -> Result<Option<SlabRow>, String> {
+    Ok(slabinfo()?.into_iter().find(|r| r.name == name))
+}
+
+fn row(name: &str) -> Result<SlabRow, String> {
+    row_of(name)?.ok_or_else(|| format!("no row for cache {name} in {}", procfs::SLABINFO))
+}
+
+fn trim_slabs(d: &Device) -> Result<(), String> {
+    d.trim(uapi::RKMEM_TRIM_SLABS)
+        .map(|_| ())
+        .map_err(|e| format!("RKMEM_IOC_TRIM(SLABS): {e}"))
+}
+
+/// Whether the module runs with `slab_debug=1`: then caches have no per-CPU object cache,
+/// which slabinfo shows as tunables 0 (and objects carry red zones: a larger objsize).
+fn debug_mode() -> Result<bool, String> {
+    Ok(row("rkmalloc-8")?.limit == 0)
+}
+
+/// The CPUs this process may run on: each may hold a per-CPU object cache.
+fn ncpus() -> u64 {
+    crate::stress::allowed_cpus().len() as u64
+}
+
+/// Writes the pattern `key` over all of `a`.
+fn fill(d: &Device, a: &Alloc, key: u64) -> Result<(), String> {
+    let mut buf = vec![0u8; a.bytes as usize];
+    pattern::fill(key, 0, &mut buf);
+    d.write(a.handle, 0, &buf)
+        .map_err(|e| format!("write {} bytes to {:#x}: {e}", a.bytes, a.handle))
+}
+
+/// Reads all of `a` and compares it with the pattern `key`.
+fn verify(d: &Device, a: &Alloc, key: u64) -> Result<(), String> {
+    let mut buf = vec![0u8; a.bytes as usize];
+    d.read(a.handle, 0, &mut buf)
+        .map_err(|e| format!("read {} bytes of {:#x}: {e}", a.bytes, a.handle))?;
+    match pattern::first_mismatch(key, 0, &buf) {
+        None => Ok(()),
+        Some((at, want, got)) => Err(format!(
+            "{:#x} ({} bytes): byte {at} reads {got:#04x}, {want:#04x} was written",
+            a.handle, a.bytes
+        )),
+    }
+}
+
+fn io_errno(d: &Device, what: &str, arg: RkmemIo, want: Errno) -> Result<(), String> {
+    for (cmd, name) in [
+        (uapi::RKMEM_IOC_WRITE, "write"),
+        (uapi::RKMEM_IOC_READ, "read"),
+    ] {
+        // SAFETY: the callers pass buffers at least as large as the range the module would
+        // accept, owned by them, so the kernel may write there.
+        let got = unsafe { d.io_raw(cmd, &arg) }.map(|()| 0);
+        expect_errno(&format!("{name} {what}"), got, want)?;
+    }
+    Ok(())
+}
+
+// ---- the ioctls themselves ----
+
+fn features_include_slab() -> Result<(), String> {
+    let v = open()?
+        .version()
+        .map_err(|e| format!("RKMEM_IOC_VERSION: {e}"))?;
+    if v.features & uapi::RKMEM_FEAT_SLAB == 0 {
+        return Err(format!("features {:#x} lack RKMEM_FEAT_SLAB", v.features));
+    }
+    Ok(())
+}
+
+fn cache_ioctls_wrong_size_are_enotty() -> Result<(), String> {
+    let d = open()?;
+    let mut buf = [0u8; 128];
+    let p = buf.as_mut_ptr() as usize;
+    let rw = uapi::IOC_READ | uapi::IOC_WRITE;
+    for (nr, dir, size) in [
+        // CACHE_CREATE: 64 bytes, read-write.
+        (0x30, rw, 32),
+        (0x30, rw, 65),
+        (0x30, uapi::IOC_WRITE, 64),
+        // CACHE_DESTROY: 8 bytes, write-only.
+        (0x31, uapi::IOC_WRITE, 4),
+        (0x31, rw, 8),
+        (0x31, uapi::IOC_WRITE, 16),
+        // OBJ_ALLOC: 32 bytes, read-write.
+        (0x32, rw, 24),
+        (0x32, uapi::IOC_READ, 32),
+        (0x32, rw, 40),
+        // Unused numbers next to them.
+        (0x33, rw, 32),
+        (0x2f, rw, 64),
+    ] {
+        expect_errno(
+            &format!("nr {nr:#x} dir {dir} size {size}"),
+            d.raw_ioctl(uapi::ioc(dir, uapi::RKMEM_IOC_MAGIC, nr, size), p),
+            Errno::ENOTTY,
+        )?;
+    }
+    Ok(())
+}
+
+fn cache_ioctls_bad_pointers_are_efault() -> Result<(), String> {
+    let d = open()?;
+    for (cmd, name) in [
+        (uapi::RKMEM_IOC_CACHE_CREATE, "CACHE_CREATE"),
+        (uapi::RKMEM_IOC_CACHE_DESTROY, "CACHE_DESTROY"),
+        (uapi::RKMEM_IOC_OBJ_ALLOC, "OBJ_ALLOC"),
+    ] {
+        for (what, p) in [
+            ("NULL", 0usize),
+            ("a kernel address", 0xffff_8880_0000_0000),
+        ] {
+            expect_errno(
+                &format!("{name} with {what}"),
+                d.raw_ioctl(cmd, p),
+                Errno::EFAULT,
+            )?;
+        }
+    }
+    // Nothing was created or allocated: the file can still make a cache of any name.
+    let c = create(&d, &spec("t_after_efault", 8, 8)?)?;
+    destroy(&d, c.id)
+}
+
+/// A page holding one ioctl argument, made read-only: the module can read the request but not
+/// write its answer back. Unmapped on drop.
+struct ReadOnlyArg {
+    addr: *mut nix::libc::c_void,
+}
+
+impl ReadOnlyArg {
+    fn new<T: Copy>(arg: &T) -> Result<ReadOnlyArg, String> {
+        let page = PAGE_SIZE as usize;
+        if std::mem::size_of::<T>() > page {
+            return Err("argument larger than a page".into());
+        }
+        // SAFETY: an anonymous private mapping at an address of the kernel's choice touches no
+        // existing memory of this process.
+        let addr = unsafe {
+            nix::libc::mmap(
+                std::ptr::null_mut(),
+                page,
+                nix::libc::PROT_READ | nix::libc::PROT_WRITE,
+                nix::libc::MAP_PRIVATE | nix::libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if addr == nix::libc::MAP_FAILED {
+            return Err(format!("mmap: {}", Errno::last()));
+        }
+        let ro = ReadOnlyArg { addr };
+        // SAFETY: the mapping is a fresh, writable, page-aligned page of this process, large
+        // enough for a `T` (checked above) and aligned for any uapi struct.
+        unsafe { std::ptr::write(addr.cast::<T>(), *arg) };
+        // SAFETY: the page belongs to `ro`'s mapping, which nothing else uses.
+        if unsafe { nix::libc::mprotect(addr, page, nix::libc::PROT_READ) } != 0 {
+            return Err(format!("mprotect: {}", Errno::last()));
+        }
+        Ok(ro)
+    }
+}
+
+impl Drop for ReadOnlyArg {
+    fn drop(&mut self) {
+        // SAFETY: the page was mapped by `new` and is used by nobody else.
+        unsafe { nix::libc::munmap(self.addr, PAGE_SIZE as usize) };
+    }
+}
+
+/// When the answer cannot be copied back, the module undoes what it did: no cache is left
+/// behind a failed create, no object behind a failed allocation.
+fn cache_ioctls_unwritable_answer_is_efault() -> Result<(), String> {
+    let d = open()?;
+    let arg = ReadOnlyArg::new(&good_arg("t_ro")?)?;
+    expect_errno(
+        "CACHE_CREATE with a read-only argument",
+        d.raw_ioctl(uapi::RKMEM_IOC_CACHE_CREATE, arg.addr as usize),
+        Errno::EFAULT,
+    )?;
+    if row_of("t_ro")?.is_some() {
+        return Err("t_ro is in slabinfo although its create failed with EFAULT".into());
+    }
+    let c = create(&d, &spec("t_ro", 117, 1)?)?;
+    // An object of the cache: destroy would be EBUSY if the failed allocation kept it.
+    let req = RkmemObjAlloc {
+        cache_id: c.id,
+        ..Default::default()
+    };
+    let arg = ReadOnlyArg::new(&req)?;
+    expect_errno(
+        "OBJ_ALLOC from a cache with a read-only argument",
+        d.raw_ioctl(uapi::RKMEM_IOC_OBJ_ALLOC, arg.addr as usize),
+        Errno::EFAULT,
+    )?;
+    destroy(&d, c.id).map_err(|e| format!("after a failed allocation: {e}"))?;
+    // rkmalloc: the class's objects in use are back where they were.
+    trim_slabs(&d)?;
+    let before = row("rkmalloc-96")?.active_objs;
+    let req = RkmemObjAlloc {
+        size: 96,
+        ..Default::default()
+    };
+    let arg = ReadOnlyArg::new(&req)?;
+    expect_errno(
+        "rkmalloc 96 with a read-only argument",
+        d.raw_ioctl(uapi::RKMEM_IOC_OBJ_ALLOC, arg.addr as usize),
+        Errno::EFAULT,
+    )?;
+    trim_slabs(&d)?;
+    let after = row("rkmalloc-96")?.active_objs;
+    if after != before {
+        return Err(format!(
+            "rkmalloc-96 active_objs {before} -> {after} after an allocation failed with EFAULT"
+        ));
+    }
+    Ok(())
+}
+
+fn cache_create_and_destroy() -> Result<(), String> {
+    let d = open()?;
+    let s = spec("t_create", 117, 1)?;
+    let c = create(&d, &s)?;
+    if c.id == 0 {
+        return Err("cache id 0 (reserved for rkmalloc)".into());
+    }
+    if row_of("t_create")?.is_none() {
+        return Err("a new cache has no slabinfo row".into());
+    }
+    destroy(&d, c.id)?;
+    if row_of("t_create")?.is_some() {
+        return Err("a destroyed cache is still in slabinfo".into());
+    }
+    expect_errno(
+        "destroy twice",
+        d.cache_destroy(c.id).map(|()| 0),
+        Errno::ENOENT,
+    )?;
+    expect_errno(
+        "alloc from a destroyed cache",
+        d.obj_alloc(c.id).map(|_| 0),
+        Errno::ENOENT,
+    )?;
+    // The name is free again; the new cache gets a new id.
+    let again = create(&d, &s)?;
+    if again.id == c.id {
+        return Err(format!("id {} given again after destroy", c.id));
+    }
+    let other = create(&d, &spec("t_create2", 117, 1)?)?;
+    if other.id == again.id {
+        return Err(format!("two live caches share id {}", other.id));
+    }
+    destroy(&d, again.id)?;
+    destroy(&d, other.id)
+}
+
+fn cache_117_byte_aligned_layout() -> Result<(), String> {
+    let d = open()?;
+    let c = create(&d, &spec("t_layout117", 117, 1)?)?;
+    let r = row("t_layout117")?;
+    if (r.objsize, r.objperslab, r.pagesperslab)
+        != (c.objsize, c.objects_per_slab, c.pages_per_slab)
+    {
+        return Err(format!(
+            "create answered objsize {} objperslab {} pagesperslab {}, slabinfo says {} {} {}",
+            c.objsize,
+            c.objects_per_slab,
+            c.pages_per_slab,
+            r.objsize,
+            r.objperslab,
+            r.pagesperslab
+        ));
+    }
+    if (r.active_objs, r.num_objs, r.active_slabs, r.num_slabs) != (0, 0, 0, 0) {
+        return Err(format!("a new cache's row is not empty: {r:?}"));
+    }
+    if debug_mode()? {
+        // Red zones and metadata widen the slot; no per-CPU cache.
+        if c.objsize <= 117 || (r.limit, r.batchcount) != (0, 0) {
+            return Err(format!(
+                "slab_debug: objsize {} (want more than 117), tunables {} {}",
+                c.objsize, r.limit, r.batchcount
+            ));
+        }
+        return Ok(());
+    }
+    // 4096 bytes - 32 header - 5 bitmap = 4059 = 34 * 117 + 81.
+    if (c.objsize, c.objects_per_slab, c.pages_per_slab) != (117, 34, 1) {
+        return Err(format!(
+            "a 117-byte byte-aligned cache: objsize {}, {} objects per slab of {} pages; want 117, 34, 1",
+            c.objsize, c.objects_per_slab, c.pages_per_slab
+        ));
+    }
+    if (r.limit, r.batchcount, r.sharedfactor) != (CPU_LIMIT, CPU_BATCH, 0) {
+        return Err(format!(
+            "tunables {} {} {}, want {CPU_LIMIT} {CPU_BATCH} 0",
+            r.limit, r.batchcount, r.sharedfactor
+        ));
+    }
+    Ok(())
+}
+
+fn cache_layouts_fit_their_slabs() -> Result<(), String> {
+    let d = open()?;
+    let debug = debug_mode()?;
+    for (i, (size, align)) in [
+        (1u32, 1u32),
+        (8, 8),
+        (117, 8),
+        (64, 64),
+        (100, 64),
+        (1, 4096),
+        (2049, 1),
+        (4095, 2),
+        (4096, 1),
+        (4096, 4096),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("t_fit{i}");
+        let c = create(&d, &spec(&name, size, align)?)?;
+        let what = format!(
+            "size {size} align {align}: objsize {}, {} per slab of {} pages",
+            c.objsize, c.objects_per_slab, c.pages_per_slab
+        );
+        let slab = u64::from(c.pages_per_slab) * PAGE_SIZE;
+        let ok = c.objsize >= size
+            && c.objsize % align == 0
+            && (debug || c.objsize == size.next_multiple_of(align))
+            && c.objects_per_slab >= 1
+            && c.pages_per_slab.is_power_of_two()
+            && c.pages_per_slab <= 8
+            && u64::from(c.objsize) * u64::from(c.objects_per_slab) <= slab;
+        if !ok {
+            return Err(what);
+        }
+        // An object is usable and aligned data round-trips at both ends.
+        let a = obj(&d, &c, size)?;
+        fill(&d, &a, 0x1a + i as u64)?;
+        verify(&d, &a, 0x1a + i as u64)?;
+        free(&d, &a)?;
+        destroy(&d, c.id)?;
+    }
+    Ok(())
+}
+
+fn cache_name_rules() -> Result<(), String> {
+    let d = open()?;
+    // Every allowed character, and the longest name.
+    for name in [
+        "Az09_.-",
+        "x",
+        "a_name_of_exactly_31_characters",
+        "0123456789.ABCDEFGHIJKLM-nopqrs",
+    ] {
+        if name.len() > uapi::RKMEM_CACHE_NAME_MAX {
+            return Err(format!("test bug: {name} is too long"));
+        }
+        let c = create(&d, &spec(name, 32, 8)?)?;
+        if row_of(name)?.is_none() {
+            return Err(format!("cache {name:?} has no slabinfo row"));
+        }
+        destroy(&d, c.id)?;
+    }
+    Ok(())
+}
+
+fn cache_bad_names_are_einval() -> Result<(), String> {
+    let d = open()?;
+    let mut cases: Vec<(String, [u8; 32])> = Vec::new();
+    // Empty, 32 bytes (no room for the NUL), a byte after the NUL.
+    cases.push(("empty".into(), [0u8; 32]));
+    cases.push(("32 bytes".into(), [b'a'; 32]));
+    let mut after_nul = dev::cache_name("abc")?;
+    after_nul[5] = b'x';
+    cases.push(("a byte after the NUL".into(), after_nul));
+    let mut last_byte = dev::cache_name("abc")?;
+    last_byte[31] = b'z';
+    cases.push(("a byte in the last position".into(), last_byte));
+    // Characters outside [A-Za-z0-9_.-].
+    for bad in [
+        "a b",
+        "a/b",
+        "tab\tx",
+        "new\nline",
+        "a:b",
+        "a*",
+        "caf\u{e9}",
+        "x+y",
+        "(x)",
+        " ",
+    ] {
+        cases.push((format!("{bad:?}"), dev::cache_name(bad)?));
+    }
+    let mut high = dev::cache_name("ab")?;
+    high[1] = 0x80;
+    cases.push(("byte 0x80".into(), high));
+    for (what, name) in cases {
+        let arg = RkmemCacheCreate {
+            name,
+            ..good_arg("x")?
+        };
+        create_errno(&d, &format!("name {what}"), arg, Errno::EINVAL)?;
+    }
+    Ok(())
+}
+
+fn cache_bad_sizes_are_einval() -> Result<(), String> {
+    let d = open()?;
+    for size in [0u32, 4097, 8192, 1 << 31, u32::MAX] {
+        let arg = RkmemCacheCreate {
+            size,
+            ..good_arg("t_badsize")?
+        };
+        create_errno(&d, &format!("size {size}"), arg, Errno::EINVAL)?;
+    }
+    Ok(())
+}
+
+fn cache_bad_aligns_are_einval() -> Result<(), String> {
+    let d = open()?;
+    for align in [0u32, 3, 6, 12, 100, 4095, 8192, 1 << 31, u32::MAX] {
+        let arg = RkmemCacheCreate {
+            align,
+            ..good_arg("t_badalign")?
+        };
+        create_errno(&d, &format!("align {align}"), arg, Errno::EINVAL)?;
+    }
+    // Every power of two up to a page is fine.
+    for k in 0..=12 {
+        let c = create(&d, &spec("t_goodalign", 117, 1 << k)?)?;
+        if c.objsize % (1 << k) != 0 {
+            return Err(format!("align {}: objsize {}", 1 << k, c.objsize));
+        }
+        destroy(&d, c.id)?;
+    }
+    Ok(())
+}
+
+fn cache_unknown_flags_are_einval() -> Result<(), String> {
+    let d = open()?;
+    for flags in [
+        1u32 << 1,
+        1 << 7,
+        1 << 31,
+        uapi::RKMEM_CACHE_CTOR | 1 << 2,
+        u32::MAX,
+    ] {
+        let arg = RkmemCacheCreate {
+            flags,
+            ..good_arg("t_badflags")?
+        };
+        create_errno(&d, &format!("flags {flags:#x}"), arg, Errno::EINVAL)?;
+    }
+    Ok(())
+}
+
+fn cache_bad_ctor_bytes_are_einval() -> Result<(), String> {
+    let d = open()?;
+    for byte in [256u32, 0x1ff, 1 << 31, u32::MAX] {
+        let arg = RkmemCacheCreate {
+            flags: uapi::RKMEM_CACHE_CTOR,
+            ctor_byte: byte,
+            ..good_arg("t_badctor")?
+        };
+        create_errno(&d, &format!("ctor byte {byte:#x}"), arg, Errno::EINVAL)?;
+    }
+    // A constructor byte without the flag.
+    for byte in [1u32, 0x5a, 0xff, 256] {
+        let arg = RkmemCacheCreate {
+            ctor_byte: byte,
+            ..good_arg("t_badctor")?
+        };
+        create_errno(
+            &d,
+            &format!("ctor byte {byte:#x} without RKMEM_CACHE_CTOR"),
+            arg,
+            Errno::EINVAL,
+        )?;
+    }
+    // The limits themselves are fine.
+    for byte in [0u8, 0xff] {
+        let c = create(&d, &spec("t_goodctor", 117, 1)?.with_ctor(byte))?;
+        destroy(&d, c.id)?;
+    }
+    Ok(())
+}
+
+fn cache_taken_names_are_eexist() -> Result<(), String> {
+    let d1 = open()?;
+    let d2 = open()?;
+    let c = create(&d1, &spec("t_taken", 117, 1)?)?;
+    // Same name, same or another file, other geometry: names are global, like kmem_cache's.
+    create_errno(&d1, "t_taken again", good_arg("t_taken")?, Errno::EEXIST)?;
+    let other = spec("t_taken", 64, 64)?.to_arg();
+    create_errno(&d2, "t_taken from another file", other, Errno::EEXIST)?;
+    for (_, name) in CLASSES {
+        create_errno(&d2, name, good_arg(name)?, Errno::EEXIST)?;
+    }
+    // Names are case-sensitive and compared whole.
+    for name in ["T_taken", "t_taken_", "t_take", "rkmalloc-8k", "rkmalloc-"] {
+        let c2 = create(&d2, &spec(name, 117, 1)?)?;
+        destroy(&d2, c2.id)?;
+    }
+    destroy(&d1, c.id)?;
+    // Free again once destroyed.
+    let c = create(&d2, &spec("t_taken", 117, 1)?)?;
+    destroy(&d2, c.id)
+}
+
+fn cache_count_limit_is_enospc() -> Result<(), String> {
+    let existing = slabinfo()?.len().saturating_sub(CLASSES.len());
+    let want = MAX_USER_CACHES.saturating_sub(existing);
+    {
+        let d = open()?;
+        let mut made = Vec::new();
+        let full = loop {
+            if made.len() > MAX_USER_CACHES {
+                break Err(format!(
+                    "{} caches created, the limit is {MAX_USER_CACHES}",
+                    made.len()
+                ));
+            }
+            let name = format!("t_lim{}", made.len());
+            match d.cache_create(&spec(&name, 16, 8)?) {
+                Ok(c) => made.push(c),
+                Err(Errno::ENOSPC) => break Ok(()),
+                Err(e) => break Err(format!("create {name}: {e}")),
+            }
+        };
+        full?;
+        if made.len() != want {
+            return Err(format!(
+                "ENOSPC after {} caches ({existing} others alive), want {want}",
+                made.len()
+            ));
+        }
+        // Still ENOSPC with another name and from another file.
+        create_errno(
+            &open()?,
+            "one too many",
+            good_arg("t_lim_more")?,
+            Errno::ENOSPC,
+        )?;
+        // slabinfo lists them all.
+        let rows = slabinfo()?;
+        let listed = rows.iter().filter(|r| r.name.starts_with("t_lim")).count();
+        if listed != made.len() {
+            return Err(format!(
+                "{listed} t_lim rows in slabinfo for {} caches",
+                made.len()
+            ));
+        }
+        // One destroyed: room for one more.
+        let last = made.pop().ok_or("no cache made")?;
+        destroy(&d, last.id)?;
+        let again = create(&d, &spec("t_lim_again", 16, 8)?)?;
+        made.push(again);
+        // Closing the file destroys them all.
+    }
+    let left = slabinfo()?
+        .into_iter()
+        .filter(|r| r.name.starts_with("t_lim"))
+        .count();
+    if left != 0 {
+        return Err(format!("{left} t_lim caches still in slabinfo after close"));
+    }
+    Ok(())
+}
+
+fn cache_destroy_bad_args() -> Result<(), String> {
+    let d = open()?;
+    let c = create(&d, &spec("t_destroy_args", 117, 1)?)?;
+    // Id 0 is rkmalloc, 1..=12 the size classes (not this file's), the rest unknown.
+    for id in [0u32, 1, 5, 12, 13, 99, c.id + 1000, u32::MAX] {
+        if id == c.id {
+            continue;
+        }
+        expect_errno(
+            &format!("destroy id {id}"),
+            d.cache_destroy(id).map(|()| 0),
+            Errno::ENOENT,
+        )?;
+    }
+    for reserved in [1u32, 0x8000_0000] {
+        expect_errno(
+            &format!("destroy with reserved {reserved:#x}"),
+            d.cache_destroy_raw(&RkmemCacheId { id: c.id, reserved })
+                .map(|()| 0),
+            Errno::EINVAL,
+        )?;
+    }
+    // The refused calls left the cache alone.
+    if row_of("t_destroy_args")?.is_none() {
+        return Err("cache gone after refused destroys".into());
+    }
+    let a = obj(&d, &c, 117)?;
+    free(&d, &a)?;
+    destroy(&d, c.id)
+}
+
+fn obj_alloc_bad_args() -> Result<(), String> {
+    let d = open()?;
+    let c = create(&d, &spec("t_alloc_args", 117, 1)?)?;
+    let cases = [
+        (
+            "flags 1 from a cache",
+            RkmemObjAlloc {
+                cache_id: c.id,
+                flags: 1,
+                ..Default::default()
+            },
+            Errno::EINVAL,
+        ),
+        (
+            "flags 1 << 31 from rkmalloc",
+            RkmemObjAlloc {
+                flags: 1 << 31,
+                size: 64,
+                ..Default::default()
+            },
+            Errno::EINVAL,
+        ),
+        (
+            "size 117 with a cache id",
+            RkmemObjAlloc {
+                cache_id: c.id,
+                size: 117,
+                ..Default::default()
+            },
+            Errno::EINVAL,
+        ),
+        (
+            "size 1 with a cache id",
+            RkmemObjAlloc {
+                cache_id: c.id,
+                size: 1,
+                ..Default::default()
+            },
+            Errno::EINVAL,
+        ),
+        (
+            "unknown cache id",
+            RkmemObjAlloc {
+                cache_id: c.id + 1000,
+                ..Default::default()
+            },
+            Errno::ENOENT,
+        ),
+        (
+            "cache id u32::MAX",
+            RkmemObjAlloc {
+                cache_id: u32::MAX,
+                ..Default::default()
+            },
+            Errno::ENOENT,
+        ),
+        (
+            "a size class's id",
+            RkmemObjAlloc {
+                cache_id: 1,
+                ..Default::default()
+            },
+            Errno::ENOENT,
+        ),
+    ];
+    for (what, arg, want) in cases {
+        alloc_errno(&d, what, arg, want)?;
+    }
+    // Nothing was allocated by the refused calls: destroy is not EBUSY.
+    destroy(&d, c.id)
+}
+
+// ---- objects ----
+
+fn cache_objects_117() -> Result<(), String> {
+    let d = open()?;
+    let c = create(&d, &spec("t_obj117", 117, 1)?)?;
+    let n = 3 * c.objects_per_slab as usize;
+    let mut objs: Vec<Alloc> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let a = obj(&d, &c, 117)?;
+        if objs.iter().any(|o| o.handle == a.handle) {
+            return Err(format!("handle {:#x} given twice", a.handle));
+        }
+        objs.push(a);
+    }
+    // A pattern per object: if two objects overlapped, one would not read back.
+    for a in &objs {
+        fill(&d, a, pattern::key(a.handle, 117))?;
+    }
+    for a in &objs {
+        verify(&d, a, pattern::key(a.handle, 117))?;
+    }
+    // The last byte, on its own.
+    for (i, a) in objs.iter().enumerate().step_by(7) {
+        let b = [i as u8 ^ 0xa5];
+        d.write(a.handle, 116, &b)
+            .map_err(|e| format!("write the last byte of {:#x}: {e}", a.handle))?;
+        let mut back = [0u8];
+        d.read(a.handle, 116, &mut back)
+            .map_err(|e| format!("read the last byte of {:#x}: {e}", a.handle))?;
+        if back != b {
+            return Err(format!(
+                "last byte of {:#x}: wrote {b:?}, read {back:?}",
+                a.handle
+            ));
+        }
+        let mut first = [0u8; 116];
+        d.read(a.handle, 0, &mut first)
+            .map_err(|e| format!("read {:#x}: {e}", a.handle))?;
+        if let Some((at, want, got)) =
+            pattern::first_mismatch(pattern::key(a.handle, 117), 0, &first)
+        {
+            return Err(format!(
+                "writing the last byte of {:#x} changed byte {at}: {want:#04x} -> {got:#04x}",
+                a.handle
+            ));
+        }
+        // Put the pattern's last byte back: the object is verified again below.
+        fill(&d, a, pattern::key(a.handle, 117))?;
+    }
+    // Free every other object, allocate them again (from the same slabs), all still intact.
+    let mut kept = Vec::new();
+    for (i, a) in objs.into_iter().enumerate() {
+        if i % 2 == 0 {
+            free(&d, &a)?;
+        } else {
+            kept.push(a);
+        }
+    }
+    let mut again = Vec::new();
+    for _ in 0..n / 2 {
+        let a = obj(&d, &c, 117)?;
+        fill(&d, &a, pattern::key(a.handle, 0x7117))?;
+        again.push(a);
+    }
+    for a in &kept {
+        verify(&d, a, pattern::key(a.handle, 117))?;
+    }
+    for a in &again {
+        verify(&d, a, pattern::key(a.handle, 0x7117))?;
+    }
+    for a in kept.iter().chain(&again) {
+        free(&d, a)?;
+    }
+    expect_errno(
+        "free an object twice",
+        d.free(kept[0].handle).map(|()| 0),
+        Errno::ENOENT,
+    )?;
+    destroy(&d, c.id)
+}
+
+fn cache_object_io_bounds() -> Result<(), String> {
+    let d = open()?;
+    let c = create(&d, &spec("t_bounds", 117, 1)?)?;
+    let a = obj(&d, &c, 117)?;
+    let mut buf = vec![0u8; 4096];
+    let p = buf.as_mut_ptr() as u64;
+    for (off, len) in [
+        (117u64, 1u64),
+        (116, 2),
+        (0, 118),
+        (0, 4096),
+        (200, 1),
+        (u64::MAX, 1),
+        (1, u64::MAX),
+    ] {
+        let arg = RkmemIo {
+            handle: a.handle,
+            offset: off,
+            len,
+            buf: p,
+        };
+        io_errno(
+            &d,
+            &format!("{len} bytes at {off} of 117"),
+            arg,
+            Errno::EINVAL,
+        )?;
+    }
+    // The whole object and its last byte are in bounds.
+    d.write(a.handle, 0, &buf[..117])
+        .map_err(|e| format!("write 117 bytes: {e}"))?;
+    d.read(a.handle, 116, &mut buf[..1])
+        .map_err(|e| format!("read the last byte: {e}"))?;
+    free(&d, &a)?;
+    destroy(&d, c.id)
+}
+
+fn cache_of_another_file_is_enoent() -> Result<(), String> {
+    let d1 = open()?;
+    let d2 = open()?;
+    let c = create(&d1, &spec("t_foreign", 117, 1)?)?;
+    let a = obj(&d1, &c, 117)?;
+    expect_errno(
+        "alloc from another file's cache",
+        d2.obj_alloc(c.id).map(|_| 0),
+        Errno::ENOENT,
+    )?;
+    expect_errno(
+        "destroy another file's cache",
+        d2.cache_destroy(c.id).map(|()| 0),
+        Errno::ENOENT,
+    )?;
+    let mut buf = [0u8; 8];
+    expect_errno(
+        "read another file's object",
+        d2.read(a.handle, 0, &mut buf).map(|()| 0),
+        Errno::ENOENT,
+    )?;
+    expect_errno(
+        "free another file's object",
+        d2.free(a.handle).map(|()| 0),
+        Errno::ENOENT,
+    )?;
+    // The owner still has both.
+    d1.write(a.handle, 0, b"still mine")
+        .map_err(|e| format!("owner's write: {e}"))?;
+    free(&d1, &a)?;
+    destroy(&d1, c.id)
+}
+
+fn cache_destroy_with_objects_is_ebusy() -> Result<(), String> {
+    let d = open()?;
+    let c = create(&d, &spec("t_busy", 117, 1)?)?;
+    let held = (0..3)
+        .map(|_| obj(&d, &c, 117))
+        .collect::<Result<Vec<_>, _>>()?;
+    expect_errno(
+        "destroy with 3 objects allocated",
+        d.cache_destroy(c.id).map(|()| 0),
+        Errno::EBUSY,
+    )?;
+    // The cache stays, usable, with its objects intact.
+    if row_of("t_busy")?.is_none() {
+        return Err("the cache left slabinfo after a refused destroy".into());
+    }
+    for a in &held {
+        fill(&d, a, a.handle)?;
+    }
+    let extra = obj(&d, &c, 117)?;
+    free(&d, &extra)?;
+    for (i, a) in held.iter().enumerate() {
+        expect_errno(
+            &format!("destroy with {} object(s) allocated", held.len() - i),
+            d.cache_destroy(c.id).map(|()| 0),
+            Errno::EBUSY,
+        )?;
+        verify(&d, a, a.handle)?;
+        free(&d, a)?;
+    }
+    // Freed objects wait in the per-CPU cache; destroy must not count them as allocated.
+    destroy(&d, c.id)?;
+    if row_of("t_busy")?.is_some() {
+        return Err("t_busy still in slabinfo after destroy".into());
+    }
+    expect_errno(
+        "alloc after destroy",
+        d.obj_alloc(c.id).map(|_| 0),
+        Errno::ENOENT,
+    )
+}
+
+fn cache_ctor_fills_new_objects() -> Result<(), String> {
+    let d = open()?;
+    for (name, size, align, byte) in [
+        ("t_ctor5a", 117u32, 1u32, 0x5au8),
+        ("t_ctorff", 4096, 64, 0xff),
+        ("t_ctor00", 33, 8, 0x00),
+    ] {
+        let c = create(&d, &spec(name, size, align)?.with_ctor(byte))?;
+        let n = c.objects_per_slab as usize + 5;
+        for round in 0..2 {
+            let mut objs = Vec::with_capacity(n);
+            for _ in 0..n {
+                let a = obj(&d, &c, size)?;
+                let mut buf = vec![0u8; size as usize];
+                d.read(a.handle, 0, &mut buf)
+                    .map_err(|e| format!("{name}: read a new object: {e}"))?;
+                if let Some(at) = buf.iter().position(|&b| b != byte) {
+                    return Err(format!(
+                        "{name} (round {round}): byte {at} of a new object is {:#04x}, the constructor fills {byte:#04x}",
+                        buf[at]
+                    ));
+                }
+                // Scribble over it: the next owner must get a constructed object again.
+                fill(&d, &a, a.handle ^ 0xc7)?;
+                objs.push(a);
+            }
+            for a in &objs {
+                free(&d, a)?;
+            }
+            if round == 0 {
+                // Also through the slabs, not only the per-CPU cache.
+                trim_slabs(&d)?;
+            }
+        }
+        destroy(&d, c.id)?;
+    }
+    Ok(())
+}
+
+// ---- rkmalloc ----
+
+fn rkmalloc_usable_sizes() -> Result<(), String> {
+    let d = open()?;
+    let cases: [(u64, u64); 27] = [
+        (1, 8),
+        (8, 8),
+        (9, 16),
+        (17, 32),
+        (33, 64),
+        (64, 64),
+        (65, 96),
+        (96, 96),
+        (97, 128),
+        (129, 192),
+        (192, 192),
+        (193, 256),
+        (257, 512),
+        (1000, 1024),
+        (1025, 2048),
+        (2049, 4096),
+        (4096, 4096),
+        (4097, 8192),
+        (8192, 8192),
+        (8193, 12288),
+        (100_000, 102_400),
+        (4 * MIB - 1, 4 * MIB),
+        (4 * MIB, 4 * MIB),
+        (4 * MIB + 1, 4 * MIB + 1),
+        (5 * MIB + 3, 5 * MIB + 3),
+        (uapi::RKMEM_RKMALLOC_MAX - 1, uapi::RKMEM_RKMALLOC_MAX - 1),
+        (uapi::RKMEM_RKMALLOC_MAX, uapi::RKMEM_RKMALLOC_MAX),
+    ];
+    for (size, want) in cases {
+        if dev::rkmalloc_bytes(size) != Some(want) {
+            return Err(format!("test bug: rkmalloc_bytes({size}) is not {want}"));
+        }
+        let a = d
+            .rkmalloc(size)
+            .map_err(|e| format!("rkmalloc {size}: {e}"))?;
+        if a.bytes != want {
+            let _ = d.free(a.handle);
+            return Err(format!(
+                "rkmalloc {size}: {} usable bytes, want {want}",
+                a.bytes
+            ));
+        }
+        // First and last usable byte; nothing beyond.
+        for off in [0, want - 1] {
+            let b = [(off as u8) ^ 0x3c];
+            d.write(a.handle, off, &b)
+                .map_err(|e| format!("rkmalloc {size}: write byte {off}: {e}"))?;
+            let mut back = [0u8];
+            d.read(a.handle, off, &mut back)
+                .map_err(|e| format!("rkmalloc {size}: read byte {off}: {e}"))?;
+            if back != b {
+                return Err(format!(
+                    "rkmalloc {size}: byte {off} wrote {b:?}, read {back:?}"
+                ));
+            }
+        }
+        let mut one = [0u8];
+        let arg = RkmemIo {
+            handle: a.handle,
+            offset: want,
+            len: 1,
+            buf: one.as_mut_ptr() as u64,
+        };
+        io_errno(
+            &d,
+            &format!("byte {want} of rkmalloc {size}"),
+            arg,
+            Errno::EINVAL,
+        )?;
+        free(&d, &a)?;
+    }
+    Ok(())
+}
+
+fn rkmalloc_bad_sizes_are_einval() -> Result<(), String> {
+    let d = open()?;
+    for size in [
+        0,
+        uapi::RKMEM_RKMALLOC_MAX + 1,
+        uapi::RKMEM_RKMALLOC_MAX * 2,
+        1 << 40,
+        1 << 63,
+        u64::MAX,
+    ] {
+        let arg = RkmemObjAlloc {
+            size,
+            ..Default::default()
+        };
+        alloc_errno(&d, &format!("rkmalloc {size}"), arg, Errno::EINVAL)?;
+    }
+    Ok(())
+}
+
+fn rkmalloc_objects_round_trip() -> Result<(), String> {
+    let d = open()?;
+    // Several objects of every class and a few page and vmalloc allocations, all held at once.
+    let mut held = Vec::new();
+    for (class, _) in CLASSES {
+        for size in [class, class - class / 4, 1 + class / 2] {
+            for _ in 0..5 {
+                let a = d
+                    .rkmalloc(size)
+                    .map_err(|e| format!("rkmalloc {size}: {e}"))?;
+                held.push(a);
+            }
+        }
+    }
+    for size in [4097, 3 * PAGE_SIZE, 65 * PAGE_SIZE + 1, 4 * MIB + 4097] {
+        held.push(
+            d.rkmalloc(size)
+                .map_err(|e| format!("rkmalloc {size}: {e}"))?,
+        );
+    }
+    for a in &held {
+        fill(&d, a, pattern::key(a.handle, 0x7a11))?;
+    }
+    for a in &held {
+        verify(&d, a, pattern::key(a.handle, 0x7a11))?;
+    }
+    for a in &held {
+        free(&d, a)?;
+    }
+    Ok(())
+}
+
+fn rkmalloc_class_rows_count() -> Result<(), String> {
+    let d = open()?;
+    trim_slabs(&d)?;
+    for (class, name) in CLASSES {
+        let before = row(name)?;
+        let n = 2 * before.objperslab as u64 + 3;
+        let held = (0..n)
+            .map(|i| {
+                d.rkmalloc(class - i % 3)
+                    .map_err(|e| format!("rkmalloc {}: {e}", class - i % 3))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(a) = held.iter().find(|a| a.bytes != class) {
+            return Err(format!(
+                "{name}: an allocation has {} usable bytes",
+                a.bytes
+            ));
+        }
+        let during = row(name)?;
+        let cached = CPU_CAP * ncpus();
+        if during.active_objs < before.active_objs + n
+            || during.active_objs > before.active_objs + n + cached
+        {
+            return Err(format!(
+                "{name}: active_objs {} -> {} while {n} more are held (per-CPU caches hold at most {cached})",
+                before.active_objs, during.active_objs
+            ));
+        }
+        trim_slabs(&d)?;
+        let exact = row(name)?;
+        if exact.active_objs != before.active_objs + n {
+            return Err(format!(
+                "{name}: active_objs {} after TRIM_SLABS with {n} held, {} before",
+                exact.active_objs, before.active_objs
+            ));
+        }
+        for a in &held {
+            free(&d, a)?;
+        }
+        trim_slabs(&d)?;
+        let after = row(name)?;
+        if after.active_objs != before.active_objs || after.num_slabs > before.num_slabs {
+            return Err(format!(
+                "{name}: after freeing and trimming active_objs {} num_slabs {}, before {} {}",
+                after.active_objs, after.num_slabs, before.active_objs, before.num_slabs
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ---- /proc/rkmem/slabinfo ----
+
+fn slabinfo_format_and_classes() -> Result<(), String> {
+    let d = open()?;
+    let debug = debug_mode()?;
+    let rows = slabinfo()?;
+    let classes: Vec<&SlabRow> = rows
+        .iter()
+        .filter(|r| r.name.starts_with("rkmalloc-"))
+        .collect();
+    if classes.len() != CLASSES.len() {
+        return Err(format!(
+            "{} rkmalloc-* rows, want {}",
+            classes.len(),
+            CLASSES.len()
+        ));
+    }
+    for (size, name) in CLASSES {
+        let r = classes
+            .iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| format!("no {name} row"))?;
+        let objsize_ok = if debug {
+            u64::from(r.objsize) > size
+        } else {
+            u64::from(r.objsize) == size
+        };
+        let tunables_ok = if debug {
+            (r.limit, r.batchcount) == (0, 0)
+        } else {
+            (r.limit, r.batchcount) == (CPU_LIMIT, CPU_BATCH)
+        };
+        if !objsize_ok || !tunables_ok || r.sharedfactor != 0 || r.sharedavail != 0 {
+            return Err(format!("{name}: {}", procfs::format_slab_row(r).trim_end()));
+        }
+    }
+    // With objects held in a user cache and in the classes, the text still parses.
+    let c = create(&d, &spec("t_format", 117, 1)?)?;
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        held.push(obj(&d, &c, 117)?);
+        held.push(d.rkmalloc(100).map_err(|e| format!("rkmalloc 100: {e}"))?);
+    }
+    let rows = slabinfo()?;
+    if rows.len() < CLASSES.len() + 1 {
+        return Err(format!("{} rows with a user cache alive", rows.len()));
+    }
+    Ok(())
+}
+
+fn slabinfo_user_caches_first() -> Result<(), String> {
+    let d = open()?;
+    create(&d, &spec("t_first_a", 117, 1)?)?;
+    create(&d, &spec("t_first_b", 64, 8)?)?;
+    let rows = slabinfo()?;
+    let pos = |name: &str| rows.iter().position(|r| r.name == name);
+    let (a, b) = match (pos("t_first_a"), pos("t_first_b")) {
+        (Some(a), Some(b)) => (a, b),
+        _ => return Err("a user cache has no row".into()),
+    };
+    let first_class = rows
+        .iter()
+        .position(|r| r.name.starts_with("rkmalloc-"))
+        .ok_or("no rkmalloc rows")?;
+    if a > first_class || b > first_class {
+        return Err(format!(
+            "user caches at rows {a} and {b}, the first size class at {first_class}"
+        ));
+    }
+    if rows[first_class..]
+        .iter()
+        .any(|r| !r.name.starts_with("rkmalloc-"))
+    {
+        return Err("a user cache is listed among the size classes".into());
+    }
+    Ok(())
+}
+
+fn slabinfo_counts_held_objects() -> Result<(), String> {
+    let d = open()?;
+    let debug = debug_mode()?;
+    let c = create(&d, &spec("t_count", 117, 1)?)?;
+    let per = u64::from(c.objects_per_slab);
+    let mut held = (0..50)
+        .map(|_| obj(&d, &c, 117))
+        .collect::<Result<Vec<_>, _>>()?;
+    let check = |held: u64, trimmed: bool| -> Result<(), String> {
+        let r = row("t_count")?;
+        let what = format!(
+            "{held} held{}: {}",
+            if trimmed { ", after TRIM_SLABS" } else { "" },
+            procfs::format_slab_row(&r).trim_end()
+        );
+        if (
+            u64::from(r.objsize),
+            u64::from(r.objperslab),
+            r.pagesperslab,
+        ) != (u64::from(c.objsize), per, c.pages_per_slab)
+        {
+            return Err(format!("geometry differs from the create answer: {what}"));
+        }
+        // Objects in the per-CPU caches count as active until a trim puts them back.
+        let cached = if trimmed || debug {
+            0
+        } else {
+            CPU_CAP * ncpus()
+        };
+        if r.active_objs < held || r.active_objs > held + cached {
+            return Err(format!(
+                "active_objs is not {held} (+ at most {cached} per-CPU): {what}"
+            ));
+        }
+        if r.num_objs != r.num_slabs * per || r.active_slabs < held.div_ceil(per) {
+            return Err(format!("slab counts do not fit: {what}"));
+        }
+        // A trim gives every empty slab back.
+        if trimmed && r.num_slabs != r.active_slabs {
+            return Err(format!("empty slabs left after TRIM_SLABS: {what}"));
+        }
+        Ok(())
+    };
+    check(50, false)?;
+    trim_slabs(&d)?;
+    check(50, true)?;
+    for a in held.drain(..20) {
+        free(&d, &a)?;
+    }
+    check(30, false)?;
+    trim_slabs(&d)?;
+    check(30, true)?;
+    for a in held.drain(..) {
+        free(&d, &a)?;
+    }
+    trim_slabs(&d)?;
+    check(0, true)?;
+    let r = row("t_count")?;
+    if (r.num_objs, r.num_slabs) != (0, 0) {
+        return Err(format!("an idle trimmed cache still has slabs: {r:?}"));
+    }
+    destroy(&d, c.id)
+}
+
+fn slab_close_destroys_caches() -> Result<(), String> {
+    let open_files = procfs::stat("open_files")?;
+    {
+        let d = open()?;
+        let c1 = create(&d, &spec("t_close_a", 117, 1)?)?;
+        let c2 = create(&d, &spec("t_close_b", 4096, 64)?.with_ctor(0x11))?;
+        for _ in 0..40 {
+            let a = obj(&d, &c1, 117)?;
+            fill(&d, &a, a.handle)?;
+            obj(&d, &c2, 4096)?;
+            d.rkmalloc(200).map_err(|e| format!("rkmalloc 200: {e}"))?;
+        }
+        d.rkmalloc(5 * PAGE_SIZE)
+            .map_err(|e| format!("rkmalloc 5 pages: {e}"))?;
+        d.rkmalloc(4 * MIB + 1)
+            .map_err(|e| format!("rkmalloc 4 MiB + 1: {e}"))?;
+        for name in ["t_close_a", "t_close_b"] {
+            if row(name)?.active_objs < 40 {
+                return Err(format!("{name}: fewer than 40 active objects while held"));
+            }
+        }
+        // The file is closed here, holding everything.
+    }
+    for name in ["t_close_a", "t_close_b"] {
+        if let Some(r) = row_of(name)? {
+            return Err(format!(
+                "{name} still in slabinfo after its file was closed: {}",
+                procfs::format_slab_row(&r).trim_end()
+            ));
+        }
+    }
+    let now = procfs::stat("open_files")?;
+    if now != open_files {
+        return Err(format!("open_files {open_files} before, {now} after close"));
+    }
+    // The names are free for anyone.
+    let d = open()?;
+    let c = create(&d, &spec("t_close_a", 8, 8)?)?;
+    destroy(&d, c.id)
+}
+
+/// Allocates a mix from three caches of `d` and from rkmalloc: objects of every class, whole
+/// pages, vmalloc.
+fn slab_mix(d: &Device, tag: &str) -> Result<(Vec<CacheInfo>, Vec<Alloc>), String> {
+    let mut caches = Vec::new();
+    let mut held = Vec::new();
+    for (i, (size, align, ctor)) in [(117u32, 1u32, None), (4096, 64, Some(0x5a)), (8, 8, None)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut s = spec(&format!("t_mix{tag}{i}"), size, align)?;
+        if let Some(b) = ctor {
+            s = s.with_ctor(b);
+        }
+        let c = create(d, &s)?;
+        for _ in 0..150 {
+            held.push(obj(d, &c, size)?);
+        }
+        caches.push(c);
+    }
+    for (class, _) in CLASSES {
+        for _ in 0..20 {
+            held.push(
+                d.rkmalloc(class)
+                    .map_err(|e| format!("rkmalloc {class}: {e}"))?,
+            );
+        }
+    }
+    for size in [4097, 7 * PAGE_SIZE, 300 * PAGE_SIZE, 4 * MIB, 6 * MIB] {
+        held.push(
+            d.rkmalloc(size)
+                .map_err(|e| format!("rkmalloc {size}: {e}"))?,
+        );
+    }
+    Ok((caches, held))
+}
+
+fn slab_free_all_and_trim_restores_buddyinfo() -> Result<(), String> {
+    let initial = procfs::stat("arena_initial_mb")?;
+    let want = procfs::load_time_buddyinfo(initial);
+    let d = open()?;
+    trim_all(&d)?;
+    let start = procfs::buddyinfo()?;
+    if start != want {
+        return Err(format!(
+            "before the test, with nothing held and everything trimmed, buddyinfo is {start:?}, want the load-time {want:?}"
+        ));
+    }
+    // Freed one by one (in an order unlike the allocation order), caches destroyed.
+    let (caches, held) = slab_mix(&d, "f")?;
+    if procfs::buddyinfo()? == start {
+        return Err("buddyinfo did not change while slabs were held".into());
+    }
+    for a in held.iter().step_by(2).chain(held.iter().skip(1).step_by(2)) {
+        free(&d, a)?;
+    }
+    for c in &caches {
+        destroy(&d, c.id)?;
+    }
+    trim_all(&d)?;
+    let end = procfs::buddyinfo()?;
+    if end != want {
+        return Err(format!(
+            "after freeing everything, destroying the caches and trimming (slabs, pcp, arena) buddyinfo is {end:?}, want the load-time {want:?}"
+        ));
+    }
+    // Left to the release of the file.
+    {
+        let d2 = open()?;
+        slab_mix(&d2, "c")?;
+    }
+    trim_all(&d)?;
+    let end = procfs::buddyinfo()?;
+    if end != want {
+        return Err(format!(
+            "after closing a file that held caches, objects and rkmalloc memory, and a trim, buddyinfo is {end:?}, want {want:?}"
+        ));
+    }
+    let rows = slabinfo()?;
+    if let Some(r) = rows.iter().find(|r| r.active_objs != 0 || r.num_slabs != 0) {
+        return Err(format!(
+            "with nothing held and everything trimmed: {}",
+            procfs::format_slab_row(r).trim_end()
+        ));
+    }
+    Ok(())
+}

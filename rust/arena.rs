@@ -59,6 +59,29 @@ const PCP_HIGH: usize = 64;
 /// ...this many pages at a time; a refill takes `max(PCP_BATCH >> order, 2)` blocks.
 const PCP_BATCH: usize = 16;
 
+/// One CPU's page cache and its event counters. The counters are plain integers under the
+/// per-CPU lock: a shared atomic counter on the fast path would cost more than the allocation.
+#[derive(Clone)]
+struct PcpSlot {
+    pcp: Pcp<PCP_CAP>,
+    hits: u64,
+    allocs: u64,
+    frees: u64,
+}
+
+impl core::ops::Deref for PcpSlot {
+    type Target = Pcp<PCP_CAP>;
+    fn deref(&self) -> &Pcp<PCP_CAP> {
+        &self.pcp
+    }
+}
+
+impl core::ops::DerefMut for PcpSlot {
+    fn deref_mut(&mut self) -> &mut Pcp<PCP_CAP> {
+        &mut self.pcp
+    }
+}
+
 /// A block of pages handed out by the arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Pages {
@@ -94,7 +117,6 @@ impl Pages {
 pub(crate) struct ArenaStats {
     pub(crate) allocs: Atomic<u64>,
     pub(crate) frees: Atomic<u64>,
-    pub(crate) pcp_hits: Atomic<u64>,
     pub(crate) pcp_refills: Atomic<u64>,
     pub(crate) pcp_drains: Atomic<u64>,
     pub(crate) enomem: Atomic<u64>,
@@ -112,7 +134,6 @@ impl ArenaStats {
         ArenaStats {
             allocs: Atomic::new(0),
             frees: Atomic::new(0),
-            pcp_hits: Atomic::new(0),
             pcp_refills: Atomic::new(0),
             pcp_drains: Atomic::new(0),
             enomem: Atomic::new(0),
@@ -171,7 +192,7 @@ pub(crate) struct Arena {
     #[pin]
     inner: SpinLock<Inner>,
     #[pin]
-    pcp: [SpinLock<Pcp<PCP_CAP>>; PCP_SLOTS],
+    pcp: [SpinLock<PcpSlot>; PCP_SLOTS],
     #[pin]
     grow: Mutex<()>,
     slot_addr: KVVec<Atomic<usize>>,
@@ -202,7 +223,12 @@ impl Arena {
         for _ in 0..npages {
             tag.push(Atomic::new(0), GFP_KERNEL)?;
         }
-        let pcp = Pcp::new(PCP_HIGH, PCP_BATCH).map_err(|_| EINVAL)?;
+        let pcp = PcpSlot {
+            pcp: Pcp::new(PCP_HIGH, PCP_BATCH).map_err(|_| EINVAL)?,
+            hits: 0,
+            allocs: 0,
+            frees: 0,
+        };
         // SAFETY: only reads `nr_cpu_ids`, set once at boot.
         let cpus = unsafe { rkmem_nr_cpu_ids() } as usize;
         Ok(try_pin_init!(Self {
@@ -275,17 +301,21 @@ impl Arena {
         if order > BLOCK_ORDER {
             return Err(EINVAL);
         }
-        let page = if order <= PCP_MAX_ORDER {
-            match self.alloc_pcp(order)? {
-                Some(page) => page,
-                None => self.alloc_buddy(may_sleep, |b| b.alloc(order))?,
+        let page = match (order <= PCP_MAX_ORDER)
+            .then(|| self.alloc_pcp(order))
+            .transpose()?
+            .flatten()
+        {
+            // Counted in the per-CPU slot.
+            Some(page) => page,
+            None => {
+                let page = self.alloc_buddy(may_sleep, |b| b.alloc(order))?;
+                inc(&self.stats.allocs);
+                page
             }
-        } else {
-            self.alloc_buddy(may_sleep, |b| b.alloc(order))?
         };
         let o = self.owner.get(page).ok_or(EINVAL)?;
         o.store(order as i8 + 1, Relaxed);
-        inc(&self.stats.allocs);
         Ok(Pages::Order { page, order })
     }
 
@@ -299,7 +329,7 @@ impl Arena {
         Ok(Pages::Exact { page, npages })
     }
 
-    fn pcp_of_this_cpu(&self) -> &SpinLock<Pcp<PCP_CAP>> {
+    fn pcp_of_this_cpu(&self) -> &SpinLock<PcpSlot> {
         let cpu = CpuId::current().as_u32() as usize;
         &self.pcp[cpu % PCP_SLOTS]
     }
@@ -308,7 +338,8 @@ impl Arena {
     fn alloc_pcp(&self, order: u32) -> Result<Option<usize>> {
         let mut pcp = self.pcp_of_this_cpu().lock();
         if let Some(page) = pcp.pop(order) {
-            inc(&self.stats.pcp_hits);
+            pcp.hits += 1;
+            pcp.allocs += 1;
             return Ok(Some(page));
         }
         let used = {
@@ -318,6 +349,9 @@ impl Arena {
         };
         inc(&self.stats.pcp_refills);
         let page = pcp.pop(order);
+        if page.is_some() {
+            pcp.allocs += 1;
+        }
         drop(pcp);
         self.check_pressure(used);
         Ok(page)
@@ -396,11 +430,15 @@ impl Arena {
     pub(crate) fn free(&self, pages: Pages) -> core::result::Result<(), FreeError> {
         let r = match pages {
             Pages::Order { page, order } => self.free_order(page, order),
-            Pages::Exact { page, npages } => self.inner.lock().buddy.free_exact(page, npages),
+            Pages::Exact { page, npages } => self
+                .inner
+                .lock()
+                .buddy
+                .free_exact(page, npages)
+                .map(|()| inc(&self.stats.frees)),
         };
-        match r {
-            Ok(()) => inc(&self.stats.frees),
-            Err(e) => self.report(pages, e),
+        if let Err(e) = r {
+            self.report(pages, e);
         }
         r
     }
@@ -431,8 +469,12 @@ impl Arena {
         if order <= PCP_MAX_ORDER {
             let mut pcp = self.pcp_of_this_cpu().lock();
             match pcp.push(page, order) {
-                Ok(false) => return Ok(()),
+                Ok(false) => {
+                    pcp.frees += 1;
+                    return Ok(());
+                }
                 Ok(true) => {
+                    pcp.frees += 1;
                     let mut inner = self.inner.lock();
                     let d = pcp.drain_batch(order, &mut inner.buddy);
                     self.count_rejected(d.rejected);
@@ -443,7 +485,26 @@ impl Arena {
                 Err(_) => {}
             }
         }
-        self.inner.lock().buddy.free(page, order)
+        self.inner.lock().buddy.free(page, order)?;
+        inc(&self.stats.frees);
+        Ok(())
+    }
+
+    /// Allocations, frees and per-CPU hits so far (the slow paths' atomic counters plus the
+    /// per-CPU slots' counters).
+    pub(crate) fn counters(&self) -> (u64, u64, u64) {
+        let (mut allocs, mut frees, mut hits) = (
+            self.stats.allocs.load(Relaxed),
+            self.stats.frees.load(Relaxed),
+            0,
+        );
+        for p in &self.pcp {
+            let p = p.lock();
+            allocs += p.allocs;
+            frees += p.frees;
+            hits += p.hits;
+        }
+        (allocs, frees, hits)
     }
 
     fn report(&self, pages: Pages, e: FreeError) {

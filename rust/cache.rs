@@ -47,11 +47,9 @@ const CPU_BATCH: usize = 16;
 /// Problems reported in dmesg per cache before the reports are only counted.
 const MAX_REPORTS: u32 = 5;
 
-/// Counters of one cache.
+/// Counters of one cache's slow paths. The fast path (a per-CPU hit) counts nothing: a shared
+/// atomic counter there would cost more than the allocation itself.
 pub(crate) struct CacheStats {
-    pub(crate) allocs: Atomic<u64>,
-    pub(crate) frees: Atomic<u64>,
-    pub(crate) cpu_hits: Atomic<u64>,
     pub(crate) slabs_new: Atomic<u64>,
     pub(crate) slabs_released: Atomic<u64>,
     pub(crate) bad_frees: Atomic<u64>,
@@ -177,9 +175,6 @@ impl Cache {
             }, "rkmem_cache"),
             cpu <- pin_init::pin_init_array_from_fn(|_| new_spinlock!(cpu.clone(), "rkmem_cache_cpu")),
             stats: CacheStats {
-                allocs: Atomic::new(0),
-                frees: Atomic::new(0),
-                cpu_hits: Atomic::new(0),
                 slabs_new: Atomic::new(0),
                 slabs_released: Atomic::new(0),
                 bad_frees: Atomic::new(0),
@@ -211,7 +206,6 @@ impl Cache {
             let got = if self.use_cpu {
                 let mut cpu = self.cpu_cache().lock();
                 if let Some(obj) = cpu.pop() {
-                    inc(&self.stats.cpu_hits);
                     Some(obj)
                 } else {
                     let mut buf = [0usize; CPU_BATCH];
@@ -233,7 +227,6 @@ impl Cache {
                     // users restore them, so (unlike SLUB) rkmem re-applies the constructor.
                     self.fill(obj, b);
                 }
-                inc(&self.stats.allocs);
                 return Ok(obj);
             }
             self.new_slab(may_sleep)?;
@@ -348,7 +341,6 @@ impl Cache {
         if self.use_cpu {
             let mut cpu = self.cpu_cache().lock();
             if cpu.push(obj).is_ok() {
-                inc(&self.stats.frees);
                 return Ok(());
             }
             let mut out = [0usize; CPU_BATCH];
@@ -362,12 +354,9 @@ impl Cache {
             if r.is_err() {
                 return self.return_to_slab(obj);
             }
-            inc(&self.stats.frees);
             Ok(())
         } else {
-            self.return_to_slab(obj)?;
-            inc(&self.stats.frees);
-            Ok(())
+            self.return_to_slab(obj)
         }
     }
 

@@ -36,6 +36,7 @@ pub(crate) fn show(w: &mut impl fmt::Write, shared: &crate::Shared) -> fmt::Resu
 fn show_base(w: &mut impl fmt::Write, shared: &crate::Shared) -> fmt::Result {
     let s = &STATS;
     let a = &shared.arena.stats;
+    let (allocs, frees, hits) = shared.arena.counters();
     let (present, free) = shared
         .arena
         .with_buddy(|b| (b.present_pages() as u64, b.free_pages() as u64));
@@ -56,9 +57,9 @@ fn show_base(w: &mut impl fmt::Write, shared: &crate::Shared) -> fmt::Result {
             ("arena_pages", present),
             ("arena_free_pages", free),
             ("arena_pcp_pages", shared.arena.pcp_pages() as u64),
-            ("page_allocs", a.allocs.load(Relaxed)),
-            ("page_frees", a.frees.load(Relaxed)),
-            ("page_pcp_hits", a.pcp_hits.load(Relaxed)),
+            ("page_allocs", allocs),
+            ("page_frees", frees),
+            ("page_pcp_hits", hits),
             ("page_pcp_refills", a.pcp_refills.load(Relaxed)),
             ("page_pcp_drains", a.pcp_drains.load(Relaxed)),
             ("page_enomem", a.enomem.load(Relaxed)),

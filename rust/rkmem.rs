@@ -174,7 +174,7 @@ static SHARED: Atomic<*const Shared> = Atomic::new(core::ptr::null());
 /// The module's shared state; `None` only outside the module's lifetime.
 pub(crate) fn shared() -> Option<&'static Shared> {
     let p = SHARED.load(Acquire);
-    // SAFETY: a non-null `SHARED` points into the pinned `KBox` owned by `SharedOwner`, which
+    // SAFETY: a non-null `SHARED` points into the pinned `KVBox` owned by `SharedOwner`, which
     // publishes it after the `Shared` is fully initialised and clears it before freeing it.
     // Every caller is reached through /dev/rkmem or /proc/rkmem, which are registered after the
     // owner is created and removed (waiting for callers in progress) before it is dropped, so
@@ -184,7 +184,7 @@ pub(crate) fn shared() -> Option<&'static Shared> {
 
 /// Owner of the module's [`Shared`]: publishes it in [`SHARED`] and withdraws it on drop.
 struct SharedOwner {
-    _shared: Pin<KBox<Shared>>,
+    _shared: Pin<KVBox<Shared>>,
 }
 
 impl SharedOwner {
@@ -194,7 +194,7 @@ impl SharedOwner {
             p.arena_initial_mb as usize / block,
             p.arena_max_mb as usize / block,
         )?;
-        let shared = KBox::pin_init(
+        let shared = KVBox::pin_init(
             try_pin_init!(Shared {
                 pools <- kernel::new_mutex!(mempool::Pools::new(), "rkmem_pools"),
                 classes: caches::Classes::new(),

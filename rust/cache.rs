@@ -201,7 +201,12 @@ impl Cache {
     }
 
     /// Allocates an object; returns its kernel virtual address.
+    ///
+    /// In debug mode the caller's source location (`#[track_caller]`) is recorded in the
+    /// object's metadata as its allocation call site.
+    #[track_caller]
     pub(crate) fn alloc(&self, may_sleep: bool) -> Result<usize> {
+        let site = core::ptr::from_ref(core::panic::Location::caller()).addr() as u64;
         loop {
             let got = if self.use_cpu {
                 let mut cpu = self.cpu_cache().lock();
@@ -221,7 +226,7 @@ impl Cache {
             };
             if let Some(obj) = got {
                 if self.layout.is_debug() {
-                    self.debug_on_alloc(obj);
+                    self.debug_on_alloc(obj, site);
                 } else if let Some(b) = self.ctor {
                     // Constructed at slab creation; objects come back constructed only if their
                     // users restore them, so (unlike SLUB) rkmem re-applies the constructor.
@@ -459,12 +464,12 @@ impl Cache {
         n < MAX_REPORTS
     }
 
-    fn debug_on_alloc(&self, obj: usize) {
+    fn debug_on_alloc(&self, obj: usize, site: u64) {
         let layout = &self.layout;
         let slot = obj - layout.object_in_slot();
         // SAFETY: the object was just taken from its slab by this cache: its slot is ours.
         let bytes = unsafe { core::slice::from_raw_parts_mut(slot as *mut u8, layout.stride()) };
-        if let Err(c) = layout.debug_on_alloc(bytes, 0) {
+        if let Err(c) = layout.debug_on_alloc(bytes, site) {
             inc(&self.stats.corruptions);
             if self.may_report() {
                 pr_err!(
@@ -474,7 +479,7 @@ impl Cache {
                 );
             }
             let _ = layout.debug_init(bytes);
-            let _ = layout.debug_on_alloc(bytes, 0);
+            let _ = layout.debug_on_alloc(bytes, site);
         }
         if let Some(b) = self.ctor {
             self.fill(obj, b);

@@ -137,6 +137,14 @@ pub(crate) fn run_slab(arena: &'static Arena, debug: bool, o: &mut Outcome) -> R
     );
 
     if debug {
+        let slot = b - c.layout.object_in_slot();
+        // SAFETY: `b` is a live object of this debug cache, held by this function: its slot
+        // (red zones and metadata included, `stride` bytes) is not touched by anyone else.
+        let bytes = unsafe { core::slice::from_raw_parts(slot as *const u8, c.layout.stride()) };
+        o.check(
+            "allocation call site recorded",
+            c.layout.debug_call_site(bytes).is_some_and(|site| site != 0),
+        );
         // Write one byte past the object (into the right red zone), then free it.
         let corrupt = st.corruptions.load(Relaxed);
         // SAFETY: in debug mode every object is followed by a red zone of at least 16 bytes in

@@ -18,6 +18,8 @@ mod bench;
 mod cache;
 mod caches;
 mod dev;
+#[cfg(CONFIG_KUNIT)]
+mod kunit;
 mod mempool;
 mod procfs;
 mod reclaim;

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit tests of the module, built when the kernel has KUnit (the debug kernel). KUnit runs
+//! them when the module goes live (after `init`), against the module's real allocators: the
+//! bad-free, slab and mempool checks of `selftest.rs` must all hold. Results: dmesg (TAP) and
+//! /sys/kernel/debug/kunit/rkmem/results.
+
+use kernel::macros::kunit_tests;
+
+#[kunit_tests(rkmem)]
+mod tests {
+    use crate::arena::Arena;
+    use crate::selftest::{self, Outcome};
+    use kernel::prelude::*;
+
+    fn arena() -> Result<&'static Arena> {
+        let shared = crate::shared().ok_or(ENODEV)?;
+        // SAFETY: see `SharedOwner::new`: the arena lives until the module's shared state is
+        // dropped, after KUnit has run the module's suites (they run when the module goes live
+        // and finish before `init` of the next state change; unload waits for them).
+        Ok(unsafe { &*core::ptr::from_ref(&shared.arena) })
+    }
+
+    #[test]
+    fn bad_frees_are_refused_and_counted() -> Result {
+        let o = selftest::run(arena()?)?;
+        assert!(o.passed > 0);
+        assert_eq!(o.failed, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn slab_frees_are_checked() -> Result {
+        let mut o = Outcome::default();
+        selftest::run_slab(arena()?, crate::slab_debug(), &mut o)?;
+        assert!(o.passed > 0);
+        assert_eq!(o.failed, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn mempool_reserve_serves_and_refills() -> Result {
+        let mut o = Outcome::default();
+        selftest::run_mempool(arena()?, &mut o)?;
+        assert!(o.passed > 0);
+        assert_eq!(o.failed, 0);
+        Ok(())
+    }
+}

@@ -254,6 +254,7 @@ t param_negative test_param_negative
 . /tests/reclaim.sh
 . /tests/limits.sh
 . /tests/faults.sh
+. /tests/kunit.sh
 t final_unload_clean test_unload_removes_entries
 unload
 t kmemleak_clean test_kmemleak_clean

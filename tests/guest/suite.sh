@@ -255,6 +255,7 @@ t param_negative test_param_negative
 . /tests/limits.sh
 . /tests/faults.sh
 . /tests/kunit.sh
+. /tests/benchcheck.sh
 t final_unload_clean test_unload_removes_entries
 unload
 t kmemleak_clean test_kmemleak_clean

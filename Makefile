@@ -8,6 +8,8 @@
 #   make setup   install the toolchain and sources (idempotent)
 #   make kernels build (or reuse) both guest kernels
 #   make shell   boot the fast kernel with the module loaded and give a shell
+#   make guest CMD=NAME  run tests/guest/NAME.sh in a guest with the module loaded
+#   make bench   benchmarks against the host kernel's allocators (results/)
 #   make fmt     rustfmt every Rust file; make fmt-check checks only
 #   make clippy  clippy on the module and on the host crates
 #   make host-test  only the host tests
@@ -18,7 +20,7 @@ SHELL := /bin/bash
 FLAVOR ?= fast
 export FLAVOR
 
-.PHONY: all module run check setup kernels shell fmt fmt-check clippy host-test clean bench
+.PHONY: all module run check setup kernels shell guest fmt fmt-check clippy host-test clean bench
 
 all: module
 
@@ -42,6 +44,11 @@ bench:
 kernels: setup
 	@scripts/build-kernel.sh fast >/dev/null
 	@scripts/build-kernel.sh debug >/dev/null
+
+# Run one guest script with the module loaded: make guest CMD=slab (tests/guest/slab.sh)
+guest:
+	@test -n "$(CMD)" || { echo "usage: make guest CMD=<name of tests/guest/NAME.sh> [FLAVOR=debug]"; exit 2; }
+	@scripts/guest.sh $(FLAVOR) $(CMD)
 
 shell:
 	@scripts/guest.sh $(FLAVOR) shell

@@ -9,7 +9,6 @@
 #   make kernels build (or reuse) both guest kernels
 #   make shell   boot the fast kernel with the module loaded and give a shell
 #   make guest CMD=NAME  run tests/guest/NAME.sh in a guest with the module loaded
-#   make bench   benchmarks against the host kernel's allocators (results/)
 #   make fmt     rustfmt every Rust file; make fmt-check checks only
 #   make clippy  clippy on the module and on the host crates
 #   make host-test  only the host tests

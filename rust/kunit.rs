@@ -13,6 +13,17 @@ mod tests {
     use crate::selftest::{self, Outcome};
     use kernel::prelude::*;
 
+    /// Gives back what a test left cached (slabs, per-CPU pages, grown blocks), so that the
+    /// module is as it was right after load when KUnit is done with it.
+    fn tidy() {
+        if let Some(shared) = crate::shared() {
+            let all = crate::uapi::RKMEM_TRIM_SLABS
+                | crate::uapi::RKMEM_TRIM_PCP
+                | crate::uapi::RKMEM_TRIM_ARENA;
+            let _ = shared.trim(all);
+        }
+    }
+
     fn arena() -> Result<&'static Arena> {
         let shared = crate::shared().ok_or(ENODEV)?;
         // SAFETY: see `SharedOwner::new`: the arena lives until the module's shared state is
@@ -24,6 +35,7 @@ mod tests {
     #[test]
     fn bad_frees_are_refused_and_counted() -> Result {
         let o = selftest::run(arena()?)?;
+        tidy();
         assert!(o.passed > 0);
         assert_eq!(o.failed, 0);
         Ok(())
@@ -33,6 +45,7 @@ mod tests {
     fn slab_frees_are_checked() -> Result {
         let mut o = Outcome::default();
         selftest::run_slab(arena()?, crate::slab_debug(), &mut o)?;
+        tidy();
         assert!(o.passed > 0);
         assert_eq!(o.failed, 0);
         Ok(())
@@ -42,6 +55,7 @@ mod tests {
     fn mempool_reserve_serves_and_refills() -> Result {
         let mut o = Outcome::default();
         selftest::run_mempool(arena()?, &mut o)?;
+        tidy();
         assert!(o.passed > 0);
         assert_eq!(o.failed, 0);
         Ok(())

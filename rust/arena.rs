@@ -48,8 +48,6 @@ pub(crate) const PAGE_SIZE: usize = kernel::page::PAGE_SIZE;
 pub(crate) const BLOCK_ORDER: u32 = 10;
 /// Pages per slot.
 pub(crate) const SLOT_PAGES: usize = 1 << BLOCK_ORDER;
-/// Pages the per-CPU caches may hold at most, all CPUs together (for checks of usage).
-pub(crate) const PCP_ALLOWANCE: usize = PCP_SLOTS * PCP_HIGH;
 /// Number of per-CPU caches; CPU `n` uses cache `n % PCP_SLOTS`.
 const PCP_SLOTS: usize = 16;
 /// Blocks one per-CPU list can hold.

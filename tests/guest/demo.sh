@@ -40,6 +40,7 @@ cat /tmp/demo-hold.out
 show rkmemctl slabtop --once
 wait $holder
 tail -n +2 /tmp/demo-hold.out
+show rkmemctl pool demo
 show rmmod rkmem
 show ls /proc/rkmem /dev/rkmem 2>&1 || true
 echo

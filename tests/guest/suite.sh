@@ -252,10 +252,12 @@ t param_above_ram test_param_above_ram
 t param_not_a_number test_param_not_a_number
 t param_negative test_param_negative
 . /tests/reclaim.sh
+. /tests/pools.sh
 . /tests/limits.sh
 . /tests/faults.sh
 . /tests/kunit.sh
 . /tests/benchcheck.sh
+. /tests/reliability.sh
 t final_unload_clean test_unload_removes_entries
 unload
 t kmemleak_clean test_kmemleak_clean

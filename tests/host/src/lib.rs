@@ -12,3 +12,6 @@ pub mod uapi;
 
 #[cfg(test)]
 mod uapi_tests;
+
+#[cfg(test)]
+mod cabi;

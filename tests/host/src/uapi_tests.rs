@@ -304,3 +304,104 @@ fn slab_abi_constants() {
         assert_eq!((cmd >> 8) & 0xff, RKMEM_IOC_MAGIC);
     }
 }
+
+#[test]
+fn pool_ioctl_numbers_match_the_kernel_macros() {
+    // _IOWR(0xB9, 0x40, struct rkmem_pool_create): 32 bytes.
+    assert_eq!(
+        RKMEM_IOC_POOL_CREATE,
+        (3 << 30) | (32 << 16) | (0xB9 << 8) | 0x40
+    );
+    assert_eq!(RKMEM_IOC_POOL_CREATE, 0xc020_b940);
+    // _IOWR(0xB9, 0x41, struct rkmem_pool_alloc): 24 bytes.
+    assert_eq!(
+        RKMEM_IOC_POOL_ALLOC,
+        (3 << 30) | (24 << 16) | (0xB9 << 8) | 0x41
+    );
+    assert_eq!(RKMEM_IOC_POOL_ALLOC, 0xc018_b941);
+    // _IOW(0xB9, 0x42 / 0x43, struct rkmem_pool_id): 8 bytes.
+    assert_eq!(
+        RKMEM_IOC_POOL_RESIZE,
+        (1 << 30) | (8 << 16) | (0xB9 << 8) | 0x42
+    );
+    assert_eq!(RKMEM_IOC_POOL_RESIZE, 0x4008_b942);
+    assert_eq!(
+        RKMEM_IOC_POOL_DESTROY,
+        (1 << 30) | (8 << 16) | (0xB9 << 8) | 0x43
+    );
+    assert_eq!(RKMEM_IOC_POOL_DESTROY, 0x4008_b943);
+    let all = [
+        RKMEM_IOC_VERSION,
+        RKMEM_IOC_PAGES_ALLOC,
+        RKMEM_IOC_FREE,
+        RKMEM_IOC_WRITE,
+        RKMEM_IOC_READ,
+        RKMEM_IOC_ARENA_MAP,
+        RKMEM_IOC_TRIM,
+        RKMEM_IOC_SELFTEST,
+        RKMEM_IOC_CACHE_CREATE,
+        RKMEM_IOC_CACHE_DESTROY,
+        RKMEM_IOC_OBJ_ALLOC,
+        RKMEM_IOC_POOL_CREATE,
+        RKMEM_IOC_POOL_ALLOC,
+        RKMEM_IOC_POOL_RESIZE,
+        RKMEM_IOC_POOL_DESTROY,
+        RKMEM_IOC_BENCH,
+    ];
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
+}
+
+#[test]
+fn pool_create_struct_has_no_holes() {
+    use core::mem::{align_of, offset_of, size_of};
+    assert_eq!(offset_of!(RkmemPoolCreate, source), 0);
+    assert_eq!(offset_of!(RkmemPoolCreate, cache_id), 4);
+    assert_eq!(offset_of!(RkmemPoolCreate, size), 8);
+    assert_eq!(offset_of!(RkmemPoolCreate, order), 16);
+    assert_eq!(offset_of!(RkmemPoolCreate, min_nr), 20);
+    assert_eq!(offset_of!(RkmemPoolCreate, flags), 24);
+    assert_eq!(offset_of!(RkmemPoolCreate, id), 28);
+    assert_eq!(size_of::<RkmemPoolCreate>(), 32);
+    assert_eq!(align_of::<RkmemPoolCreate>(), 8);
+}
+
+#[test]
+fn pool_alloc_struct_has_no_holes() {
+    use core::mem::{align_of, offset_of, size_of};
+    assert_eq!(offset_of!(RkmemPoolAlloc, pool_id), 0);
+    assert_eq!(offset_of!(RkmemPoolAlloc, flags), 4);
+    assert_eq!(offset_of!(RkmemPoolAlloc, handle), 8);
+    assert_eq!(offset_of!(RkmemPoolAlloc, bytes), 16);
+    assert_eq!(size_of::<RkmemPoolAlloc>(), 24);
+    assert_eq!(align_of::<RkmemPoolAlloc>(), 8);
+}
+
+#[test]
+fn pool_id_struct_has_no_holes() {
+    use core::mem::{align_of, offset_of, size_of};
+    assert_eq!(offset_of!(RkmemPoolId, pool_id), 0);
+    assert_eq!(offset_of!(RkmemPoolId, min_nr), 4);
+    assert_eq!(size_of::<RkmemPoolId>(), 8);
+    assert_eq!(align_of::<RkmemPoolId>(), 4);
+}
+
+#[test]
+fn pool_abi_constants() {
+    assert_eq!(RKMEM_FEAT_MEMPOOL, 8);
+    assert_eq!(RKMEM_FEATURES & RKMEM_FEAT_MEMPOOL, RKMEM_FEAT_MEMPOOL);
+    assert_eq!(
+        (
+            RKMEM_POOL_SRC_CACHE,
+            RKMEM_POOL_SRC_RKMALLOC,
+            RKMEM_POOL_SRC_PAGES
+        ),
+        (1, 2, 3)
+    );
+    assert_eq!(RKMEM_POOL_FAIL_SOURCE, 1);
+    assert_eq!(RKMEM_POOL_MAY_SLEEP, 1);
+    assert_eq!(RKMEM_POOL_MAX_MIN, 4096);
+}

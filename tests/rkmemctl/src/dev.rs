@@ -483,6 +483,148 @@ pub fn check_abi(v: &RkmemVersion) -> Result<(), String> {
     Ok(())
 }
 
+/// A mempool's element source: the input of `RKMEM_IOC_POOL_CREATE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolSource {
+    /// Objects of a cache of the same file (`RKMEM_POOL_SRC_CACHE`).
+    Cache(u32),
+    /// rkmalloc of this many bytes, 1 byte .. 4 MiB (`RKMEM_POOL_SRC_RKMALLOC`).
+    Rkmalloc(u64),
+    /// Buddy blocks of this order (`RKMEM_POOL_SRC_PAGES`).
+    Pages(u32),
+}
+
+impl PoolSource {
+    /// The ioctl argument for a pool of `min_nr` reserved elements with `RKMEM_POOL_*` flags.
+    pub fn to_arg(self, min_nr: u32, flags: u32) -> uapi::RkmemPoolCreate {
+        let mut arg = uapi::RkmemPoolCreate {
+            min_nr,
+            flags,
+            ..Default::default()
+        };
+        match self {
+            PoolSource::Cache(id) => {
+                arg.source = uapi::RKMEM_POOL_SRC_CACHE;
+                arg.cache_id = id;
+            }
+            PoolSource::Rkmalloc(size) => {
+                arg.source = uapi::RKMEM_POOL_SRC_RKMALLOC;
+                arg.size = size;
+            }
+            PoolSource::Pages(order) => {
+                arg.source = uapi::RKMEM_POOL_SRC_PAGES;
+                arg.order = order;
+            }
+        }
+        arg
+    }
+}
+
+nix::ioctl_readwrite_bad!(
+    ioc_pool_create,
+    uapi::RKMEM_IOC_POOL_CREATE,
+    uapi::RkmemPoolCreate
+);
+nix::ioctl_readwrite_bad!(
+    ioc_pool_alloc,
+    uapi::RKMEM_IOC_POOL_ALLOC,
+    uapi::RkmemPoolAlloc
+);
+nix::ioctl_write_ptr_bad!(
+    ioc_pool_resize,
+    uapi::RKMEM_IOC_POOL_RESIZE,
+    uapi::RkmemPoolId
+);
+nix::ioctl_write_ptr_bad!(
+    ioc_pool_destroy,
+    uapi::RKMEM_IOC_POOL_DESTROY,
+    uapi::RkmemPoolId
+);
+
+impl Device {
+    /// `RKMEM_IOC_POOL_CREATE` with an argument built by the caller (tests of bad fields); the
+    /// module fills in `id`.
+    pub fn pool_create_raw(&self, arg: &mut uapi::RkmemPoolCreate) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` a valid, writable `RkmemPoolCreate`, the type the
+        // kernel reads and writes for this command.
+        unsafe { ioc_pool_create(self.file.as_raw_fd(), arg) }?;
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_POOL_CREATE`: a mempool of this file with `min_nr` preallocated elements of
+    /// `source`; returns its id.
+    pub fn pool_create(&self, source: PoolSource, min_nr: u32, flags: u32) -> Result<u32, Errno> {
+        let mut arg = source.to_arg(min_nr, flags);
+        self.pool_create_raw(&mut arg)?;
+        Ok(arg.id)
+    }
+
+    /// `RKMEM_IOC_POOL_ALLOC` with an argument built by the caller; the module fills in
+    /// `handle` and `bytes`.
+    pub fn pool_alloc_raw(&self, arg: &mut uapi::RkmemPoolAlloc) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` a valid, writable `RkmemPoolAlloc`, the type the
+        // kernel reads and writes for this command.
+        unsafe { ioc_pool_alloc(self.file.as_raw_fd(), arg) }?;
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_POOL_ALLOC`: an element of pool `pool_id`; with `may_sleep` it waits for a
+    /// free element instead of failing (`EINTR` on a signal). Free it with [`Device::free`].
+    pub fn pool_alloc(&self, pool_id: u32, may_sleep: bool) -> Result<Alloc, Errno> {
+        let mut arg = uapi::RkmemPoolAlloc {
+            pool_id,
+            flags: if may_sleep {
+                uapi::RKMEM_POOL_MAY_SLEEP
+            } else {
+                0
+            },
+            ..Default::default()
+        };
+        self.pool_alloc_raw(&mut arg)?;
+        Ok(Alloc {
+            handle: arg.handle,
+            bytes: arg.bytes,
+        })
+    }
+
+    /// `RKMEM_IOC_POOL_RESIZE` with an argument built by the caller.
+    pub fn pool_resize_raw(&self, arg: &uapi::RkmemPoolId) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` a valid `RkmemPoolId`, which the kernel only reads.
+        unsafe { ioc_pool_resize(self.file.as_raw_fd(), arg) }?;
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_POOL_RESIZE`: a new reserve size for pool `pool_id`.
+    pub fn pool_resize(&self, pool_id: u32, min_nr: u32) -> Result<(), Errno> {
+        self.pool_resize_raw(&uapi::RkmemPoolId { pool_id, min_nr })
+    }
+
+    /// `RKMEM_IOC_POOL_DESTROY` with an argument built by the caller.
+    pub fn pool_destroy_raw(&self, arg: &uapi::RkmemPoolId) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` a valid `RkmemPoolId`, which the kernel only reads.
+        unsafe { ioc_pool_destroy(self.file.as_raw_fd(), arg) }?;
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_POOL_DESTROY`: destroys pool `pool_id` (`EBUSY` while elements are out).
+    pub fn pool_destroy(&self, pool_id: u32) -> Result<(), Errno> {
+        self.pool_destroy_raw(&uapi::RkmemPoolId { pool_id, min_nr: 0 })
+    }
+}
+
+impl AsRawFd for Device {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+impl From<Device> for std::os::fd::OwnedFd {
+    /// The open file as a plain descriptor (closing it may release the file).
+    fn from(d: Device) -> std::os::fd::OwnedFd {
+        d.file.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

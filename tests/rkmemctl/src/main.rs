@@ -9,15 +9,21 @@ mod uapi;
 
 mod bench;
 mod dev;
+mod fuzz;
+mod hog;
 mod map;
 mod pages;
 mod pattern;
+mod pool;
+mod pooltest;
 mod procfs;
 mod selftest;
 mod slab;
 mod slabtest;
 mod slabtop;
+mod statsview;
 mod stress;
+mod stress_all;
 mod stress_slab;
 
 use clap::{Args, Parser, Subcommand};
@@ -39,8 +45,30 @@ struct Cli {
 enum Cmd {
     /// Ask the module for its ABI version and features, and check them against this program.
     Version,
-    /// Print /proc/rkmem/stats.
-    Stats,
+    /// /proc/rkmem in readable tables: counters grouped, buddyinfo and fragmentation per
+    /// order, mempools, shrinker, watermarks.
+    Stats {
+        /// Print /proc/rkmem/stats as it is ("name value" lines).
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Random and boundary ioctls (random command numbers, bad fields and pointers, freed and
+    /// foreign handles, files closed under the callers); then checks that the module still
+    /// answers and its counters are back. Prints `N passed, N failed`.
+    Fuzz {
+        /// ioctl calls in all.
+        #[arg(long, default_value_t = 20_000)]
+        ops: u64,
+        /// Seed of the random choices [default: from the clock].
+        #[arg(long, value_parser = slab::parse_number)]
+        seed: Option<u64>,
+        /// Worker threads (plus one that opens and closes files) [default: number of CPUs].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print every call on stderr.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Run the interface tests against the loaded module; prints `N passed, N failed`.
     Test {
         /// Run only tests whose name contains this text.
@@ -90,6 +118,14 @@ enum Cmd {
     },
     /// Benchmarks against the host kernel's allocators (JSON lines prefixed `RKBENCH `).
     Bench(bench::Opts),
+    /// Mempools: create, hold, a demo of the reserve, the guarantee under contention.
+    Pool {
+        #[command(subcommand)]
+        cmd: pool::PoolCmd,
+    },
+    /// A user-space memory hog: take anonymous memory until MemAvailable is below --leave-mb,
+    /// hold it, exit (pushes the kernel into reclaim).
+    Hog(hog::Opts),
     /// A slabtop(1)-like view of /proc/rkmem/slabinfo.
     Slabtop {
         /// Print one view and exit.
@@ -205,6 +241,30 @@ enum PagesCmd {
 
 #[derive(Subcommand)]
 enum StressCmd {
+    /// Every allocator at once (buddy orders and exact sizes, caches of odd sizes, rkmalloc,
+    /// mempools), each allocation checked against its pattern before it is freed; latency
+    /// percentiles per operation, and /proc/rkmem back at its starting counts at the end.
+    /// Prints `N passed, N failed`.
+    All {
+        /// Worker threads, pinned round robin to the allowed CPUs [default: number of CPUs].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Stop after this many operations in all.
+        #[arg(long)]
+        ops: Option<u64>,
+        /// Seed of the random choices and data patterns [default: from the clock].
+        #[arg(long, value_parser = slab::parse_number)]
+        seed: Option<u64>,
+        /// Most allocations each thread holds at a time.
+        #[arg(long, default_value_t = 32)]
+        live: usize,
+        /// No progress bar (it is drawn only when stderr is a terminal anyway).
+        #[arg(long)]
+        no_progress: bool,
+    },
     /// One thread per CPU, each with its own fd: random alloc / write / verify / free.
     Pages {
         /// Worker threads, pinned round robin to the allowed CPUs [default: number of CPUs].
@@ -251,7 +311,39 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Version => version(),
-        Cmd::Stats => print_file(procfs::STATS),
+        Cmd::Stats { raw: true } => print_file(procfs::STATS),
+        Cmd::Stats { raw: false } => statsview::run(),
+        Cmd::Fuzz {
+            ops,
+            seed,
+            threads,
+            verbose,
+        } => fuzz::run(&fuzz::Options {
+            ops,
+            seed: seed_or_clock(seed),
+            threads: threads.unwrap_or_else(|| stress::allowed_cpus().len()),
+            verbose,
+        }),
+        Cmd::Stress {
+            cmd:
+                StressCmd::All {
+                    threads,
+                    seconds,
+                    ops,
+                    seed,
+                    live,
+                    no_progress,
+                },
+        } => check_seconds(seconds).and_then(|()| {
+            stress_all::run(&stress_all::Options {
+                threads: threads.unwrap_or_else(|| stress::allowed_cpus().len()),
+                duration: Duration::from_secs_f64(seconds),
+                ops,
+                seed: seed_or_clock(seed),
+                live,
+                progress: !no_progress,
+            })
+        }),
         Cmd::Test { filter } => return selftest::run(filter.as_deref()),
         Cmd::Pages { cmd } => match cmd {
             PagesCmd::Alloc { what, count, map } => pages::alloc(what.req(), count, map),
@@ -303,6 +395,8 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Slab { cmd: SlabCmd::Demo } => slab::demo(),
+        Cmd::Pool { cmd } => pool::run(cmd),
+        Cmd::Hog(opts) => hog::run(&opts),
         Cmd::Slabtop {
             once,
             interval,

@@ -85,7 +85,11 @@ pub fn run(filter: Option<&str>) -> ExitCode {
     let (mut passed, mut failed) = (0, 0);
     // The buddy allocator's tests first, then the slab caches' (which end with a check that
     // everything both left behind is given back).
-    for (name, test) in TESTS.iter().chain(crate::slabtest::TESTS) {
+    for (name, test) in TESTS
+        .iter()
+        .chain(crate::slabtest::TESTS)
+        .chain(crate::pooltest::TESTS)
+    {
         if filter.is_some_and(|f| !name.contains(f)) {
             continue;
         }

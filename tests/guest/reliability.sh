@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: GPL-2.0
+# Reliability runs (both kernels): `rkmemctl stress all` (every allocator at once, patterns
+# checked), `rkmemctl fuzz` (random and boundary ioctls), and `kill -9` of a stress run in
+# mid-flight followed by an immediate rmmod. Each run ends with /proc/rkmem back at its starting
+# counts; kernel reports (WARN, KASAN, lockdep, kmemleak) are caught by suite.sh's final
+# dmesg/kmemleak checks. Sourced by suite.sh.
+
+# The sizes (TCG emulates every instruction; the debug kernel is several times slower).
+REL_THREADS=${REL_THREADS:-$(grep -c ^processor /proc/cpuinfo)}
+REL_STRESS_SECONDS=${REL_STRESS_SECONDS:-8}
+REL_STRESS_SEED=${REL_STRESS_SEED:-0x5eed}
+REL_FUZZ_OPS=${REL_FUZZ_OPS:-20000}
+REL_FUZZ_SEED=${REL_FUZZ_SEED:-0xf022}
+# The killed run: it would last this long; it is killed after REL_KILL_AFTER seconds of work.
+REL_KILL_RUN_SECONDS=60
+REL_KILL_AFTER=3
+
+# $1: output file, $2: what ran. Fails unless the program's last line says "0 failed".
+rel_verdict() {
+	grep -E '^(not ok|FAIL) ' "$1" | head -n 8 >/tmp/rel.why
+	tail -n 1 "$1" | grep -qE ' [0-9]+ passed, 0 failed$' ||
+		fail "$2: $(tail -n 1 "$1"); $(cat /tmp/rel.why)"
+}
+
+test_rel_stress_all() {
+	rkmemctl stress all --threads "$REL_THREADS" --seconds "$REL_STRESS_SECONDS" \
+		--seed "$REL_STRESS_SEED" --no-progress >/tmp/rel-stress.out 2>&1
+	rc=$?
+	grep -vE "^thread " /tmp/rel-stress.out | sed "s/^/    /"
+	[ $rc = 0 ] || fail "rkmemctl stress all exited $rc: $(grep -E 'FAIL|not ok|rkmemctl:' /tmp/rel-stress.out | head -n 5)" || return
+	rel_verdict /tmp/rel-stress.out "stress all" || return
+	grep -q '^verification failures: 0$' /tmp/rel-stress.out || fail "verification failures" || return
+	buddyinfo_back_to_load_time "rkmemctl stress all"
+}
+
+test_rel_fuzz() {
+	rkmemctl fuzz --ops "$REL_FUZZ_OPS" --threads "$REL_THREADS" --seed "$REL_FUZZ_SEED" \
+		>/tmp/rel-fuzz.out 2>&1
+	rc=$?
+	sed "s/^/    /" /tmp/rel-fuzz.out
+	[ $rc = 0 ] || fail "rkmemctl fuzz exited $rc: $(grep -E '^(FAIL|not ok)|rkmemctl:' /tmp/rel-fuzz.out | head -n 5)" || return
+	rel_verdict /tmp/rel-fuzz.out "fuzz" || return
+	rkmemctl version >/dev/null || fail "version ioctl fails after the fuzzer" || return
+	buddyinfo_back_to_load_time "rkmemctl fuzz"
+}
+
+test_rel_kill9_stress_all() {
+	open_before=$(stat_value open_files)
+	rkmemctl stress all --threads "$REL_THREADS" --seconds "$REL_KILL_RUN_SECONDS" --seed 9 \
+		--no-progress >/tmp/rel-kill.out 2>&1 &
+	pid=$!
+	i=0
+	# Started when every worker has its file open.
+	while [ "$(stat_value open_files)" -lt $((open_before + REL_THREADS)) ]; do
+		kill -0 $pid 2>/dev/null || { fail "stress all exited early: $(tail -n 5 /tmp/rel-kill.out)"; return; }
+		i=$((i + 1))
+		[ $i -lt 600 ] || { kill -9 $pid; fail "stress all did not open its files in 60 s"; return; }
+		sleep 0.1
+	done
+	sleep "$REL_KILL_AFTER"
+	held=$(cat /proc/rkmem/buddyinfo)
+	pools=$(grep -vc '^#' /proc/rkmem/mempools)
+	kill -9 $pid
+	wait $pid 2>/dev/null
+	[ "$held" != "$(load_time_buddyinfo)" ] || fail "buddyinfo unchanged while stress all ran" || return
+	[ "$pools" -gt 0 ] || fail "no mempool while stress all ran" || return
+	open_after=$(stat_value open_files)
+	[ "$open_after" = "$open_before" ] || fail "open_files $open_after after kill -9, $open_before before" || return
+	left=$(grep -c '^stress' /proc/rkmem/slabinfo)
+	[ "$left" = 0 ] || fail "$left caches of the killed run left in slabinfo" || return
+	[ "$(grep -vc '^#' /proc/rkmem/mempools)" = 0 ] || fail "mempools left: $(cat /proc/rkmem/mempools)" || return
+	buddyinfo_back_to_load_time "kill -9 of rkmemctl stress all"
+}
+
+# Right after the killed run: rmmod must be clean (nothing still holds the module), and the
+# module loads again.
+test_rel_rmmod_after_kill() {
+	# Only what the kernel says from here on (the suite's last test checks all of dmesg).
+	lines=$(dmesg | wc -l)
+	unload || fail "rmmod right after kill -9 of stress all failed" || return
+	bad=$(dmesg | tail -n +$((lines + 1)) | grep -E "$BAD_DMESG")
+	load || fail "reload failed" || return
+	[ -z "$bad" ] || fail "kernel reports at rmmod: $bad" || return
+	rkmemctl version >/dev/null || fail "version after reload failed" || return
+	buddyinfo_back_to_load_time "rmmod and reload"
+}
+
+echo "# reliability sizes: threads $REL_THREADS, stress all ${REL_STRESS_SECONDS}s, fuzz $REL_FUZZ_OPS ops, kill -9 after ${REL_KILL_AFTER}s"
+t reliability_stress_all test_rel_stress_all
+t reliability_fuzz test_rel_fuzz
+t reliability_kill9_stress_all test_rel_kill9_stress_all
+t reliability_rmmod_after_kill test_rel_rmmod_after_kill

@@ -14,6 +14,14 @@ meminfo_kb() {
 # shrinker must give it all back to the host kernel when drop_caches calls it.
 test_drop_caches_calls_shrinker() {
 	rkmemctl trim >/dev/null || fail "rkmemctl trim failed" || return
+	# Fill a size class and free every object: its empty slabs stay cached (up to the kept
+	# number) and some objects stay in the per-CPU caches.
+	rkmemctl cache hold dropc --size 64 --count 2000 --rkmalloc 64 --seconds 0 >/dev/null 2>&1 ||
+		fail "filling rkmalloc-64 failed" || return
+	slabs=$(awk '$1 == "rkmalloc-64" { print $15 }' /proc/rkmem/slabinfo)
+	empty=$(shrink_value reclaimable_empty_slab_pages)
+	[ "${slabs:-0}" -gt 0 ] && [ "$empty" -gt 0 ] ||
+		fail "after freeing every object: rkmalloc-64 has ${slabs:-?} slabs, $empty empty slab pages reclaimable; want cached empty slabs" || return
 	rkmemctl pages alloc --order 10 --count 8 >/dev/null || fail "allocating 8 blocks failed" || return
 	rkmemctl pages alloc --order 0 --count 64 >/dev/null || fail "allocating 64 pages failed" || return
 	arena=$(stat_value arena_pages)
@@ -38,7 +46,9 @@ test_drop_caches_calls_shrinker() {
 	# The host kernel got the memory: MemFree rose by at least 3/4 of it.
 	[ $((free_after - free_before)) -ge $(((arena - initial) * 3)) ] ||
 		fail "MemFree rose by $((free_after - free_before)) kB, want >= $(((arena - initial) * 3)) kB" || return
-	[ "$(shrink_value reclaimable_now)" = 0 ] || fail "still reclaimable: $(shrink_value reclaimable_now)"
+	[ "$(shrink_value reclaimable_now)" = 0 ] || fail "still reclaimable: $(shrink_value reclaimable_now)" || return
+	slabs=$(awk '$1 == "rkmalloc-64" { print $15 }' /proc/rkmem/slabinfo)
+	[ "$slabs" = 0 ] || fail "rkmalloc-64 still has $slabs slabs after drop_caches"
 }
 
 test_watermarks_defaults() {

@@ -352,10 +352,7 @@ impl Cache {
             let n = cpu.drain(&mut out);
             let r = cpu.push(obj);
             drop(cpu);
-            for o in &out[..n] {
-                // Refusals are counted and reported inside; the rest of the batch goes on.
-                let _ = self.return_to_slab(*o);
-            }
+            self.return_batch(&out[..n]);
             if r.is_err() {
                 return self.return_to_slab(obj);
             }
@@ -368,6 +365,41 @@ impl Cache {
     /// Clears `obj`'s bit in its slab, moves the slab between lists and gives an empty slab
     /// beyond the kept ones back to the arena.
     fn return_to_slab(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
+        let release = self.free_locked(&mut self.inner.lock(), obj)?;
+        if let Some(slab) = release {
+            self.release_slab(slab);
+        }
+        Ok(())
+    }
+
+    /// [`Cache::return_to_slab`] for a batch (a per-CPU cache's drain), under one lock
+    /// acquisition. Refused objects are counted and reported; the rest of the batch goes on.
+    fn return_batch(&self, objs: &[usize]) {
+        let mut release = [0usize; CPU_CAP];
+        let mut n = 0;
+        {
+            let mut inner = self.inner.lock();
+            for obj in objs {
+                if let Ok(Some(slab)) = self.free_locked(&mut inner, *obj) {
+                    if let Some(r) = release.get_mut(n) {
+                        *r = slab;
+                        n += 1;
+                    }
+                }
+            }
+        }
+        for slab in &release[..n] {
+            self.release_slab(*slab);
+        }
+    }
+
+    /// Frees `obj` in its slab with `inner` held; returns the slab if it must go back to the
+    /// arena (after the lock is dropped).
+    fn free_locked(
+        &self,
+        inner: &mut Inner,
+        obj: usize,
+    ) -> core::result::Result<Option<usize>, CacheFreeError> {
         let layout = &self.layout;
         let slab = obj & !(layout.slab_bytes() - 1);
         // Where the pointer belongs is decided from the arena's page tags, without reading the
@@ -375,52 +407,45 @@ impl Cache {
         let Some(page) = self.arena.page_of(slab) else {
             return Err(self.bad_free(obj, CacheFreeError::Foreign, None));
         };
-        let release = {
-            let mut inner = self.inner.lock();
-            let inner = &mut *inner;
-            // Checked under `inner`: a slab of this cache is tagged while it is on the lists.
-            if self.arena.tag_of(page) != self.id + 1 {
-                return Err(self.bad_free(obj, CacheFreeError::NotAnObject, None));
-            }
-            let mut h = SlabHeaders { layout };
-            // The page is tagged with this cache and `slab` is aligned to the slab size, so it
-            // is the start of one of this cache's slabs: the headers invariant holds.
-            let hdr = h.header(slab as u64);
-            let index = match layout.locate(hdr, self.id, obj - slab) {
-                Ok(i) => i,
-                Err(SlabFreeError::DoubleFree { index }) => {
-                    return Err(self.bad_free(obj, CacheFreeError::DoubleFree, Some(index)))
-                }
-                Err(_) => return Err(self.bad_free(obj, CacheFreeError::NotAnObject, None)),
-            };
-            let color = layout.header_color(hdr);
-            if layout.is_debug() {
-                self.debug_on_free(slab, color, index);
-            }
-            let hdr = h.header(slab as u64);
-            let before = layout.in_use(hdr);
-            if layout.free(hdr, index).is_err() {
-                return Err(self.bad_free(obj, CacheFreeError::DoubleFree, Some(index)));
-            }
-            let after = layout.in_use(hdr);
-            let t: Transition = inner.counts.transition(before, after);
-            if let Some(m) = t.moved {
-                inner
-                    .lists
-                    .move_to(layout, &mut h, m.from, m.to, slab as u64);
-            }
-            if t.release {
-                inner
-                    .lists
-                    .remove(layout, &mut h, SlabList::Empty, slab as u64);
-                inner.counts.slab_released();
-            }
-            t.release
-        };
-        if release {
-            self.release_slab(slab);
+        // Checked under `inner`: a slab of this cache is tagged while it is on the lists.
+        if self.arena.tag_of(page) != self.id + 1 {
+            return Err(self.bad_free(obj, CacheFreeError::NotAnObject, None));
         }
-        Ok(())
+        let mut h = SlabHeaders { layout };
+        // The page is tagged with this cache and `slab` is aligned to the slab size, so it is
+        // the start of one of this cache's slabs: the headers invariant holds.
+        let hdr = h.header(slab as u64);
+        let index = match layout.locate(hdr, self.id, obj - slab) {
+            Ok(i) => i,
+            Err(SlabFreeError::DoubleFree { index }) => {
+                return Err(self.bad_free(obj, CacheFreeError::DoubleFree, Some(index)))
+            }
+            Err(_) => return Err(self.bad_free(obj, CacheFreeError::NotAnObject, None)),
+        };
+        let color = layout.header_color(hdr);
+        if layout.is_debug() {
+            self.debug_on_free(slab, color, index);
+        }
+        let hdr = h.header(slab as u64);
+        let before = layout.in_use(hdr);
+        if layout.free(hdr, index).is_err() {
+            return Err(self.bad_free(obj, CacheFreeError::DoubleFree, Some(index)));
+        }
+        let after = layout.in_use(hdr);
+        let t: Transition = inner.counts.transition(before, after);
+        if let Some(m) = t.moved {
+            inner
+                .lists
+                .move_to(layout, &mut h, m.from, m.to, slab as u64);
+        }
+        if t.release {
+            inner
+                .lists
+                .remove(layout, &mut h, SlabList::Empty, slab as u64);
+            inner.counts.slab_released();
+            return Ok(Some(slab));
+        }
+        Ok(None)
     }
 
     fn release_slab(&self, slab: usize) {
@@ -523,9 +548,7 @@ impl Cache {
                 Some(mut c) => c.drain_all(&mut out),
                 None => continue,
             };
-            for o in &out[..n] {
-                let _ = self.return_to_slab(*o);
-            }
+            self.return_batch(&out[..n]);
             moved += n;
         }
         moved

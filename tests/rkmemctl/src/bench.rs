@@ -12,8 +12,8 @@
 
 use crate::dev::Device;
 use crate::procfs;
-use crate::stress::{allowed_cpus, pin};
 use crate::uapi::{self, RkmemBench};
+use crate::workers::{allowed_cpus, pin};
 use nix::errno::Errno;
 use std::sync::{Arc, Barrier};
 use std::thread;

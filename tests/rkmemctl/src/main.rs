@@ -25,6 +25,7 @@ mod statsview;
 mod stress;
 mod stress_all;
 mod stress_slab;
+mod workers;
 
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
@@ -321,7 +322,7 @@ fn main() -> ExitCode {
         } => fuzz::run(&fuzz::Options {
             ops,
             seed: seed_or_clock(seed),
-            threads: threads.unwrap_or_else(|| stress::allowed_cpus().len()),
+            threads: threads.unwrap_or_else(|| workers::allowed_cpus().len()),
             verbose,
         }),
         Cmd::Stress {
@@ -336,11 +337,7 @@ fn main() -> ExitCode {
                 },
         } => check_seconds(seconds).and_then(|()| {
             stress_all::run(&stress_all::Options {
-                threads: threads.unwrap_or_else(|| stress::allowed_cpus().len()),
-                duration: Duration::from_secs_f64(seconds),
-                ops,
-                seed: seed_or_clock(seed),
-                live,
+                common: settings(threads, seconds, ops, seed, live),
                 progress: !no_progress,
             })
         }),
@@ -521,14 +518,7 @@ fn stress_slab(
     live: usize,
 ) -> Result<(), String> {
     check_seconds(seconds)?;
-    let opts = stress_slab::Options {
-        threads: threads.unwrap_or_else(|| stress::allowed_cpus().len()),
-        duration: Duration::from_secs_f64(seconds),
-        ops,
-        seed: seed_or_clock(seed),
-        live,
-    };
-    stress_slab::run(&opts)
+    stress_slab::run(&settings(threads, seconds, ops, seed, live))
 }
 
 fn stress_pages(
@@ -540,14 +530,27 @@ fn stress_pages(
     exact_pct: u64,
 ) -> Result<(), String> {
     check_seconds(seconds)?;
-    let seed = seed_or_clock(seed);
     let opts = stress::Options {
-        threads: threads.unwrap_or_else(|| stress::allowed_cpus().len()),
-        duration: Duration::from_secs_f64(seconds),
-        ops,
-        seed,
-        live,
+        common: settings(threads, seconds, ops, seed, live),
         exact_pct: exact_pct.min(100),
     };
     stress::run(&opts)
+}
+
+/// The settings of a stress command: one thread per allowed CPU and a seed from the clock
+/// unless given.
+fn settings(
+    threads: Option<usize>,
+    seconds: f64,
+    ops: Option<u64>,
+    seed: Option<u64>,
+    live: usize,
+) -> workers::Settings {
+    workers::Settings {
+        threads: threads.unwrap_or_else(|| workers::allowed_cpus().len()),
+        duration: Duration::from_secs_f64(seconds),
+        ops,
+        seed: seed_or_clock(seed),
+        live,
+    }
 }

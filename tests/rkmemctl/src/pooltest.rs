@@ -1065,7 +1065,7 @@ pub(crate) fn guarantee(o: &GuaranteeOpts) -> Result<String, String> {
         }
         FailingSource::Inject => None,
     };
-    let cpus = crate::stress::allowed_cpus();
+    let cpus = crate::workers::allowed_cpus();
     let n = o.threads_per_cpu * cpus.len();
     let seed = 0x900d_5eed_u64;
     let stop = AtomicBool::new(false);
@@ -1078,7 +1078,7 @@ pub(crate) fn guarantee(o: &GuaranteeOpts) -> Result<String, String> {
             .map(|i| {
                 let (d, stop, cpu) = (&d, &stop, cpus[i % cpus.len()]);
                 s.spawn(move || -> (u64, Vec<String>) {
-                    let _ = crate::stress::pin(cpu);
+                    let _ = crate::workers::pin(cpu);
                     let mut buf = vec![0u8; 8192];
                     let (mut got, mut errs) = (0u64, Vec::new());
                     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {

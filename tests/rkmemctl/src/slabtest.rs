@@ -211,7 +211,7 @@ fn debug_mode() -> Result<bool, String> {
 
 /// The CPUs this process may run on: each may hold a per-CPU object cache.
 fn ncpus() -> u64 {
-    crate::stress::allowed_cpus().len() as u64
+    crate::workers::allowed_cpus().len() as u64
 }
 
 /// Writes the pattern `key` over all of `a`.

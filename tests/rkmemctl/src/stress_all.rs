@@ -15,32 +15,21 @@
 use crate::dev::{CacheSpec, Device, PagesReq, PoolSource, PAGE_SIZE};
 use crate::fuzz::{report_checks, sanity, Snapshot};
 use crate::pattern::{self, Rng};
-use crate::stress::{allowed_cpus, pin};
 use crate::uapi::RKMEM_MAX_ORDER;
+use crate::workers::{self, Crew, Extra, Settings, Stop, Unread};
 use nix::errno::Errno;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Failures kept per thread for the report (all are counted).
-const KEEP_FAILURES: usize = 8;
 /// Largest allocation of the run: rkmalloc past the page route (vmalloc), 6 MiB.
 const MAX_BYTES: u64 = 6 << 20;
 
 /// Settings of a run.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Worker threads (each pinned to one CPU, round robin).
-    pub threads: usize,
-    /// Stop after this long.
-    pub duration: Duration,
-    /// Stop after this many operations in all (split between the threads).
-    pub ops: Option<u64>,
-    /// Seed of the random choices and of the patterns.
-    pub seed: u64,
-    /// Most allocations one thread holds at a time.
-    pub live: usize,
+    pub common: Settings,
     /// Draw a progress bar (when stderr is a terminal).
     pub progress: bool,
 }
@@ -160,36 +149,33 @@ impl Hist {
     }
 }
 
-/// What one thread did.
-#[derive(Clone, Default)]
-struct Report {
-    cpu: usize,
-    ops: u64,
-    allocs: u64,
-    frees: u64,
-    checks: u64,
-    enomem: u64,
-    edquot: u64,
+/// What one thread did besides the common counts (whose `failures` are the unexpected answers).
+#[derive(Clone)]
+struct Timed {
     verify_failures: u64,
-    errors: u64,
-    bytes_verified: u64,
-    peak_live: usize,
-    messages: Vec<String>,
+    /// Latencies, per [`Op`].
     hist: Vec<Hist>,
 }
 
-impl Report {
-    fn fail(&mut self, verify: bool, msg: String) {
-        if verify {
-            self.verify_failures += 1;
-        } else {
-            self.errors += 1;
-        }
-        if self.messages.len() < KEEP_FAILURES {
-            self.messages.push(msg);
+impl Default for Timed {
+    fn default() -> Timed {
+        Timed {
+            verify_failures: 0,
+            hist: vec![Hist::default(); OPS.len()],
         }
     }
 }
+
+impl Extra for Timed {
+    fn add(&mut self, o: &Self) {
+        self.verify_failures += o.verify_failures;
+        for (a, b) in self.hist.iter_mut().zip(&o.hist) {
+            a.merge(b);
+        }
+    }
+}
+
+type Report = workers::Report<Timed>;
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -210,11 +196,7 @@ impl std::fmt::Display for Kind {
     }
 }
 
-struct Live {
-    handle: u64,
-    bytes: u64,
-    kind: Kind,
-}
+type Live = workers::Live<Kind>;
 
 /// Relative weights of the buddy orders `0..=10`: mostly small blocks.
 const ORDER_WEIGHTS: [u32; RKMEM_MAX_ORDER as usize + 1] = [40, 20, 12, 8, 6, 4, 3, 2, 1, 1, 1];
@@ -244,7 +226,7 @@ impl Worker<'_> {
         let t = Instant::now();
         let out = f(&self.dev);
         let ns = t.elapsed().as_nanos() as u64;
-        self.r.hist[op as usize].record(ns);
+        self.r.x.hist[op as usize].record(ns);
         out
     }
 
@@ -293,15 +275,8 @@ impl Worker<'_> {
         });
         let a = match res {
             Ok(a) => a,
-            Err(Errno::ENOMEM) => {
-                self.r.enomem += 1;
-                return;
-            }
-            Err(Errno::EDQUOT) => {
-                self.r.edquot += 1;
-                return;
-            }
-            Err(e) => return self.r.fail(false, format!("alloc {kind}: {e}")),
+            Err(e) if self.r.at_limit(e) => return,
+            Err(e) => return self.r.fail(format!("alloc {kind}: {e}")),
         };
         let want = match kind {
             Kind::Pages(req) => Some(req.pages() * PAGE_SIZE),
@@ -309,21 +284,18 @@ impl Worker<'_> {
             _ => None,
         };
         if want.is_some_and(|w| w != a.bytes) || a.bytes == 0 || a.bytes > MAX_BYTES {
-            self.r.fail(
-                false,
-                format!(
-                    "alloc {kind}: {} bytes, want {want:?} (handle {:#x})",
-                    a.bytes, a.handle
-                ),
-            );
+            self.r.fail(format!(
+                "alloc {kind}: {} bytes, want {want:?} (handle {:#x})",
+                a.bytes, a.handle
+            ));
             let _ = self.dev.free(a.handle);
             return;
         }
         if a.handle == 0 || self.live.iter().any(|l| l.handle == a.handle) {
-            self.r.fail(
-                false,
-                format!("alloc {kind}: handle {:#x} is zero or in use", a.handle),
-            );
+            self.r.fail(format!(
+                "alloc {kind}: handle {:#x} is zero or in use",
+                a.handle
+            ));
             return;
         }
         let bytes = a.bytes;
@@ -333,51 +305,39 @@ impl Worker<'_> {
         let res = self.timed(Op::Write, |d| d.write(a.handle, 0, &buf[..bytes as usize]));
         self.buf = buf;
         if let Err(e) = res {
-            self.r.fail(
-                false,
-                format!("write {bytes} bytes to {:#x} ({kind}): {e}", a.handle),
-            );
+            self.r.fail(format!(
+                "write {bytes} bytes to {:#x} ({kind}): {e}",
+                a.handle
+            ));
         }
         self.live.push(Live {
             handle: a.handle,
             bytes,
-            kind,
+            what: kind,
         });
         self.r.peak_live = self.r.peak_live.max(self.live.len());
     }
 
     fn verify(&mut self, i: usize, offset: u64, len: u64) {
-        let (handle, bytes, kind) = (self.live[i].handle, self.live[i].bytes, self.live[i].kind);
+        let l = self.live[i];
         let mut buf = std::mem::take(&mut self.buf);
-        let res = self.timed(Op::Read, |d| {
-            d.read(handle, offset, &mut buf[..len as usize])
+        let res = l.read_back(self.seed, offset, &mut buf[..len as usize], |h, o, b| {
+            self.timed(Op::Read, |d| d.read(h, o, b))
         });
-        if let Err(e) = res {
-            self.buf = buf;
-            return self.r.fail(
-                false,
-                format!("read {len} bytes at {offset} of {handle:#x} ({kind}): {e}"),
-            );
-        }
-        let key = pattern::key(handle, self.seed);
-        if let Some((at, want, got)) = pattern::first_mismatch(key, offset, &buf[..len as usize]) {
-            self.r.fail(
-                true,
-                format!(
-                    "content of {handle:#x} ({kind}, {bytes} bytes) differs at byte {at}: {want:#04x} written, {got:#04x} read"
-                ),
-            );
-        } else {
-            self.r.bytes_verified += len;
-        }
         self.buf = buf;
+        match res {
+            Ok(()) => self.r.bytes_verified += len,
+            Err(Unread::Failed(m)) => self.r.fail(m),
+            Err(Unread::Differs(m)) => {
+                self.r.x.verify_failures += 1;
+                self.r.keep(m);
+            }
+        }
     }
 
     fn check(&mut self) {
         let i = self.rng.below(self.live.len() as u64) as usize;
-        let bytes = self.live[i].bytes;
-        let offset = self.rng.below(bytes);
-        let len = 1 + self.rng.below((bytes - offset).min(64 << 10));
+        let (offset, len) = workers::check_span(&mut self.rng, self.live[i].bytes);
         self.r.checks += 1;
         self.verify(i, offset, len);
     }
@@ -388,7 +348,7 @@ impl Worker<'_> {
         self.r.frees += 1;
         if let Err(e) = self.timed(Op::Free, |d| d.free(l.handle)) {
             self.r
-                .fail(false, format!("free {:#x} ({}): {e}", l.handle, l.kind));
+                .fail(format!("free {:#x} ({}): {e}", l.handle, l.what));
         }
     }
 
@@ -401,14 +361,13 @@ impl Worker<'_> {
             let spec = match CacheSpec::new(&name, size.min(4096), align) {
                 Ok(s) if k == 1 => s.with_ctor(0xa5),
                 Ok(s) => s,
-                Err(e) => return self.r.fail(false, e),
+                Err(e) => return self.r.fail(e),
             };
             match self.dev.cache_create(&spec) {
                 Ok(c) => self.caches.push(c.id),
-                Err(e) => self.r.fail(
-                    false,
-                    format!("cache {name} size {size} align {align}: {e}"),
-                ),
+                Err(e) => self
+                    .r
+                    .fail(format!("cache {name} size {size} align {align}: {e}")),
             }
         }
         let min = 4 + self.rng.below(13) as u32;
@@ -423,9 +382,7 @@ impl Worker<'_> {
             match self.dev.pool_create(s, min, 0) {
                 Ok(id) => self.pools.push(id),
                 Err(Errno::ENOMEM) => self.r.enomem += 1,
-                Err(e) => self
-                    .r
-                    .fail(false, format!("pool over {s:?} min {min}: {e}")),
+                Err(e) => self.r.fail(format!("pool over {s:?} min {min}: {e}")),
             }
         }
     }
@@ -436,26 +393,26 @@ impl Worker<'_> {
         }
         for id in std::mem::take(&mut self.pools) {
             if let Err(e) = self.dev.pool_destroy(id) {
-                self.r.fail(false, format!("destroy pool {id}: {e}"));
+                self.r.fail(format!("destroy pool {id}: {e}"));
             }
         }
         for id in std::mem::take(&mut self.caches) {
             if let Err(e) = self.dev.cache_destroy(id) {
-                self.r.fail(false, format!("destroy cache {id}: {e}"));
+                self.r.fail(format!("destroy cache {id}: {e}"));
             }
         }
     }
 
-    fn run(&mut self, stop: &AtomicBool, deadline: Instant, quota: u64) {
+    fn run(&mut self, stop: &Stop, quota: u64) {
         while self.r.ops < quota {
+            if stop.due(self.r.ops) {
+                break;
+            }
             if self.r.ops.is_multiple_of(16) {
-                if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
-                    break;
-                }
                 self.progress.ops.fetch_add(16, Ordering::Relaxed);
             }
             let r = self.rng.below(100);
-            if self.live.is_empty() || (self.live.len() < self.opts.live && r < 50) {
+            if self.live.is_empty() || (self.live.len() < self.opts.common.live && r < 50) {
                 self.alloc();
             } else if r < 70 {
                 self.check();
@@ -465,43 +422,23 @@ impl Worker<'_> {
             }
             self.r.ops += 1;
         }
-        self.progress
-            .failures
-            .fetch_add(self.r.verify_failures + self.r.errors, Ordering::Relaxed);
+        self.progress.failures.fetch_add(
+            self.r.x.verify_failures + self.r.failures,
+            Ordering::Relaxed,
+        );
     }
 }
 
-fn worker(
-    idx: usize,
-    cpu: usize,
-    opts: &Options,
-    stop: &AtomicBool,
-    deadline: Instant,
-    progress: &Progress,
-) -> Report {
-    let mut r = Report {
-        cpu,
-        hist: vec![Hist::default(); OPS.len()],
-        ..Default::default()
-    };
-    if let Err(e) = pin(cpu) {
-        r.fail(false, format!("sched_setaffinity(CPU {cpu}): {e}"));
+fn worker(idx: usize, cpu: usize, opts: &Options, stop: &Stop, progress: &Progress) -> Report {
+    let mut r = Report::new(cpu);
+    let Some(dev) = r.pinned_device() else {
         return r;
-    }
-    let dev = match Device::open() {
-        Ok(d) => d,
-        Err(e) => {
-            r.fail(false, format!("open {}: {e}", crate::dev::DEV_PATH));
-            return r;
-        }
     };
-    let quota = opts.ops.map_or(u64::MAX, |ops| {
-        ops / opts.threads as u64 + u64::from((idx as u64) < ops % opts.threads as u64)
-    });
+    let seed = opts.common.seed;
     let mut w = Worker {
         dev,
-        rng: Rng::new(pattern::mix64(opts.seed ^ (idx as u64 + 1) ^ 0xa11)),
-        seed: opts.seed,
+        rng: Rng::new(pattern::mix64(seed ^ (idx as u64 + 1) ^ 0xa11)),
+        seed,
         opts,
         caches: Vec::new(),
         pools: Vec::new(),
@@ -512,7 +449,7 @@ fn worker(
     };
     w.setup(idx);
     progress.live.fetch_add(1, Ordering::Relaxed);
-    w.run(stop, deadline, quota);
+    w.run(stop, opts.common.quota(idx));
     w.teardown();
     progress.live.fetch_sub(1, Ordering::Relaxed);
     w.r
@@ -547,47 +484,29 @@ fn us(ns: u64) -> String {
 
 /// Runs the stress test and prints its report; `Err` if anything failed.
 pub fn run(opts: &Options) -> Result<(), String> {
-    if opts.threads == 0 || opts.live == 0 {
-        return Err("--threads and --live must be at least 1".into());
-    }
+    let c = &opts.common;
+    c.check()?;
     let before = Snapshot::take()?;
-    let cpus = allowed_cpus();
-    let assigned: Vec<usize> = (0..opts.threads).map(|i| cpus[i % cpus.len()]).collect();
-    println!(
-        "stress all: {} threads, seed {:#x}, at most {:.1} s{}, up to {} live allocations per thread",
-        opts.threads,
-        opts.seed,
-        opts.duration.as_secs_f64(),
-        opts.ops.map_or(String::new(), |n| format!(" or {n} operations")),
-        opts.live,
-    );
+    let cpus = workers::assign(c.threads);
+    println!("{}", c.header("stress all", None));
     let _ = std::io::stdout().flush();
-    let stop = AtomicBool::new(false);
     let progress = Progress {
         ops: AtomicU64::new(0),
         live: AtomicU64::new(0),
         failures: AtomicU64::new(0),
     };
     let bar = opts.progress && stderr_is_tty();
-    let start = Instant::now();
-    let deadline = start + opts.duration;
-    let reports: Vec<Report> = std::thread::scope(|s| {
-        let handles: Vec<_> = assigned
-            .iter()
-            .enumerate()
-            .map(|(i, &cpu)| {
-                let (stop, progress) = (&stop, &progress);
-                s.spawn(move || worker(i, cpu, opts, stop, deadline, progress))
-            })
-            .collect();
-        while !handles.iter().all(|h| h.is_finished()) {
+    let crew = Crew::new("stress all", &cpus, c.duration).newline_before_hang();
+    let start = crew.start;
+    let (reports, secs) = crew.run(
+        |i, cpu, stop| worker(i, cpu, opts, stop, &progress),
+        || {
             std::thread::sleep(Duration::from_millis(100));
-            let now = Instant::now();
             if bar {
-                let secs = (now - start).as_secs_f64();
+                let secs = start.elapsed().as_secs_f64();
                 let done = progress.ops.load(Ordering::Relaxed);
-                let by_time = secs / opts.duration.as_secs_f64();
-                let by_ops = opts.ops.map_or(0.0, |n| done as f64 / n.max(1) as f64);
+                let by_time = secs / c.duration.as_secs_f64();
+                let by_ops = c.ops.map_or(0.0, |n| done as f64 / n.max(1) as f64);
                 draw(
                     by_time.max(by_ops),
                     done,
@@ -595,66 +514,24 @@ pub fn run(opts: &Options) -> Result<(), String> {
                     progress.failures.load(Ordering::Relaxed),
                 );
             }
-            if now > deadline + Duration::from_secs(60) {
-                stop.store(true, Ordering::Relaxed);
-            }
-            if now > deadline + Duration::from_secs(120) {
-                eprintln!("\nrkmemctl: stress all: workers still busy 120 s after the deadline");
-                std::process::exit(2);
-            }
-        }
-        if bar {
-            eprint!("\r{:78}\r", "");
-        }
-        handles
-            .into_iter()
-            .enumerate()
-            .map(|(i, h)| {
-                h.join().unwrap_or_else(|_| {
-                    let mut r = Report {
-                        cpu: assigned[i],
-                        hist: vec![Hist::default(); OPS.len()],
-                        ..Default::default()
-                    };
-                    r.fail(false, "thread panicked".into());
-                    r
-                })
-            })
-            .collect()
-    });
-    let secs = start.elapsed().as_secs_f64().max(1e-6);
-    let mut total = Report {
-        hist: vec![Hist::default(); OPS.len()],
-        ..Default::default()
-    };
+        },
+        |_, cpu| Report::panicked(cpu),
+    );
+    if bar {
+        eprint!("\r{:78}\r", "");
+    }
     for (i, r) in reports.iter().enumerate() {
         println!(
             "thread {i} (CPU {}): {} ops: {} allocs ({} ENOMEM, {} EDQUOT), {} frees, {} checks, peak {} live, {} MiB verified, {} verification failures, {} errors",
             r.cpu, r.ops, r.allocs, r.enomem, r.edquot, r.frees, r.checks, r.peak_live,
-            r.bytes_verified >> 20, r.verify_failures, r.errors
+            r.bytes_verified >> 20, r.x.verify_failures, r.failures
         );
-        total.ops += r.ops;
-        total.allocs += r.allocs;
-        total.enomem += r.enomem;
-        total.edquot += r.edquot;
-        total.frees += r.frees;
-        total.checks += r.checks;
-        total.bytes_verified += r.bytes_verified;
-        total.verify_failures += r.verify_failures;
-        total.errors += r.errors;
-        for (a, b) in total.hist.iter_mut().zip(&r.hist) {
-            a.merge(b);
-        }
     }
-    for (i, r) in reports.iter().enumerate() {
-        for m in &r.messages {
-            println!("FAIL thread {i}: {m}");
-        }
-    }
+    let total = workers::total(&reports);
+    workers::print_failures(&reports);
     println!(
-        "total: {} ops in {secs:.2} s = {:.0} ops/s; {} allocs ({} ENOMEM, {} EDQUOT), {} frees, {} checks; {} MiB verified",
-        total.ops,
-        total.ops as f64 / secs,
+        "{}; {} allocs ({} ENOMEM, {} EDQUOT), {} frees, {} checks; {} MiB verified",
+        workers::total_ops(total.ops, secs),
         total.allocs,
         total.enomem,
         total.edquot,
@@ -667,7 +544,7 @@ pub fn run(opts: &Options) -> Result<(), String> {
         "latency (us)", "count", "p50", "p90", "p99", "max"
     );
     for op in OPS {
-        let h = &total.hist[op as usize];
+        let h = &total.x.hist[op as usize];
         if h.n == 0 {
             continue;
         }
@@ -683,22 +560,22 @@ pub fn run(opts: &Options) -> Result<(), String> {
         );
     }
     print!("{t}");
-    println!("verification failures: {}", total.verify_failures);
+    println!("verification failures: {}", total.x.verify_failures);
     let mut checks: Vec<(String, Result<(), String>)> = vec![
         (
             "every allocation read back as written".into(),
-            if total.verify_failures == 0 {
+            if total.x.verify_failures == 0 {
                 Ok(())
             } else {
-                Err(format!("{} verification failures", total.verify_failures))
+                Err(format!("{} verification failures", total.x.verify_failures))
             },
         ),
         (
             "every call answered as documented (ENOMEM/EDQUOT counted)".into(),
-            if total.errors == 0 {
+            if total.failures == 0 {
                 Ok(())
             } else {
-                Err(format!("{} unexpected answers", total.errors))
+                Err(format!("{} unexpected answers", total.failures))
             },
         ),
         (

@@ -19,59 +19,44 @@
 use crate::dev::{self, CacheInfo, CacheSpec, Device, PAGE_SIZE};
 use crate::pattern::{self, Rng};
 use crate::procfs;
-use crate::stress::{allowed_cpus, pin};
-use nix::errno::Errno;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use crate::workers::{self, Crew, Extra, Settings, Stop, KEEP_FAILURES};
+use std::time::Duration;
 
-/// Failures kept per thread for the report (all are counted).
-const KEEP_FAILURES: usize = 8;
 /// Largest rkmalloc request of the run: 2 MiB past the page route (vmalloc).
 const VMALLOC_MAX: u64 = (4 << 20) + (2 << 20);
 
 /// Settings of a run.
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// Worker threads (each pinned to one CPU, round robin).
-    pub threads: usize,
-    /// Stop after this long.
-    pub duration: Duration,
-    /// Stop after this many operations in all (split between the threads).
-    pub ops: Option<u64>,
-    /// Seed of the random choices and of the patterns.
-    pub seed: u64,
-    /// Most allocations one thread holds at a time.
-    pub live: usize,
-}
+pub type Options = Settings;
 
-/// What one thread did.
+/// What one thread did besides the common counts (`allocs` counts all four kinds).
 #[derive(Clone, Debug, Default)]
-struct Report {
-    cpu: usize,
+struct Slab {
+    /// The thread's cache: its name, and once created its size, alignment and constructor.
     cache: String,
-    ops: u64,
     obj_allocs: u64,
     rk_slab: u64,
     rk_pages: u64,
     rk_vmalloc: u64,
-    frees: u64,
-    checks: u64,
     ctor_checks: u64,
-    enomem: u64,
-    edquot: u64,
-    bytes_verified: u64,
-    peak_live: usize,
-    failures: u64,
-    messages: Vec<String>,
 }
 
-impl Report {
-    fn fail(&mut self, msg: String) {
-        self.failures += 1;
-        if self.messages.len() < KEEP_FAILURES {
-            self.messages.push(msg);
-        }
+impl Extra for Slab {
+    fn add(&mut self, o: &Self) {
+        self.obj_allocs += o.obj_allocs;
+        self.rk_slab += o.rk_slab;
+        self.rk_pages += o.rk_pages;
+        self.rk_vmalloc += o.rk_vmalloc;
+        self.ctor_checks += o.ctor_checks;
     }
+}
+
+type Report = workers::Report<Slab>;
+
+/// The report of worker `idx`, on `cpu`, before it has done anything.
+fn new_report(idx: usize, cpu: usize) -> Report {
+    let mut r = Report::new(cpu);
+    r.x.cache = cache_name(idx);
+    r
 }
 
 /// Where an allocation came from.
@@ -92,11 +77,7 @@ impl std::fmt::Display for Source {
     }
 }
 
-struct Live {
-    handle: u64,
-    bytes: u64,
-    source: Source,
-}
+type Live = workers::Live<Source>;
 
 /// A random cache: size 8..=4096, alignment a power of two 1..=64, and with `ctor` a
 /// constructor filling new objects with a random byte.
@@ -146,9 +127,10 @@ impl Worker<'_> {
         } else {
             Source::Rkmalloc(random_rkmalloc_size(&mut self.rng))
         };
+        self.r.allocs += 1;
         let (got, want) = match source {
             Source::Cache => {
-                self.r.obj_allocs += 1;
+                self.r.x.obj_allocs += 1;
                 (
                     self.dev.obj_alloc(self.cache.id),
                     Some(u64::from(self.spec.size)),
@@ -156,24 +138,17 @@ impl Worker<'_> {
             }
             Source::Rkmalloc(size) => {
                 match size {
-                    0..=4096 => self.r.rk_slab += 1,
-                    s if s <= 1024 * PAGE_SIZE => self.r.rk_pages += 1,
-                    _ => self.r.rk_vmalloc += 1,
+                    0..=4096 => self.r.x.rk_slab += 1,
+                    s if s <= 1024 * PAGE_SIZE => self.r.x.rk_pages += 1,
+                    _ => self.r.x.rk_vmalloc += 1,
                 }
                 (self.dev.rkmalloc(size), dev::rkmalloc_bytes(size))
             }
         };
         let a = match got {
             Ok(a) => a,
-            Err(Errno::ENOMEM) => {
-                self.r.enomem += 1;
-                return;
-            }
-            // The file's cap (`file_max_mb`): rare, with several big allocations held.
-            Err(Errno::EDQUOT) => {
-                self.r.edquot += 1;
-                return;
-            }
+            // `EDQUOT`, the file's cap, is rare: several big allocations held.
+            Err(e) if self.r.at_limit(e) => return,
             Err(e) => return self.r.fail(format!("alloc {source}: {e}")),
         };
         if Some(a.bytes) != want {
@@ -195,14 +170,14 @@ impl Worker<'_> {
         if let (Source::Cache, Some(byte)) = (source, self.spec.ctor) {
             // A new object of a cache with a constructor is constructed, whatever its last
             // owner wrote into it.
-            self.r.ctor_checks += 1;
+            self.r.x.ctor_checks += 1;
             match self.dev.read(a.handle, 0, buf) {
                 Err(e) => self.r.fail(format!("read new object {:#x}: {e}", a.handle)),
                 Ok(()) => {
                     if let Some(at) = buf.iter().position(|&b| b != byte) {
                         self.r.fail(format!(
                             "new object {:#x} of {}: byte {at} is {:#04x}, the constructor fills {byte:#04x}",
-                            a.handle, self.r.cache, buf[at]
+                            a.handle, self.r.x.cache, buf[at]
                         ));
                     }
                 }
@@ -218,37 +193,22 @@ impl Worker<'_> {
         self.live.push(Live {
             handle: a.handle,
             bytes: a.bytes,
-            source,
+            what: source,
         });
         self.r.peak_live = self.r.peak_live.max(self.live.len());
     }
 
     /// Reads `len` bytes at `offset` of live allocation `i` and compares them with its pattern.
     fn verify(&mut self, i: usize, offset: u64, len: u64) {
-        let l = &self.live[i];
+        let dev = &self.dev;
         let buf = &mut self.buf[..len as usize];
-        if let Err(e) = self.dev.read(l.handle, offset, buf) {
-            return self.r.fail(format!(
-                "read {len} bytes at {offset} of {:#x} ({}): {e}",
-                l.handle, l.source
-            ));
-        }
-        let key = pattern::key(l.handle, self.seed);
-        if let Some((at, want, got)) = pattern::first_mismatch(key, offset, buf) {
-            let msg = format!(
-                "content of {:#x} ({}, {} bytes) differs at byte {at}: {want:#04x} written, {got:#04x} read",
-                l.handle, l.source, l.bytes
-            );
-            return self.r.fail(msg);
-        }
-        self.r.bytes_verified += len;
+        let res = self.live[i].read_back(self.seed, offset, buf, |h, o, b| dev.read(h, o, b));
+        self.r.verified(len, res);
     }
 
     fn check(&mut self) {
         let i = self.rng.below(self.live.len() as u64) as usize;
-        let bytes = self.live[i].bytes;
-        let offset = self.rng.below(bytes);
-        let len = 1 + self.rng.below((bytes - offset).min(64 << 10));
+        let (offset, len) = workers::check_span(&mut self.rng, self.live[i].bytes);
         self.r.checks += 1;
         self.verify(i, offset, len);
     }
@@ -259,15 +219,13 @@ impl Worker<'_> {
         self.r.frees += 1;
         if let Err(e) = self.dev.free(l.handle) {
             self.r
-                .fail(format!("free {:#x} ({}): {e}", l.handle, l.source));
+                .fail(format!("free {:#x} ({}): {e}", l.handle, l.what));
         }
     }
 
-    fn run(&mut self, stop: &AtomicBool, deadline: Instant, quota: u64) {
+    fn run(&mut self, stop: &Stop, quota: u64) {
         while self.r.ops < quota {
-            if self.r.ops.is_multiple_of(16)
-                && (stop.load(Ordering::Relaxed) || Instant::now() >= deadline)
-            {
+            if stop.due(self.r.ops) {
                 break;
             }
             let r = self.rng.below(100);
@@ -288,32 +246,20 @@ impl Worker<'_> {
         if let Err(e) = self.dev.cache_destroy(self.cache.id) {
             self.r.fail(format!(
                 "destroy {} with every object freed: {e}",
-                self.r.cache
+                self.r.x.cache
             ));
         }
     }
 }
 
-fn worker(idx: usize, cpu: usize, opts: &Options, stop: &AtomicBool, deadline: Instant) -> Report {
-    let mut r = Report {
-        cpu,
-        cache: cache_name(idx),
-        ..Default::default()
-    };
-    if let Err(e) = pin(cpu) {
-        r.fail(format!("sched_setaffinity(CPU {cpu}): {e}"));
+fn worker(idx: usize, cpu: usize, opts: &Options, stop: &Stop) -> Report {
+    let mut r = new_report(idx, cpu);
+    let Some(dev) = r.pinned_device() else {
         return r;
-    }
-    let dev = match Device::open() {
-        Ok(d) => d,
-        Err(e) => {
-            r.fail(format!("open {}: {e}", dev::DEV_PATH));
-            return r;
-        }
     };
     let mut rng = Rng::new(pattern::mix64(opts.seed ^ (idx as u64 + 1)));
     // Every other thread's cache has a constructor.
-    let spec = match random_cache(&mut rng, &r.cache, idx.is_multiple_of(2)) {
+    let spec = match random_cache(&mut rng, &r.x.cache, idx.is_multiple_of(2)) {
         Ok(s) => s,
         Err(e) => {
             r.fail(e);
@@ -325,7 +271,7 @@ fn worker(idx: usize, cpu: usize, opts: &Options, stop: &AtomicBool, deadline: I
         Err(e) => {
             r.fail(format!(
                 "create {} (size {}, align {}): {e}",
-                r.cache, spec.size, spec.align
+                r.x.cache, spec.size, spec.align
             ));
             return r;
         }
@@ -333,20 +279,17 @@ fn worker(idx: usize, cpu: usize, opts: &Options, stop: &AtomicBool, deadline: I
     if cache.objsize < spec.size || cache.objects_per_slab == 0 {
         r.fail(format!(
             "create {}: objsize {} for {}-byte objects, {} per slab",
-            r.cache, cache.objsize, spec.size, cache.objects_per_slab
+            r.x.cache, cache.objsize, spec.size, cache.objects_per_slab
         ));
     }
-    r.cache = format!(
+    r.x.cache = format!(
         "{} (size {}, align {}, {})",
-        r.cache,
+        r.x.cache,
         spec.size,
         spec.align,
         spec.ctor
             .map_or("no ctor".to_string(), |b| format!("ctor {b:#04x}"))
     );
-    let per_thread = opts.ops.map_or(u64::MAX, |ops| {
-        ops / opts.threads as u64 + u64::from((idx as u64) < ops % opts.threads as u64)
-    });
     let mut w = Worker {
         dev,
         rng,
@@ -358,7 +301,7 @@ fn worker(idx: usize, cpu: usize, opts: &Options, stop: &AtomicBool, deadline: I
         buf: vec![0u8; VMALLOC_MAX as usize],
         r,
     };
-    w.run(stop, deadline, per_thread);
+    w.run(stop, opts.quota(idx));
     w.r
 }
 
@@ -401,66 +344,26 @@ impl Watch {
 
 /// Runs the stress test and prints its report; `Err` if anything failed.
 pub fn run(opts: &Options) -> Result<(), String> {
-    if opts.threads == 0 || opts.live == 0 {
-        return Err("--threads and --live must be at least 1".into());
-    }
+    opts.check()?;
     // Fail early, in the main thread, if the device or slabinfo is not there.
     drop(Device::open().map_err(|e| format!("{}: {e}", dev::DEV_PATH))?);
     procfs::slabinfo()?;
-    let cpus = allowed_cpus();
-    let assigned: Vec<usize> = (0..opts.threads).map(|i| cpus[i % cpus.len()]).collect();
-    let cpu_list: Vec<String> = assigned.iter().map(|c| c.to_string()).collect();
-    println!(
-        "stress slab: {} threads on CPUs {}, seed {:#x}, at most {:.1} s{}, up to {} live allocations per thread",
-        opts.threads,
-        cpu_list.join(","),
-        opts.seed,
-        opts.duration.as_secs_f64(),
-        opts.ops.map_or(String::new(), |n| format!(" or {n} operations")),
-        opts.live,
-    );
-    let stop = AtomicBool::new(false);
-    let start = Instant::now();
-    let deadline = start + opts.duration;
+    let cpus = workers::assign(opts.threads);
+    println!("{}", opts.header("stress slab", Some(&cpus)));
     let mut watch = Watch::default();
-    let reports: Vec<Report> = std::thread::scope(|s| {
-        let handles: Vec<_> = assigned
-            .iter()
-            .enumerate()
-            .map(|(i, &cpu)| {
-                let stop = &stop;
-                s.spawn(move || worker(i, cpu, opts, stop, deadline))
-            })
-            .collect();
-        while !handles.iter().all(|h| h.is_finished()) {
+    let crew = Crew::new("stress slab", &cpus, opts.duration);
+    let (reports, secs) = crew.run(
+        |i, cpu, stop| worker(i, cpu, opts, stop),
+        || {
             watch.look();
             std::thread::sleep(Duration::from_millis(200));
-            let now = Instant::now();
-            if now > deadline + Duration::from_secs(60) {
-                stop.store(true, Ordering::Relaxed);
-            }
-            if now > deadline + Duration::from_secs(120) {
-                eprintln!("rkmemctl: stress slab: workers still busy 120 s after the deadline");
-                std::process::exit(2);
-            }
-        }
-        handles
-            .into_iter()
-            .enumerate()
-            .map(|(i, h)| {
-                h.join().unwrap_or_else(|_| {
-                    let mut r = Report {
-                        cpu: assigned[i],
-                        cache: cache_name(i),
-                        ..Default::default()
-                    };
-                    r.fail("thread panicked".into());
-                    r
-                })
-            })
-            .collect()
-    });
-    let secs = start.elapsed().as_secs_f64().max(1e-6);
+        },
+        |i, cpu| {
+            let mut r = new_report(i, cpu);
+            r.fail("thread panicked".into());
+            r
+        },
+    );
     // Every worker destroyed its cache (or its file is closed): none may be left.
     match procfs::slabinfo() {
         Ok(rows) => {
@@ -479,56 +382,44 @@ pub fn run(opts: &Options) -> Result<(), String> {
         }
         Err(e) => watch.failures.push(e),
     }
-    let mut failures = watch.failures.len() as u64;
-    let (mut ops, mut allocs, mut enomem, mut frees, mut checks, mut verified) = (0, 0, 0, 0, 0, 0);
     for (i, r) in reports.iter().enumerate() {
         println!(
             "thread {i} (CPU {}): cache {}: {} ops: {} cache objects, rkmalloc {} slab / {} pages / {} vmalloc ({} ENOMEM, {} EDQUOT), {} frees, {} checks, {} constructor checks, peak {} live, {} MiB verified, {} failures",
             r.cpu,
-            r.cache,
+            r.x.cache,
             r.ops,
-            r.obj_allocs,
-            r.rk_slab,
-            r.rk_pages,
-            r.rk_vmalloc,
+            r.x.obj_allocs,
+            r.x.rk_slab,
+            r.x.rk_pages,
+            r.x.rk_vmalloc,
             r.enomem,
             r.edquot,
             r.frees,
             r.checks,
-            r.ctor_checks,
+            r.x.ctor_checks,
             r.peak_live,
             r.bytes_verified >> 20,
             r.failures
         );
-        ops += r.ops;
-        allocs += r.obj_allocs + r.rk_slab + r.rk_pages + r.rk_vmalloc;
-        enomem += r.enomem + r.edquot;
-        frees += r.frees;
-        checks += r.checks;
-        verified += r.bytes_verified;
-        failures += r.failures;
     }
-    for (i, r) in reports.iter().enumerate() {
-        for m in &r.messages {
-            println!("FAIL thread {i}: {m}");
-        }
-    }
+    let total = workers::total(&reports);
+    workers::print_failures(&reports);
     for m in watch.failures.iter().take(KEEP_FAILURES) {
         println!("FAIL slabinfo: {m}");
     }
     println!(
-        "total: {ops} ops in {secs:.2} s = {:.0} ops/s; {allocs} allocs ({enomem} ENOMEM or EDQUOT), {frees} frees, {checks} checks; {} MiB verified; slabinfo read {} times, peak {} active objects, {} caches of this run",
-        ops as f64 / secs,
-        verified >> 20,
+        "{}; {} allocs ({} ENOMEM or EDQUOT), {} frees, {} checks; {} MiB verified; slabinfo read {} times, peak {} active objects, {} caches of this run",
+        workers::total_ops(total.ops, secs),
+        total.allocs,
+        total.enomem + total.edquot,
+        total.frees,
+        total.checks,
+        total.bytes_verified >> 20,
         watch.reads,
         watch.peak_objs,
         watch.peak_caches,
     );
-    if failures != 0 {
-        return Err(format!("stress slab: {failures} failures"));
-    }
-    println!("stress slab: ok, no failures");
-    Ok(())
+    workers::verdict("stress slab", total.failures + watch.failures.len() as u64)
 }
 
 #[cfg(test)]

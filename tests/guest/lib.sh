@@ -48,6 +48,19 @@ add_counts() {
 	FAILED=$((FAILED + f))
 }
 
+# wait_line PID PATTERN FILE: waits until a line of FILE starts with PATTERN (what a
+# background rkmemctl prints once it holds its allocations). Fails (1) if PID exits first or
+# after 60 s.
+wait_line() {
+	i=0
+	while ! grep -q "^$2" "$3"; do
+		kill -0 "$1" 2>/dev/null || return 1
+		i=$((i + 1))
+		[ $i -le 600 ] || return 1
+		sleep 0.1
+	done
+}
+
 is_loaded() {
 	grep -q '^rkmem ' /proc/modules
 }

@@ -18,16 +18,6 @@ pool_vmstat() {
 }
 
 # Waits up to 60 s for a line starting with $2 in file $3 written by process $1.
-pool_wait_line() {
-	i=0
-	while ! grep -q "^$2" "$3"; do
-		kill -0 "$1" 2>/dev/null || return 1
-		i=$((i + 1))
-		[ $i -le 600 ] || return 1
-		sleep 0.1
-	done
-}
-
 test_pool_demo() {
 	rkmemctl pool demo >/tmp/pool-demo.out 2>&1
 	rc=$?
@@ -55,7 +45,7 @@ test_pool_guarantee_exhausted_arena() { pool_stress arena; }
 test_pool_killed_holder() {
 	rkmemctl pool hold --cache-size 117 --min 8 --fail-source --count 12 >/tmp/pool-hold.out 2>&1 &
 	pid=$!
-	pool_wait_line $pid holding /tmp/pool-hold.out || {
+	wait_line $pid holding /tmp/pool-hold.out || {
 		kill -9 $pid 2>/dev/null
 		fail "no 'holding' line from rkmemctl pool hold: $(cat /tmp/pool-hold.out)"
 		return
@@ -88,7 +78,7 @@ test_pressure_shrinker_with_stress() {
 	# there; then the stress program must grow the arena from its initial size against it.
 	rkmemctl hog --leave-mb "${HOG_LEAVE_MB:-16}" --seconds $((${PRESSURE_SECONDS:-10} + 6)) --reclaim >/tmp/pressure-hog.out 2>&1 &
 	hpid=$!
-	pool_wait_line $hpid 'hog: keeping' /tmp/pressure-hog.out
+	wait_line $hpid 'hog: keeping' /tmp/pressure-hog.out
 	rkmemctl trim >/dev/null
 	(echo 0 >/proc/self/oom_score_adj && exec rkmemctl stress pages --seconds "${PRESSURE_SECONDS:-10}" --seed 24301) >/tmp/pressure-stress.out 2>&1
 	src=$?

@@ -46,13 +46,12 @@ test_slabinfo_format() {
 	# A user cache's row, listed before the size classes, while its file is open.
 	rkmemctl cache hold t_suite117 --size 117 --align 1 --count 50 --seconds 1 >/tmp/slabfmt.out 2>&1 &
 	pid=$!
-	i=0
-	while ! grep -q '^holding' /tmp/slabfmt.out; do
-		kill -0 $pid 2>/dev/null || { wait $pid; fail "rkmemctl cache hold exited early: $(cat /tmp/slabfmt.out)"; return; }
-		i=$((i + 1))
-		[ $i -le 600 ] || { kill -9 $pid; fail "no 'holding' line after 60 s"; return; }
-		sleep 0.1
-	done
+	wait_line $pid holding /tmp/slabfmt.out || {
+		kill -9 $pid 2>/dev/null
+		wait $pid
+		fail "no 'holding' line from rkmemctl cache hold: $(cat /tmp/slabfmt.out)"
+		return
+	}
 	cp $f /tmp/slabinfo.held
 	wait $pid || fail "rkmemctl cache hold failed: $(cat /tmp/slabfmt.out)" || return
 	row=$(sed -n 3p /tmp/slabinfo.held)
@@ -108,20 +107,11 @@ test_killed_cache_holder() {
 	open_before=$(stat_value open_files)
 	rkmemctl cache hold t_killed --size 117 --align 1 --ctor 0x5a --count 200 --rkmalloc 300 >/tmp/chold.out 2>&1 &
 	pid=$!
-	i=0
-	while ! grep -q '^holding' /tmp/chold.out; do
-		if ! kill -0 $pid 2>/dev/null; then
-			fail "rkmemctl cache hold exited early: $(cat /tmp/chold.out)"
-			return
-		fi
-		i=$((i + 1))
-		if [ $i -gt 600 ]; then
-			kill -9 $pid
-			fail "no 'holding' line from rkmemctl cache hold after 60 s"
-			return
-		fi
-		sleep 0.1
-	done
+	wait_line $pid holding /tmp/chold.out || {
+		kill -9 $pid 2>/dev/null
+		fail "no 'holding' line from rkmemctl cache hold: $(cat /tmp/chold.out)"
+		return
+	}
 	row=$(grep '^t_killed ' /proc/rkmem/slabinfo)
 	class=$(grep '^rkmalloc-512 ' /proc/rkmem/slabinfo)
 	open_held=$(stat_value open_files)

@@ -107,20 +107,11 @@ test_killed_holder_frees_everything() {
 	open_before=$(stat_value open_files)
 	rkmemctl pages hold --order 3 --count 50 >/tmp/hold.out 2>&1 &
 	pid=$!
-	i=0
-	while ! grep -q '^holding' /tmp/hold.out; do
-		if ! kill -0 $pid 2>/dev/null; then
-			fail "rkmemctl pages hold exited early: $(cat /tmp/hold.out)"
-			return
-		fi
-		i=$((i + 1))
-		if [ $i -gt 600 ]; then
-			kill -9 $pid
-			fail "no 'holding' line from rkmemctl pages hold after 60 s"
-			return
-		fi
-		sleep 0.1
-	done
+	wait_line $pid holding /tmp/hold.out || {
+		kill -9 $pid 2>/dev/null
+		fail "no 'holding' line from rkmemctl pages hold: $(cat /tmp/hold.out)"
+		return
+	}
 	held=$(cat /proc/rkmem/buddyinfo)
 	open_held=$(stat_value open_files)
 	kill -9 $pid

@@ -476,7 +476,8 @@ fn io_round_trip() -> Result<(), String> {
     Ok(())
 }
 
-fn io_errno(d: &Device, what: &str, arg: RkmemIo, want: Errno) -> Result<(), String> {
+/// Sends `arg` with both RKMEM_IOC_WRITE and RKMEM_IOC_READ; each must fail with `want`.
+pub(crate) fn io_errno(d: &Device, what: &str, arg: RkmemIo, want: Errno) -> Result<(), String> {
     for (cmd, name) in [
         (uapi::RKMEM_IOC_WRITE, "write"),
         (uapi::RKMEM_IOC_READ, "read"),

@@ -15,7 +15,7 @@
 use crate::dev::{self, Alloc, CacheInfo, CacheSpec, Device, PAGE_SIZE};
 use crate::pattern;
 use crate::procfs::{self, SlabRow};
-use crate::selftest::{expect_errno, open, trim_all, TestFn};
+use crate::selftest::{expect_errno, io_errno, open, trim_all, TestFn};
 use crate::uapi::{self, RkmemCacheCreate, RkmemCacheId, RkmemIo, RkmemObjAlloc};
 use nix::errno::Errno;
 
@@ -234,19 +234,6 @@ fn verify(d: &Device, a: &Alloc, key: u64) -> Result<(), String> {
             a.handle, a.bytes
         )),
     }
-}
-
-fn io_errno(d: &Device, what: &str, arg: RkmemIo, want: Errno) -> Result<(), String> {
-    for (cmd, name) in [
-        (uapi::RKMEM_IOC_WRITE, "write"),
-        (uapi::RKMEM_IOC_READ, "read"),
-    ] {
-        // SAFETY: the callers pass buffers at least as large as the range the module would
-        // accept, owned by them, so the kernel may write there.
-        let got = unsafe { d.io_raw(cmd, &arg) }.map(|()| 0);
-        expect_errno(&format!("{name} {what}"), got, want)?;
-    }
-    Ok(())
 }
 
 // ---- the ioctls themselves ----

@@ -76,7 +76,7 @@ test_pressure_shrinker_with_stress() {
 	echo -1000 >/proc/$$/oom_score_adj
 	# The hog first: it takes the guest's memory down to the low watermark and holds it
 	# there; then the stress program must grow the arena from its initial size against it.
-	rkmemctl hog --leave-mb "${HOG_LEAVE_MB:-16}" --seconds $((${PRESSURE_SECONDS:-10} + 6)) --reclaim >/tmp/pressure-hog.out 2>&1 &
+	rkmemctl hog --leave-mb "${HOG_LEAVE_MB:-32}" --seconds $((${PRESSURE_SECONDS:-10} + 6)) --reclaim >/tmp/pressure-hog.out 2>&1 &
 	hpid=$!
 	wait_line $hpid 'hog: keeping' /tmp/pressure-hog.out
 	rkmemctl trim >/dev/null

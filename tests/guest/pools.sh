@@ -67,16 +67,11 @@ test_pool_killed_holder() {
 # guest's memory down to a few MiB. The host kernel reclaims (kswapd and direct reclaim call
 # every shrinker), rkmem's shrinker is called, and the stress program's verified data is intact.
 # The hog is the OOM killer's first choice and backs off by itself; this shell is protected.
-test_pressure_shrinker_with_stress() {
-	vm_before=$(pool_vmstat)
-	counts=$(pool_shrink_value count_calls)
-	scans=$(pool_shrink_value scan_calls)
-	to_host=$(pool_shrink_value pages_to_host)
-	old_adj=$(cat /proc/$$/oom_score_adj)
-	echo -1000 >/proc/$$/oom_score_adj
+# One round: the hog, then the stress program against it. Sets src, hrc.
+pressure_round() {
 	# The hog first: it takes the guest's memory down to the low watermark and holds it
 	# there; then the stress program must grow the arena from its initial size against it.
-	rkmemctl hog --leave-mb "${HOG_LEAVE_MB:-32}" --seconds $((${PRESSURE_SECONDS:-10} + 6)) --reclaim >/tmp/pressure-hog.out 2>&1 &
+	rkmemctl hog --leave-mb "${HOG_LEAVE_MB:-16}" --seconds $((${PRESSURE_SECONDS:-10} + 6)) --reclaim >/tmp/pressure-hog.out 2>&1 &
 	hpid=$!
 	wait_line $hpid 'hog: keeping' /tmp/pressure-hog.out
 	rkmemctl trim >/dev/null
@@ -84,22 +79,44 @@ test_pressure_shrinker_with_stress() {
 	src=$?
 	wait $hpid
 	hrc=$?
-	echo "$old_adj" >/proc/$$/oom_score_adj
 	cat /tmp/pressure-hog.out
 	tail -n 3 /tmp/pressure-stress.out
+}
+
+test_pressure_shrinker_with_stress() {
+	vm_before=$(pool_vmstat)
+	counts=$(pool_shrink_value count_calls)
+	scans=$(pool_shrink_value scan_calls)
+	to_host=$(pool_shrink_value pages_to_host)
+	old_adj=$(cat /proc/$$/oom_score_adj)
+	echo -1000 >/proc/$$/oom_score_adj
+	# Whether the host kernel reclaims in a given round depends on how its free memory is
+	# fragmented when the arena grows: up to three rounds, each checked in full, until
+	# count_objects has been called.
+	round=0
+	while [ $round -lt 3 ]; do
+		round=$((round + 1))
+		pressure_round
+		oom=$(dmesg | grep -E 'Out of memory|oom-kill|Killed process')
+		[ -z "$oom" ] || break
+		[ $hrc = 0 ] && [ $src = 0 ] || break
+		grep -q '^stress pages: ok, no failures' /tmp/pressure-stress.out || break
+		[ "$(pool_shrink_value count_calls)" -gt "$counts" ] && break
+		echo "# round $round: the host kernel did not reclaim; again"
+	done
+	echo "$old_adj" >/proc/$$/oom_score_adj
 	c2=$(pool_shrink_value count_calls)
 	s2=$(pool_shrink_value scan_calls)
 	t2=$(pool_shrink_value pages_to_host)
 	echo "vmstat before: $vm_before"
 	echo "vmstat after:  $(pool_vmstat)"
-	echo "shrinker: count_calls $counts -> $c2, scan_calls $scans -> $s2, pages_to_host $to_host -> $t2"
-	oom=$(dmesg | grep -E 'Out of memory|oom-kill|Killed process')
+	echo "shrinker ($round round(s)): count_calls $counts -> $c2, scan_calls $scans -> $s2, pages_to_host $to_host -> $t2"
 	[ -z "$oom" ] || fail "the OOM killer ran: $oom" || return
 	[ $hrc = 0 ] || fail "rkmemctl hog exited $hrc: $(cat /tmp/pressure-hog.out)" || return
 	[ $src = 0 ] || fail "rkmemctl stress pages under pressure exited $src: $(grep -E 'FAIL|rkmemctl:' /tmp/pressure-stress.out | head -n 5)" || return
 	grep -q '^total: .*' /tmp/pressure-stress.out && grep -q '^stress pages: ok, no failures' /tmp/pressure-stress.out ||
 		fail "the stress program did not report 0 failures" || return
-	[ "$c2" -gt "$counts" ] || fail "count_objects was not called under memory pressure ($counts -> $c2)" || return
+	[ "$c2" -gt "$counts" ] || fail "count_objects was not called under memory pressure in $round rounds ($counts -> $c2)" || return
 	# scan_objects is the host kernel's choice: do_shrink_slab scans only once
 	# (reclaimable >> priority) adds up to a batch, i.e. when reclaim got desperate; a run that
 	# reclaimed enough at a high priority never scans. So it is reported, not required.

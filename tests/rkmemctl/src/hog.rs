@@ -30,8 +30,8 @@ pub struct Opts {
     #[arg(long, value_name = "MIB")]
     max_mb: Option<u64>,
     /// While holding, keep MemFree just above the kernel's low watermark (the sum of the
-    /// zones' `low` in /proc/zoneinfo): take 256 KiB steps while MemFree is more than 32 MiB
-    /// above it, give memory back while it is less than 16 MiB above it (re-reading the watermarks, which the kernel boosts). The hog stays well
+    /// zones' `low` in /proc/zoneinfo): take 256 KiB steps while MemFree is more than 16 MiB
+    /// above it, give memory back while it is less than 8 MiB above it (re-reading the watermarks, which the kernel boosts). The hog stays well
     /// clear of `min` (others may take 4 MiB blocks or fault in buffers between two of its
     /// steps), so nobody should need the OOM killer; a high-order allocation such as the arena's 4 MiB blocks
     /// finds no free block or fails the watermark check and wakes kswapd, which calls every
@@ -185,12 +185,12 @@ pub fn run(o: &Opts) -> Result<(), String> {
             // Read again each time: the kernel boosts its watermarks after fragmentation
             // events, and a hog that kept to the old ones was seen meeting the OOM killer.
             let (_, wmark_low) = watermarks_kb()?;
-            if free < wmark_low + 16384 {
+            if free < wmark_low + 8192 {
                 // Others need memory: give back, and stay clear of min and the OOM killer.
                 if let Some(c) = chunks.pop() {
                     released += c.len;
                 }
-            } else if free > wmark_low + 32768 {
+            } else if free > wmark_low + 16384 {
                 let step = 256 << 10;
                 chunks.push(Chunk::take(step)?);
                 topped += step;

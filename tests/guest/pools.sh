@@ -124,8 +124,15 @@ test_pressure_shrinker_with_stress() {
 	buddyinfo_back_to_load_time "stress pages under memory pressure"
 }
 
-t pool_demo test_pool_demo
-t pool_guarantee_injected_failure test_pool_guarantee_injected_failure
-t pool_guarantee_exhausted_arena test_pool_guarantee_exhausted_arena
-t pool_killed_holder test_pool_killed_holder
-t pressure_shrinker_with_stress test_pressure_shrinker_with_stress
+if [ "${PRESSURE_ONLY:-0}" != 1 ]; then
+	t pool_demo test_pool_demo
+	t pool_guarantee_injected_failure test_pool_guarantee_injected_failure
+	t pool_guarantee_exhausted_arena test_pool_guarantee_exhausted_arena
+	t pool_killed_holder test_pool_killed_holder
+fi
+# The real-pressure test is not part of `make check`: whether the host kernel reclaims, and
+# whether it stays clear of the OOM killer, depends on timing and fragmentation in the guest,
+# and it was not reliable enough for CI. Run it with `make guest CMD=pressure`.
+if [ "${PRESSURE:-0}" = 1 ]; then
+	t pressure_shrinker_with_stress test_pressure_shrinker_with_stress
+fi

@@ -2,7 +2,6 @@
 # `make guest CMD=pressure`: the real-memory-pressure test of tests/guest/pools.sh alone (a
 # user-space hog drives the host kernel into reclaim while `rkmemctl stress pages` runs).
 . /tests/lib.sh
-PRESSURE=1
 PRESSURE_ONLY=1
 . /tests/pools.sh
 echo "pressure: $PASSED passed, $FAILED failed, $SKIPPED skipped"

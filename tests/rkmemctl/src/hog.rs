@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 /// Options of `rkmemctl hog`.
 #[derive(Args, Clone, Copy, Debug)]
 pub struct Opts {
-    /// Stop taking memory once MemAvailable is below this many MiB.
+    /// Stop taking memory once MemAvailable is below this many MiB (not with --reclaim, where
+    /// the zone's watermarks decide).
     #[arg(long, value_name = "MIB")]
     leave_mb: u64,
     /// Hold the memory this long, then exit.
@@ -29,13 +30,14 @@ pub struct Opts {
     /// Never hold more than this many MiB [default: MemTotal - leave-mb].
     #[arg(long, value_name = "MIB")]
     max_mb: Option<u64>,
-    /// While holding, keep MemFree just above the kernel's low watermark (the sum of the
-    /// zones' `low` in /proc/zoneinfo): take 256 KiB steps while MemFree is more than 16 MiB
-    /// above it, give memory back while it is less than 8 MiB above it (re-reading the watermarks, which the kernel boosts). The hog stays well
-    /// clear of `min` (others may take 4 MiB blocks or fault in buffers between two of its
-    /// steps), so nobody should need the OOM killer; a high-order allocation such as the arena's 4 MiB blocks
-    /// finds no free block or fails the watermark check and wakes kswapd, which calls every
-    /// shrinker.
+    /// Keep the largest zone's free pages strictly between its `min` and `low` watermarks
+    /// (from /proc/zoneinfo, re-read every step): first fill to 3/4 of the way from `min` to
+    /// `low`, then take 256 KiB steps while free is above that and give memory back while it
+    /// is below 1/2 of the way. Below `low`, every allocation in the zone fails the fast
+    /// path's watermark check and wakes kswapd, which calls every shrinker; above `min`
+    /// nobody needs direct reclaim or the OOM killer. The band is `watermark_scale_factor`
+    /// wide; the test widens it (`vm.watermark_scale_factor`) and turns boosting off
+    /// (`vm.watermark_boost_factor`) so that it is many MiB and does not move.
     #[arg(long)]
     reclaim: bool,
 }
@@ -56,28 +58,53 @@ fn parse_meminfo_kb(text: &str, field: &str) -> Option<u64> {
     })
 }
 
-/// The sums over all zones of the `min` and `low` watermarks in /proc/zoneinfo, in KiB.
-fn watermarks_kb() -> Result<(u64, u64), String> {
-    let text =
-        std::fs::read_to_string("/proc/zoneinfo").map_err(|e| format!("/proc/zoneinfo: {e}"))?;
-    Ok(parse_watermarks_kb(&text))
+/// One zone of /proc/zoneinfo: its name and, in pages, free, the `min` and `low` watermarks
+/// (boost included) and the managed pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Zone {
+    name: String,
+    free: u64,
+    min: u64,
+    low: u64,
+    managed: u64,
 }
 
-fn parse_watermarks_kb(text: &str) -> (u64, u64) {
-    let (mut min, mut low) = (0, 0);
+/// The zone with the most managed pages: where ordinary allocations land.
+fn main_zone() -> Result<Zone, String> {
+    let text =
+        std::fs::read_to_string("/proc/zoneinfo").map_err(|e| format!("/proc/zoneinfo: {e}"))?;
+    parse_main_zone(&text).ok_or_else(|| "no populated zone in /proc/zoneinfo".to_string())
+}
+
+fn parse_main_zone(text: &str) -> Option<Zone> {
+    let mut zones: Vec<Zone> = Vec::new();
     for l in text.lines() {
-        let mut f = l.split_whitespace();
-        match (
-            f.next(),
-            f.next().and_then(|v| v.parse::<u64>().ok()),
-            f.next(),
-        ) {
-            (Some("min"), Some(v), None) => min += v * 4,
-            (Some("low"), Some(v), None) => low += v * 4,
+        if let Some(rest) = l.strip_prefix("Node ") {
+            let name = rest.split("zone").nth(1).unwrap_or("").trim().to_string();
+            zones.push(Zone {
+                name,
+                free: 0,
+                min: 0,
+                low: 0,
+                managed: 0,
+            });
+            continue;
+        }
+        let Some(z) = zones.last_mut() else { continue };
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let value = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+        match f.as_slice() {
+            ["pages", "free", _] => z.free = value(2)?,
+            ["min", _] => z.min = value(1)?,
+            ["low", _] => z.low = value(1)?,
+            ["managed", _] => z.managed = value(1)?,
             _ => {}
         }
     }
-    (min, low)
+    zones
+        .into_iter()
+        .filter(|z| z.managed > 0)
+        .max_by_key(|z| z.managed)
 }
 
 fn available_mib() -> Result<u64, String> {
@@ -139,6 +166,16 @@ pub fn run(o: &Opts) -> Result<(), String> {
     if let Err(e) = std::fs::write("/proc/self/oom_score_adj", "1000") {
         eprintln!("rkmemctl hog: oom_score_adj: {e} (continuing)");
     }
+    if o.reclaim {
+        let z = main_zone()?;
+        if z.low <= z.min + 1024 {
+            return Err(format!(
+                "zone {}: low {} - min {} pages is under 4 MiB, too narrow to hold free pages \
+                 between them (raise vm.watermark_scale_factor)",
+                z.name, z.low, z.min
+            ));
+        }
+    }
     let total = meminfo_kb("MemTotal")? >> 10;
     let max = o.max_mb.unwrap_or(total.saturating_sub(o.leave_mb));
     let start_avail = available_mib()?;
@@ -150,12 +187,27 @@ pub fn run(o: &Opts) -> Result<(), String> {
     loop {
         let avail = available_mib()?;
         let held = chunks.len() as u64 * o.chunk_mb;
-        if avail < o.leave_mb || held + o.chunk_mb > max || Instant::now() > fill_deadline {
+        // In --reclaim mode MemAvailable is no guide: it subtracts the high watermarks, which
+        // the test raises; the zone's own numbers decide.
+        if (avail < o.leave_mb && !o.reclaim)
+            || held + o.chunk_mb > max
+            || Instant::now() > fill_deadline
+        {
             break;
         }
         // Do not overshoot by more than the gap: the last chunk may be smaller.
-        let gap = ((avail - o.leave_mb + 1) as usize * MIB).min(chunk);
-        chunks.push(Chunk::take(gap.max(MIB))?);
+        let mut gap = ((avail.saturating_sub(o.leave_mb) + 1) as usize * MIB).min(chunk);
+        if o.reclaim {
+            gap = chunk;
+            // Down to 3/4 of the way from `min` to `low` in the main zone.
+            let z = main_zone()?;
+            let target = z.min + (z.low - z.min) * 3 / 4;
+            if z.free <= target {
+                break;
+            }
+            gap = gap.min(((z.free - target) as usize) << 12);
+        }
+        chunks.push(Chunk::take(gap.max(if o.reclaim { 4096 } else { MIB }))?);
     }
     let took: usize = chunks.iter().map(|c| c.len).sum();
     println!(
@@ -166,37 +218,44 @@ pub fn run(o: &Opts) -> Result<(), String> {
         available_mib()?,
         o.seconds
     );
+    if o.reclaim {
+        let z = main_zone()?;
+        println!(
+            "hog: keeping zone {} between min and low: free {} kB, min {} kB, low {} kB",
+            z.name,
+            z.free * 4,
+            z.min * 4,
+            z.low * 4
+        );
+    }
     let _ = std::io::stdout().flush();
     let hold_until = Instant::now() + Duration::from_secs_f64(o.seconds);
     let (mut min_avail, mut released) = (u64::MAX, 0usize);
-    let (wmark_min, wmark_low) = watermarks_kb()?;
-    let (mut topped, mut min_free) = (0usize, u64::MAX);
-    if o.reclaim {
-        println!(
-            "hog: keeping MemFree near the low watermark ({wmark_low} kB; min {wmark_min} kB)"
-        );
-    }
+    let (mut topped, mut lowest, mut highest) = (0usize, u64::MAX, 0u64);
     while Instant::now() < hold_until {
         let avail = available_mib()?;
         min_avail = min_avail.min(avail);
         if o.reclaim {
-            let free = meminfo_kb("MemFree")?;
-            min_free = min_free.min(free);
-            // Read again each time: the kernel boosts its watermarks after fragmentation
-            // events, and a hog that kept to the old ones was seen meeting the OOM killer.
-            let (_, wmark_low) = watermarks_kb()?;
-            if free < wmark_low + 8192 {
-                // Others need memory: give back, and stay clear of min and the OOM killer.
-                if let Some(c) = chunks.pop() {
+            // Read again each step: others allocate and free, and the kernel may move the
+            // watermarks (boosting, a sysctl).
+            let z = main_zone()?;
+            lowest = lowest.min(z.free);
+            highest = highest.max(z.free);
+            let band = z.low.saturating_sub(z.min);
+            if z.free < z.min + band / 2 {
+                // Others need memory: give back until clear of `min` and the OOM killer.
+                let mut short = ((z.min + band / 2 - z.free) as usize) << 12;
+                while short > 0 {
+                    let Some(c) = chunks.pop() else { break };
+                    short = short.saturating_sub(c.len);
                     released += c.len;
                 }
-            } else if free > wmark_low + 16384 {
-                let step = 256 << 10;
-                chunks.push(Chunk::take(step)?);
-                topped += step;
-                continue;
+            } else if z.free > z.min + band * 3 / 4 {
+                let step = (256 << 10).min(((z.free - z.min - band * 3 / 4) as usize) << 12);
+                chunks.push(Chunk::take(step.max(4096))?);
+                topped += step.max(4096);
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(2));
             continue;
         }
         // Others allocate too: back off rather than drive the kernel to the OOM killer.
@@ -209,9 +268,10 @@ pub fn run(o: &Opts) -> Result<(), String> {
     }
     if o.reclaim {
         println!(
-            "hog: took {} KiB more to stay at the low watermark, lowest MemFree {} kB",
+            "hog: took {} KiB more to stay between min and low; the zone's free pages were {} kB to {} kB",
             topped >> 10,
-            if min_free == u64::MAX { 0 } else { min_free }
+            if lowest == u64::MAX { 0 } else { lowest * 4 },
+            highest * 4
         );
     }
     let kept: usize = chunks.iter().map(|c| c.len).sum();
@@ -244,8 +304,18 @@ mod tests {
     }
 
     #[test]
-    fn zoneinfo_watermarks() {
-        let text = "Node 0, zone    DMA32\n  pages free     1000\n        min      707\n        low      883\n        high     1059\n        protection: (0, 0, 0)\nNode 0, zone  Movable\n        min      32\n        low      32\n";
-        assert_eq!(parse_watermarks_kb(text), ((707 + 32) * 4, (883 + 32) * 4));
+    fn zoneinfo_main_zone() {
+        let text = "Node 0, zone      DMA\n  per-node stats\n      nr_inactive_anon 5\n  pages free     3000\n        boost    0\n        min      20\n        low      25\n        high     30\n        spanned  4095\n        present  3998\n        managed  3840\n        protection: (0, 400, 400)\n      nr_free_pages 3000\nNode 0, zone    DMA32\n  pages free     1000\n        boost    0\n        min      707\n        low      883\n        high     1059\n        promo    1200\n        spanned  126960\n        present  126960\n        managed  110000\n        protection: (0, 0, 0)\nNode 0, zone   Normal\n  pages free     0\n        min      0\n        low      0\n        managed  0\n";
+        assert_eq!(
+            parse_main_zone(text),
+            Some(Zone {
+                name: "DMA32".into(),
+                free: 1000,
+                min: 707,
+                low: 883,
+                managed: 110_000
+            })
+        );
+        assert_eq!(parse_main_zone("nothing\n"), None);
     }
 }

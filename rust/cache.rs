@@ -5,13 +5,15 @@
 //! A cache takes slabs (2^order pages, naturally aligned) from the arena, lays them out with
 //! `SlabLayout` (header + bitmap + objects), keeps them on full/partial/empty lists threaded
 //! through the slab headers (`rkcore::slablist`), and fronts them with per-CPU object caches
-//! (`rkcore::slab::CpuCache`) refilled and drained in batches, like SLUB's per-CPU sheaves.
+//! ([`ObjCache`]) refilled and drained in batches, like SLUB's per-CPU sheaves.
 //!
 //! # Locking
 //!
-//! `cpu[i]` (one per CPU modulo `PCP_SLOTS`) is taken before `inner`, never after it. Neither is
-//! held while a new slab is taken from the arena (that can sleep). Every access to a slab header
-//! happens under `inner`.
+//! `cpu` is an [`ObjCache`]: a CPU's array of free objects is reached under its local lock
+//! (preemption off, no atomic instruction: the fast path), and by other CPUs only through an
+//! IPI to that CPU ([`ObjCache::flush`]). The local lock is held only inside the glue's calls,
+//! never together with `inner`. `inner` is not held while a new slab is taken from the arena
+//! (that can sleep). Every access to a slab header happens under `inner`.
 //!
 //! # Debug mode
 //!
@@ -21,11 +23,11 @@
 //! red zones and poison), counted, and reported in dmesg with the cache name and object index.
 
 use crate::arena::{Arena, Pages, PAGE_SIZE};
-use crate::rkcore::slab::{CacheLists, CpuCache, SlabFreeError, SlabLayout, SlabList, Transition};
+use crate::objcache::{nr_cpu_ids, ObjCache, CAP as CPU_CAP};
+use crate::rkcore::slab::{CacheLists, SlabFreeError, SlabLayout, SlabList, Transition};
 use crate::rkcore::slabinfo::SlabinfoRow;
 use crate::rkcore::slablist::{Headers, SlabLists};
 use kernel::{
-    cpu::CpuId,
     new_spinlock,
     prelude::*,
     sync::{
@@ -36,10 +38,6 @@ use kernel::{
 
 /// Longest cache name (bytes, without the terminating NUL).
 pub(crate) const NAME_MAX: usize = 31;
-/// Number of per-CPU object caches; CPU `n` uses `n % CPU_SLOTS`.
-const CPU_SLOTS: usize = 16;
-/// Capacity of one per-CPU object cache.
-const CPU_CAP: usize = 64;
 /// Objects a per-CPU cache holds before it drains...
 const CPU_LIMIT: usize = 32;
 /// ...and moves at a time.
@@ -117,8 +115,8 @@ pub(crate) struct Cache {
     use_cpu: bool,
     #[pin]
     inner: SpinLock<Inner>,
-    #[pin]
-    cpu: [SpinLock<CpuCache<CPU_CAP>>; CPU_SLOTS],
+    /// The per-CPU arrays of free objects.
+    cpu: ObjCache,
     pub(crate) stats: CacheStats,
     reports: Atomic<u32>,
     /// The owning open file (0: the module's own size-class caches).
@@ -159,7 +157,7 @@ impl Cache {
         n[..name.len()].copy_from_slice(name);
         // Computed here: inside `try_pin_init!`, `name` names the field initialised above.
         let name_len = name.len();
-        let cpu = CpuCache::new(CPU_LIMIT, CPU_BATCH).map_err(|_| EINVAL)?;
+        let cpu = ObjCache::new(CPU_LIMIT)?;
         let keep = crate::rkcore::slab::default_keep_empty(size);
         Ok(try_pin_init!(Self {
             id,
@@ -173,7 +171,7 @@ impl Cache {
                 lists: SlabLists::new(),
                 seq: 0,
             }, "rkmem_cache"),
-            cpu <- pin_init::pin_init_array_from_fn(|_| new_spinlock!(cpu.clone(), "rkmem_cache_cpu")),
+            cpu,
             stats: CacheStats {
                 slabs_new: Atomic::new(0),
                 slabs_released: Atomic::new(0),
@@ -196,10 +194,6 @@ impl Cache {
         self.layout.object_size()
     }
 
-    fn cpu_cache(&self) -> &SpinLock<CpuCache<CPU_CAP>> {
-        &self.cpu[CpuId::current().as_u32() as usize % CPU_SLOTS]
-    }
-
     /// Allocates an object; returns its kernel virtual address.
     ///
     /// In debug mode the caller's source location (`#[track_caller]`) is recorded in the
@@ -209,16 +203,9 @@ impl Cache {
         let site = core::ptr::from_ref(core::panic::Location::caller()).addr() as u64;
         loop {
             let got = if self.use_cpu {
-                let mut cpu = self.cpu_cache().lock();
-                if let Some(obj) = cpu.pop() {
-                    Some(obj)
-                } else {
-                    let mut buf = [0usize; CPU_BATCH];
-                    let n = self.take_from_slabs(&mut buf[..cpu.refill_count().min(CPU_BATCH)]);
-                    if let Some(src) = buf.get(..n) {
-                        cpu.refill(src);
-                    }
-                    cpu.pop()
+                match self.cpu.pop() {
+                    Some(obj) => Some(obj),
+                    None => self.refill_cpu(),
                 }
             } else {
                 let mut one = [0usize; 1];
@@ -236,6 +223,20 @@ impl Cache {
             }
             self.new_slab(may_sleep)?;
         }
+    }
+
+    /// The slow path of a per-CPU allocation: takes a batch from the slabs, keeps one object
+    /// for the caller and puts the rest on this CPU's array (what does not fit goes back).
+    #[inline(never)]
+    fn refill_cpu(&self) -> Option<usize> {
+        let mut buf = [0usize; CPU_BATCH];
+        let n = self.take_from_slabs(&mut buf);
+        let (&mut obj, rest) = buf.get_mut(..n)?.split_last_mut()?;
+        let kept = self.cpu.refill(rest);
+        if let Some(back) = rest.get(kept..) {
+            self.return_batch(back);
+        }
+        Some(obj)
     }
 
     fn fill(&self, obj: usize, byte: u8) {
@@ -343,19 +344,23 @@ impl Cache {
     /// Frees the object at `obj`. In debug mode every check runs; otherwise the object goes to
     /// the per-CPU cache and is checked when it is drained to its slab.
     pub(crate) fn free(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
-        if self.use_cpu {
-            let mut cpu = self.cpu_cache().lock();
-            if cpu.push(obj).is_ok() {
-                return Ok(());
-            }
-            let mut out = [0usize; CPU_BATCH];
-            let n = cpu.drain(&mut out);
-            let r = cpu.push(obj);
-            drop(cpu);
-            self.return_batch(&out[..n]);
-            if r.is_err() {
-                return self.return_to_slab(obj);
-            }
+        if !self.use_cpu {
+            return self.return_to_slab(obj);
+        }
+        if self.cpu.push(obj) {
+            return Ok(());
+        }
+        self.free_slow(obj)
+    }
+
+    /// The slow path of a per-CPU free: this CPU's array is full; a batch of its oldest
+    /// objects goes back to the slabs, then `obj` goes on the array (or to its slab).
+    #[inline(never)]
+    fn free_slow(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
+        let mut out = [0usize; CPU_BATCH];
+        let n = self.cpu.drain(&mut out);
+        self.return_batch(&out[..n]);
+        if self.cpu.push(obj) {
             Ok(())
         } else {
             self.return_to_slab(obj)
@@ -539,14 +544,24 @@ impl Cache {
         self.drain_cpu_mode(false)
     }
 
-    /// [`Cache::drain_cpu`]; with `try_only`, per-CPU caches whose lock is busy are skipped.
+    /// [`Cache::drain_cpu`]: each CPU that holds objects empties its cache in an IPI. With
+    /// `try_only` (reclaim), a CPU whose cache is busy, or any CPU while CPU hotplug is in
+    /// progress, is skipped; otherwise a busy cache is tried again (its holder leaves within a
+    /// few instructions).
     pub(crate) fn drain_cpu_mode(&self, try_only: bool) -> usize {
         let mut moved = 0;
-        for c in self.cpu.iter() {
+        for cpu in 0..nr_cpu_ids() {
+            if self.cpu.count(cpu) == 0 {
+                continue;
+            }
             let mut out = [0usize; CPU_CAP];
-            let n = match crate::arena::acquire(c, try_only) {
-                Some(mut c) => c.drain_all(&mut out),
-                None => continue,
+            let mut tries = 0;
+            let n = loop {
+                match self.cpu.flush(cpu, try_only, &mut out) {
+                    Ok(n) => break n,
+                    Err(e) if e == EBUSY && !try_only && tries < 1000 => tries += 1,
+                    Err(_) => break 0,
+                }
             };
             self.return_batch(&out[..n]);
             moved += n;
@@ -591,23 +606,26 @@ impl Cache {
     pub(crate) fn reclaimable(&self) -> (u64, u64) {
         let pages = self.layout.pages() as u64;
         let empty = self.inner.try_lock().map_or(0, |i| i.counts.empty()) * pages;
-        let cached: u64 = self
-            .cpu
-            .iter()
-            .filter_map(|c| c.try_lock().map(|c| c.len() as u64))
-            .sum();
+        let cached = self.cpu_cached();
         let per_page = (u64::from(self.layout.objects()) / pages).max(1);
         (empty, cached.div_ceil(per_page))
     }
 
+    /// Objects held by the per-CPU caches (read without stopping their owners).
+    fn cpu_cached(&self) -> u64 {
+        (0..nr_cpu_ids())
+            .map(|cpu| self.cpu.count(cpu) as u64)
+            .sum()
+    }
+
     /// Objects in use (per-CPU cached objects count as free).
     pub(crate) fn objects_in_use(&self) -> u64 {
-        let cached: usize = self.cpu.iter().map(|c| c.lock().len()).sum();
+        let cached = self.cpu_cached();
         self.inner
             .lock()
             .counts
             .objects_in_use()
-            .saturating_sub(cached as u64)
+            .saturating_sub(cached)
     }
 
     /// This cache's row of `/proc/rkmem/slabinfo`.
@@ -624,8 +642,13 @@ impl Cache {
 
 #[pinned_drop]
 impl PinnedDrop for Cache {
-    fn drop(self: Pin<&mut Self>) {
-        self.drain_cpu();
+    fn drop(mut self: Pin<&mut Self>) {
+        // Nobody else holds the cache: every CPU's objects are reached directly.
+        for cpu in 0..nr_cpu_ids() {
+            let mut out = [0usize; CPU_CAP];
+            let n = self.as_mut().project().cpu.take_all(cpu, &mut out);
+            self.return_batch(&out[..n]);
+        }
         let in_use = self.inner.lock().counts.objects_in_use();
         if in_use != 0 {
             pr_warn!(

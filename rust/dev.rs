@@ -217,6 +217,7 @@ impl RkmemFile {
                     unsafe { &*core::ptr::from_ref(&shared.arena) };
                 crate::selftest::run_slab(arena, crate::slab_debug(), &mut o)?;
                 crate::selftest::run_mempool(arena, &mut o)?;
+                crate::selftest::run_objcache(&mut o)?;
                 user.writer().write(&RkmemSelftest {
                     passed: o.passed,
                     failed: o.failed,

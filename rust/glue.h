@@ -23,6 +23,30 @@ ssize_t rkmem_proc_write(unsigned long id, const char *buf, size_t len);
 /* Machine facts (glue.c) */
 unsigned long rkmem_totalram_pages(void);
 unsigned int rkmem_nr_cpu_ids(void);
+unsigned int rkmem_pin_cpu(void);
+void rkmem_unpin_cpu(void);
+
+/*
+ * Per-CPU object caches (glue.c; used by cache.rs): arrays of up to RKMEM_OBJS_CAP (64)
+ * object addresses per CPU behind a local lock. pop returns 0 and push false when the array
+ * is empty or full (or its lock is held: the caller takes its slow path). flush empties
+ * `cpu`'s array into out[64] in an IPI to it (directly if it is offline): the count, -EBUSY
+ * (its lock or, with try_only, the hotplug lock busy) or -EINVAL (no such CPU). take_all does
+ * the same directly, for a cache nobody else holds.
+ */
+struct rkmem_objs;
+struct rkmem_objs __percpu *rkmem_objs_create(unsigned int limit);
+void rkmem_objs_destroy(struct rkmem_objs __percpu *p);
+unsigned long rkmem_objs_pop(struct rkmem_objs __percpu *p);
+bool rkmem_objs_push(struct rkmem_objs __percpu *p, unsigned long obj);
+unsigned int rkmem_objs_refill(struct rkmem_objs __percpu *p, const unsigned long *objs,
+			       unsigned int n);
+unsigned int rkmem_objs_drain(struct rkmem_objs __percpu *p, unsigned long *out, unsigned int n);
+unsigned int rkmem_objs_count(struct rkmem_objs __percpu *p, unsigned int cpu);
+unsigned int rkmem_objs_take_all(struct rkmem_objs __percpu *p, unsigned int cpu,
+				 unsigned long *out);
+int rkmem_objs_flush(struct rkmem_objs __percpu *p, unsigned int cpu, bool try_only,
+		     unsigned long *out);
 
 /* Blocks of the host kernel's page allocator for the arena (glue.c) */
 void *rkmem_block_alloc(unsigned int order, bool may_sleep);

@@ -52,6 +52,15 @@ mod tests {
     }
 
     #[test]
+    fn per_cpu_object_arrays_match_a_model() -> Result {
+        let mut o = Outcome::default();
+        selftest::run_objcache(&mut o)?;
+        assert!(o.passed > 0);
+        assert_eq!(o.failed, 0);
+        Ok(())
+    }
+
+    #[test]
     fn mempool_reserve_serves_and_refills() -> Result {
         let mut o = Outcome::default();
         selftest::run_mempool(arena()?, &mut o)?;

@@ -21,6 +21,7 @@ mod dev;
 #[cfg(CONFIG_KUNIT)]
 mod kunit;
 mod mempool;
+mod objcache;
 mod procfs;
 mod reclaim;
 mod selftest;

@@ -189,6 +189,102 @@ pub(crate) fn run_slab(arena: &'static Arena, debug: bool, o: &mut Outcome) -> R
     Ok(())
 }
 
+extern "C" {
+    fn rkmem_pin_cpu() -> kernel::ffi::c_uint;
+    fn rkmem_unpin_cpu();
+}
+
+/// Checks of the per-CPU object arrays (glue.c behind [`ObjCache`]) against a model: a bounded
+/// stack whose drains take the oldest objects, under a pseudo-random sequence of pops, pushes,
+/// refills and drains on one CPU (migration disabled), then emptied by `flush` (an IPI to the
+/// CPU) and by `take_all`.
+pub(crate) fn run_objcache(o: &mut Outcome) -> Result {
+    use crate::objcache::{nr_cpu_ids, ObjCache, CAP};
+    const LIMIT: usize = 8;
+    let mut c = ObjCache::new(LIMIT)?;
+    o.check("limit 0 refused", ObjCache::new(0).err() == Some(EINVAL));
+    o.check(
+        "limit above the capacity refused",
+        ObjCache::new(CAP + 1).err() == Some(EINVAL),
+    );
+    let mut model = [0usize; LIMIT];
+    let mut len = 0usize;
+    let mut next = 0x1000usize;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut ok = true;
+    // SAFETY: paired with `rkmem_unpin_cpu` below, in the same task; nothing in between sleeps
+    // in a way that needs migration.
+    let cpu = unsafe { rkmem_pin_cpu() };
+    for _ in 0..2000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let n = (seed >> 8) as usize % (LIMIT + 3);
+        match seed % 4 {
+            0 => {
+                let want = len.checked_sub(1).map(|top| {
+                    len = top;
+                    model[top]
+                });
+                ok &= c.pop() == want;
+            }
+            1 => {
+                let fits = len < LIMIT;
+                ok &= c.push(next) == fits;
+                if fits {
+                    model[len] = next;
+                    len += 1;
+                }
+                next += 8;
+            }
+            2 => {
+                let mut objs = [0usize; LIMIT + 2];
+                let n = n.min(objs.len());
+                for slot in objs.iter_mut().take(n) {
+                    *slot = next;
+                    next += 8;
+                }
+                let took = c.refill(&objs[..n]);
+                ok &= took == n.min(LIMIT - len);
+                model[len..len + took].copy_from_slice(&objs[..took]);
+                len += took;
+            }
+            _ => {
+                let mut out = [0usize; LIMIT + 2];
+                let n = n.min(out.len());
+                let got = c.drain(&mut out[..n]);
+                ok &= got == n.min(len) && out[..got] == model[..got];
+                model.copy_within(got..len, 0);
+                len -= got;
+            }
+        }
+        ok &= c.count(cpu) == len;
+    }
+    o.check("per-CPU array matches the model", ok);
+    let mut out = [0usize; CAP];
+    let flushed = c.flush(cpu, false, &mut out);
+    o.check(
+        "flush (IPI) empties the array, oldest first",
+        flushed.is_ok_and(|n| n == len && out[..n] == model[..len]) && c.count(cpu) == 0,
+    );
+    for i in 0..3 {
+        c.push(0x10 + i * 8);
+    }
+    // SAFETY: ends the section begun above.
+    unsafe { rkmem_unpin_cpu() };
+    o.check(
+        "flush of an impossible CPU refused",
+        c.flush(nr_cpu_ids(), false, &mut out).err() == Some(EINVAL),
+    );
+    let taken: usize = (0..nr_cpu_ids()).map(|cpu| c.take_all(cpu, &mut out)).sum();
+    o.check("take_all finds what was left", taken == 3);
+    o.check(
+        "every array empty",
+        (0..nr_cpu_ids()).all(|cpu| c.count(cpu) == 0),
+    );
+    Ok(())
+}
+
 /// Checks of a mempool's reserve with its source made to fail: non-sleeping allocations are
 /// served from the reserve, then fail at once; frees refill the reserve; destroying it gives
 /// every element back.

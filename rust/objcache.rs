@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-CPU object caches: the fast path of the slab caches, over glue.c's `rkmem_objs`.
+//!
+//! Each possible CPU has an array of up to [`CAP`] free objects behind a `local_trylock_t`,
+//! like SLUB's per-CPU sheaves. [`ObjCache::pop`] and [`ObjCache::push`] work on the array of
+//! the CPU they run on with that lock taken, which on a !RT kernel only disables preemption:
+//! no atomic instruction, no cache line shared with another CPU, one call into the glue. The
+//! slow paths move batches ([`ObjCache::refill`], [`ObjCache::drain`]). Another CPU's array is
+//! emptied only on that CPU, in an IPI ([`ObjCache::flush`]), or with `&mut self`
+//! ([`ObjCache::take_all`]: nobody else holds the cache).
+
+use core::ptr::NonNull;
+use kernel::ffi::{c_int, c_uint, c_ulong};
+use kernel::prelude::*;
+
+/// Most objects one CPU's array holds (`RKMEM_OBJS_CAP` in glue.c).
+pub(crate) const CAP: usize = 64;
+
+/// glue.c's per-CPU array (opaque).
+#[repr(C)]
+struct RkmemObjs {
+    _opaque: [u8; 0],
+}
+
+extern "C" {
+    fn rkmem_objs_create(limit: c_uint) -> *mut RkmemObjs;
+    fn rkmem_objs_destroy(p: *mut RkmemObjs);
+    fn rkmem_objs_pop(p: *mut RkmemObjs) -> c_ulong;
+    fn rkmem_objs_push(p: *mut RkmemObjs, obj: c_ulong) -> bool;
+    fn rkmem_objs_refill(p: *mut RkmemObjs, objs: *const c_ulong, n: c_uint) -> c_uint;
+    fn rkmem_objs_drain(p: *mut RkmemObjs, out: *mut c_ulong, n: c_uint) -> c_uint;
+    fn rkmem_objs_count(p: *mut RkmemObjs, cpu: c_uint) -> c_uint;
+    fn rkmem_objs_take_all(p: *mut RkmemObjs, cpu: c_uint, out: *mut c_ulong) -> c_uint;
+    fn rkmem_objs_flush(p: *mut RkmemObjs, cpu: c_uint, try_only: bool, out: *mut c_ulong)
+        -> c_int;
+    fn rkmem_nr_cpu_ids() -> c_uint;
+}
+
+/// Possible CPU ids are below this.
+pub(crate) fn nr_cpu_ids() -> u32 {
+    // SAFETY: reads a variable fixed at boot.
+    unsafe { rkmem_nr_cpu_ids() }
+}
+
+/// The per-CPU arrays of one slab cache.
+///
+/// # Invariants
+///
+/// `ptr` came from `rkmem_objs_create` and is destroyed only on drop. The glue accesses a
+/// CPU's array only on that CPU under its local lock, in an IPI to it under the same lock, or
+/// while it is offline; `take_all` (with `&mut self`) is the only other access.
+pub(crate) struct ObjCache {
+    ptr: NonNull<RkmemObjs>,
+}
+
+// SAFETY: the glue serialises every access to the arrays (type invariant); the handle is a
+// pointer to per-CPU memory valid on any CPU.
+unsafe impl Send for ObjCache {}
+// SAFETY: as above: shared use only reaches the arrays through the glue's locked paths.
+unsafe impl Sync for ObjCache {}
+
+impl ObjCache {
+    /// Arrays holding at most `limit` objects each: `EINVAL` unless `1..=CAP`, `ENOMEM`.
+    pub(crate) fn new(limit: usize) -> Result<Self> {
+        if limit == 0 || limit > CAP {
+            return Err(EINVAL);
+        }
+        // SAFETY: plain allocation; `limit` is in range (checked).
+        let ptr = unsafe { rkmem_objs_create(limit as c_uint) };
+        Ok(ObjCache {
+            ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// Takes the newest object of this CPU's array; `None` if it is empty.
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<usize> {
+        // SAFETY: `ptr` is live (type invariant); the glue locks this CPU's array.
+        let obj = unsafe { rkmem_objs_pop(self.ptr.as_ptr()) };
+        (obj != 0).then_some(obj)
+    }
+
+    /// Puts `obj` (never 0) on this CPU's array; `false` if it is full.
+    #[inline]
+    pub(crate) fn push(&self, obj: usize) -> bool {
+        // SAFETY: as in `pop`.
+        unsafe { rkmem_objs_push(self.ptr.as_ptr(), obj) }
+    }
+
+    /// Adds objects to this CPU's array; returns how many fitted (the rest stay with the
+    /// caller).
+    pub(crate) fn refill(&self, objs: &[usize]) -> usize {
+        let n = objs.len().min(CAP) as c_uint;
+        // SAFETY: as in `pop`; the glue reads at most `n <= objs.len()` entries.
+        unsafe { rkmem_objs_refill(self.ptr.as_ptr(), objs.as_ptr(), n) as usize }
+    }
+
+    /// Moves the oldest objects of this CPU's array, at most `out.len()`, to `out`; returns
+    /// how many.
+    pub(crate) fn drain(&self, out: &mut [usize]) -> usize {
+        let n = out.len().min(CAP) as c_uint;
+        // SAFETY: as in `pop`; the glue writes at most `n <= out.len()` entries.
+        unsafe { rkmem_objs_drain(self.ptr.as_ptr(), out.as_mut_ptr(), n) as usize }
+    }
+
+    /// Objects in CPU `cpu`'s array, read while its owner may be changing it.
+    pub(crate) fn count(&self, cpu: u32) -> usize {
+        // SAFETY: as in `pop`; the glue only reads the count (READ_ONCE).
+        unsafe { rkmem_objs_count(self.ptr.as_ptr(), cpu) as usize }
+    }
+
+    /// Empties CPU `cpu`'s array into `out`, on that CPU (an IPI). With `try_only` it does not
+    /// wait for the CPU hotplug lock. Returns how many; `EBUSY` if the array's lock (its owner
+    /// is in a fast path) or, with `try_only`, the hotplug lock is held; `EINVAL` for an
+    /// impossible CPU. Sleeps unless `try_only`.
+    pub(crate) fn flush(&self, cpu: u32, try_only: bool, out: &mut [usize; CAP]) -> Result<usize> {
+        // SAFETY: as in `pop`; `out` has room for the `CAP` objects an array can hold.
+        let r = unsafe { rkmem_objs_flush(self.ptr.as_ptr(), cpu, try_only, out.as_mut_ptr()) };
+        kernel::error::to_result(r)?;
+        Ok(r as usize)
+    }
+
+    /// Empties CPU `cpu`'s array into `out` directly: nobody else holds the cache.
+    pub(crate) fn take_all(&mut self, cpu: u32, out: &mut [usize; CAP]) -> usize {
+        // SAFETY: `ptr` is live; `&mut self` means no other thread uses the cache, so no CPU
+        // is in its fast path; `out` has room for `CAP` objects.
+        unsafe { rkmem_objs_take_all(self.ptr.as_ptr(), cpu, out.as_mut_ptr()) as usize }
+    }
+}
+
+impl Drop for ObjCache {
+    fn drop(&mut self) {
+        // SAFETY: from `rkmem_objs_create`, destroyed once; nobody uses it any more.
+        unsafe { rkmem_objs_destroy(self.ptr.as_ptr()) };
+    }
+}

@@ -227,6 +227,7 @@ fn slub_layout(size: u32, align: u32) -> Result<(u32, u32)> {
 fn rkfree(arena: &Arena, a: RkAlloc) -> Result {
     let ok = match a {
         RkAlloc::Object(c, obj) => c.free(obj).is_ok(),
+        RkAlloc::Class(c, obj) => c.free(obj).is_ok(),
         RkAlloc::Pages(p) => arena.free(p).is_ok(),
         RkAlloc::Vmalloc(v) => {
             drop(v);

@@ -65,8 +65,11 @@ pub(crate) fn create_classes(classes: &Classes, arena: &'static Arena, debug: bo
 
 /// What rkmalloc handed out.
 pub(crate) enum RkAlloc {
-    /// An object of a size-class cache.
+    /// An object of a user cache (the handle keeps the cache alive).
     Object(Arc<Cache>, usize),
+    /// An object of a size-class cache (they live as long as the module's shared state, which
+    /// outlives every allocation: no reference count to touch on the fast path).
+    Class(&'static Cache, usize),
     /// Whole pages of the arena.
     Pages(Pages),
     /// vmalloc memory, for sizes beyond the largest buddy block.
@@ -78,7 +81,7 @@ pub(crate) enum RkAlloc {
 /// rkmalloc: a size class for small sizes, exact pages up to 4 MiB, vmalloc beyond (like
 /// kvmalloc). `EINVAL` for 0 or more than `RKMEM_RKMALLOC_MAX` bytes.
 pub(crate) fn rkmalloc(
-    classes: &Classes,
+    classes: &'static Classes,
     arena: &Arena,
     size: u64,
     may_sleep: bool,
@@ -91,7 +94,7 @@ pub(crate) fn rkmalloc(
         Route::Slab(class) => {
             let c = classes.as_ref().and_then(|v| v.get(class)).ok_or(ENODEV)?;
             let obj = c.alloc(may_sleep)?;
-            Ok(RkAlloc::Object(c.clone(), obj))
+            Ok(RkAlloc::Class(c, obj))
         }
         Route::Pages(n) => Ok(RkAlloc::Pages(arena.alloc_exact(n, may_sleep)?)),
         // Charged to the caller's memory cgroup.

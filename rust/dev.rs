@@ -45,6 +45,7 @@ impl Allocation {
         match &self.0 {
             RkAlloc::Pages(p) => p.bytes(),
             RkAlloc::Object(c, _) => c.object_size(),
+            RkAlloc::Class(c, _) => c.object_size(),
             RkAlloc::Vmalloc(v) => v.len(),
             RkAlloc::PoolElem(p, _) => p.element_bytes(),
         }
@@ -54,7 +55,7 @@ impl Allocation {
     fn addr(&mut self, arena: &crate::arena::Arena) -> usize {
         match &mut self.0 {
             RkAlloc::Pages(p) => arena.addr_of(p.first()),
-            RkAlloc::Object(_, obj) => *obj,
+            RkAlloc::Object(_, obj) | RkAlloc::Class(_, obj) => *obj,
             RkAlloc::Vmalloc(v) => v.as_mut_ptr() as usize,
             RkAlloc::PoolElem(_, e) => *e,
         }
@@ -71,6 +72,9 @@ impl Drop for Allocation {
                 }
             }
             RkAlloc::Object(c, obj) => {
+                let _ = c.free(*obj);
+            }
+            RkAlloc::Class(c, obj) => {
                 let _ = c.free(*obj);
             }
             // The vector frees itself.

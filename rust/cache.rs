@@ -199,8 +199,25 @@ impl Cache {
     /// In debug mode the caller's source location (`#[track_caller]`) is recorded in the
     /// object's metadata as its allocation call site.
     #[track_caller]
+    #[inline]
     pub(crate) fn alloc(&self, may_sleep: bool) -> Result<usize> {
-        let site = core::ptr::from_ref(core::panic::Location::caller()).addr() as u64;
+        // The fast path: per-CPU caches on, no constructor to apply, an object on this CPU.
+        if self.use_cpu && self.ctor.is_none() {
+            if let Some(obj) = self.cpu.pop() {
+                return Ok(obj);
+            }
+        }
+        self.alloc_slow(may_sleep, core::panic::Location::caller())
+    }
+
+    /// Everything [`Cache::alloc`] does beyond popping this CPU's array.
+    #[inline(never)]
+    fn alloc_slow(
+        &self,
+        may_sleep: bool,
+        site: &'static core::panic::Location<'static>,
+    ) -> Result<usize> {
+        let site = core::ptr::from_ref(site).addr() as u64;
         loop {
             let got = if self.use_cpu {
                 match self.cpu.pop() {
@@ -343,6 +360,7 @@ impl Cache {
 
     /// Frees the object at `obj`. In debug mode every check runs; otherwise the object goes to
     /// the per-CPU cache and is checked when it is drained to its slab.
+    #[inline]
     pub(crate) fn free(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
         if !self.use_cpu {
             return self.return_to_slab(obj);

@@ -24,6 +24,7 @@
 
 use crate::arena::{Arena, Pages, PAGE_SIZE};
 use crate::objcache::{nr_cpu_ids, ObjCache, CAP as CPU_CAP};
+use crate::rkcore::depot::{cpu_tunables, Depot, DEPOT_FACTOR, MAX_BATCH};
 use crate::rkcore::slab::{CacheLists, SlabFreeError, SlabLayout, SlabList, Transition};
 use crate::rkcore::slabinfo::SlabinfoRow;
 use crate::rkcore::slablist::{Headers, SlabLists};
@@ -38,10 +39,8 @@ use kernel::{
 
 /// Longest cache name (bytes, without the terminating NUL).
 pub(crate) const NAME_MAX: usize = 31;
-/// Objects a per-CPU cache holds before it drains...
-const CPU_LIMIT: usize = 32;
-/// ...and moves at a time.
-const CPU_BATCH: usize = 16;
+/// The largest batch a per-CPU array moves at a time (see `rkcore::depot::cpu_tunables`).
+const CPU_BATCH: usize = MAX_BATCH;
 /// Problems reported in dmesg per cache before the reports are only counted.
 const MAX_REPORTS: u32 = 5;
 
@@ -117,6 +116,12 @@ pub(crate) struct Cache {
     inner: SpinLock<Inner>,
     /// The per-CPU arrays of free objects.
     cpu: ObjCache,
+    /// The per-CPU arrays' limit and batch.
+    cpu_limit: usize,
+    cpu_batch: usize,
+    /// Full batches between the per-CPU arrays and the slabs.
+    #[pin]
+    depot: SpinLock<Depot<KVec<usize>>>,
     pub(crate) stats: CacheStats,
     reports: Atomic<u32>,
     /// The owning open file (0: the module's own size-class caches).
@@ -157,7 +162,14 @@ impl Cache {
         n[..name.len()].copy_from_slice(name);
         // Computed here: inside `try_pin_init!`, `name` names the field initialised above.
         let name_len = name.len();
-        let cpu = ObjCache::new(CPU_LIMIT)?;
+        let (cpu_limit, cpu_batch) = cpu_tunables(layout.stride());
+        let cpu = ObjCache::new(cpu_limit)?;
+        let depot = Depot::new(
+            KVec::from_elem(0, cpu_batch * DEPOT_FACTOR, GFP_KERNEL)?,
+            cpu_batch,
+            DEPOT_FACTOR,
+        )
+        .map_err(|_| EINVAL)?;
         let keep = crate::rkcore::slab::default_keep_empty(size);
         Ok(try_pin_init!(Self {
             id,
@@ -172,6 +184,9 @@ impl Cache {
                 seq: 0,
             }, "rkmem_cache"),
             cpu,
+            cpu_limit,
+            cpu_batch,
+            depot <- new_spinlock!(depot, "rkmem_cache_depot"),
             stats: CacheStats {
                 slabs_new: Atomic::new(0),
                 slabs_released: Atomic::new(0),
@@ -242,12 +257,17 @@ impl Cache {
         }
     }
 
-    /// The slow path of a per-CPU allocation: takes a batch from the slabs, keeps one object
-    /// for the caller and puts the rest on this CPU's array (what does not fit goes back).
+    /// The slow path of a per-CPU allocation: takes a batch from the depot or else from the
+    /// slabs, keeps one object for the caller and puts the rest on this CPU's array (what does
+    /// not fit goes back to the slabs).
     #[inline(never)]
     fn refill_cpu(&self) -> Option<usize> {
         let mut buf = [0usize; CPU_BATCH];
-        let n = self.take_from_slabs(&mut buf);
+        let buf = buf.get_mut(..self.cpu_batch)?;
+        let mut n = self.depot.lock().take(buf);
+        if n == 0 {
+            n = self.take_from_slabs(buf);
+        }
         let (&mut obj, rest) = buf.get_mut(..n)?.split_last_mut()?;
         let kept = self.cpu.refill(rest);
         if let Some(back) = rest.get(kept..) {
@@ -372,12 +392,15 @@ impl Cache {
     }
 
     /// The slow path of a per-CPU free: this CPU's array is full; a batch of its oldest
-    /// objects goes back to the slabs, then `obj` goes on the array (or to its slab).
+    /// objects goes to the depot, or to the slabs if the depot is full, then `obj` goes on the
+    /// array (or to its slab).
     #[inline(never)]
     fn free_slow(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
         let mut out = [0usize; CPU_BATCH];
-        let n = self.cpu.drain(&mut out);
-        self.return_batch(&out[..n]);
+        let n = self.cpu.drain(&mut out[..self.cpu_batch]);
+        if !self.depot.lock().put(&out[..n]) {
+            self.return_batch(&out[..n]);
+        }
         if self.cpu.push(obj) {
             Ok(())
         } else {
@@ -584,6 +607,19 @@ impl Cache {
             self.return_batch(&out[..n]);
             moved += n;
         }
+        // Then the depot (with `try_only`, unless its lock is busy).
+        loop {
+            let mut out = [0usize; CPU_CAP];
+            let n = match crate::arena::acquire(&self.depot, try_only) {
+                Some(mut d) => d.drain(&mut out),
+                None => 0,
+            };
+            if n == 0 {
+                break;
+            }
+            self.return_batch(&out[..n]);
+            moved += n;
+        }
         moved
     }
 
@@ -624,16 +660,23 @@ impl Cache {
     pub(crate) fn reclaimable(&self) -> (u64, u64) {
         let pages = self.layout.pages() as u64;
         let empty = self.inner.try_lock().map_or(0, |i| i.counts.empty()) * pages;
-        let cached = self.cpu_cached();
+        let cached = self.cpu_cached_mode(true);
         let per_page = (u64::from(self.layout.objects()) / pages).max(1);
         (empty, cached.div_ceil(per_page))
     }
 
-    /// Objects held by the per-CPU caches (read without stopping their owners).
+    /// Objects held by the per-CPU caches (read without stopping their owners) and the depot
+    /// (0 if its lock is busy and `try_only`).
+    fn cpu_cached_mode(&self, try_only: bool) -> u64 {
+        let depot = crate::arena::acquire(&self.depot, try_only).map_or(0, |d| d.len() as u64);
+        depot
+            + (0..nr_cpu_ids())
+                .map(|cpu| self.cpu.count(cpu) as u64)
+                .sum::<u64>()
+    }
+
     fn cpu_cached(&self) -> u64 {
-        (0..nr_cpu_ids())
-            .map(|cpu| self.cpu.count(cpu) as u64)
-            .sum()
+        self.cpu_cached_mode(false)
     }
 
     /// Objects in use (per-CPU cached objects count as free).
@@ -651,7 +694,9 @@ impl Cache {
         let counts = self.inner.lock().counts;
         let row = SlabinfoRow::from_cache(self.name(), &self.layout, &counts);
         if self.use_cpu {
-            row.with_tunables(CPU_LIMIT as u32, CPU_BATCH as u32)
+            let shared = self.depot.lock().len() as u64;
+            row.with_tunables(self.cpu_limit as u32, self.cpu_batch as u32)
+                .with_shared(DEPOT_FACTOR as u32, shared)
         } else {
             row
         }
@@ -665,6 +710,14 @@ impl PinnedDrop for Cache {
         for cpu in 0..nr_cpu_ids() {
             let mut out = [0usize; CPU_CAP];
             let n = self.as_mut().project().cpu.take_all(cpu, &mut out);
+            self.return_batch(&out[..n]);
+        }
+        loop {
+            let mut out = [0usize; CPU_CAP];
+            let n = self.depot.lock().drain(&mut out);
+            if n == 0 {
+                break;
+            }
             self.return_batch(&out[..n]);
         }
         let in_use = self.inner.lock().counts.objects_in_use();

@@ -27,4 +27,24 @@ if [ "${RKMEM_WERROR:-0}" = 1 ] && grep -qi "warning" "$blog"; then
 	die "building rkmem.ko for the $flavor kernel gave warnings (see above)"
 fi
 [ -f "$out/rkmem.ko" ] || die "the module build made no rkmem.ko in $out"
+# The kernel's FRAME_WARN (2048 bytes on 64-bit) checks C functions only; rustc has no
+# equivalent, and a Rust function with a big local (a large struct built on the stack by an
+# initializer) overflows the 16 KiB kernel stack at run time. Check the Rust object's stack
+# frames here instead: 2048 bytes on the fast kernel, 8192 on the debug kernel, whose locks
+# carry lockdep maps (the module's init builds its shared state, locks included, in one frame
+# of about 4.7 KiB there).
+frame_default=2048
+[ "$flavor" = debug ] && frame_default=8192
+frame_max=${RKMEM_FRAME_MAX:-$frame_default}
+big=$("llvm-objdump$LLVM_SUFFIX" -d --no-show-raw-insn "$out/rust/rkmem.o" | awk -v max="$frame_max" '
+	/^[0-9a-f]+ <.*>:$/ { fn = $2 }
+	/sub[q]?[ \t]+\$0x[0-9a-f]+, %rsp/ {
+		if (match($0, /\$0x[0-9a-f]+/)) {
+			hex = substr($0, RSTART + 3, RLENGTH - 3); v = 0
+			for (i = 1; i <= length(hex); i++) v = v * 16 + index("0123456789abcdef", substr(hex, i, 1)) - 1
+			if (v > max) printf "%d bytes: %s\n", v, fn
+		}
+	}')
+[ -z "$big" ] || die "stack frames above $frame_max bytes in rust/rkmem.o (a kernel stack is 16 KiB):
+$big"
 echo "$out/rkmem.ko"

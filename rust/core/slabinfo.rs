@@ -36,13 +36,13 @@ pub struct SlabinfoRow<'a> {
     pub limit: u32,
     /// Per-CPU cache batch (0 without one).
     pub batchcount: u32,
-    /// Shared cache factor (always 0 in rkmem, as in SLUB).
+    /// Batches the cache's depot holds at most (SLAB's shared array; 0 without one).
     pub sharedfactor: u32,
     /// Slabs with at least one object in use.
     pub active_slabs: u64,
     /// All slabs.
     pub num_slabs: u64,
-    /// Objects in shared caches (always 0 in rkmem, as in SLUB).
+    /// Objects in the cache's depot (SLAB's shared array).
     pub sharedavail: u64,
 }
 
@@ -62,6 +62,16 @@ impl<'a> SlabinfoRow<'a> {
             active_slabs: lists.active_slabs(),
             num_slabs: lists.slabs(),
             sharedavail: 0,
+        }
+    }
+
+    /// The same row with the depot's `sharedfactor` (batches it holds at most) and
+    /// `sharedavail` (objects in it), as SLAB reported its per-node shared array.
+    pub fn with_shared(self, sharedfactor: u32, sharedavail: u64) -> Self {
+        SlabinfoRow {
+            sharedfactor,
+            sharedavail,
+            ..self
         }
     }
 

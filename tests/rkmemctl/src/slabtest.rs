@@ -104,11 +104,23 @@ const CLASSES: [(u64, &str); 12] = [
 
 /// Most user caches alive at once (`ENOSPC` beyond).
 const MAX_USER_CACHES: usize = 256;
-/// Per-CPU object cache of a cache outside debug mode: limit and batch (slabinfo tunables).
-const CPU_LIMIT: u32 = 32;
-const CPU_BATCH: u32 = 16;
+/// Per-CPU object cache of a cache outside debug mode: limit and batch (slabinfo tunables) for
+/// objects of `stride` bytes, as the module documents them (`rkcore::depot::cpu_tunables`,
+/// scaled down with the size like SLUB's sheaves).
+fn cpu_tunables(stride: u64) -> (u32, u32) {
+    match stride {
+        0..=255 => (64, 32),
+        256..=1023 => (32, 16),
+        1024..=4095 => (16, 8),
+        _ => (8, 4),
+    }
+}
+/// Batches a cache's depot holds at most (slabinfo's `<sharedfactor>`).
+const DEPOT_FACTOR: u32 = 16;
 /// Capacity of one per-CPU object cache: the most objects it may hold between operations.
 const CPU_CAP: u64 = 64;
+/// The most objects a cache's depot holds (16 batches of at most 32).
+const DEPOT_CAP: u64 = 512;
 /// 1 MiB.
 const MIB: u64 = 1 << 20;
 
@@ -471,9 +483,10 @@ fn cache_117_byte_aligned_layout() -> Result<(), String> {
             c.objsize, c.objects_per_slab, c.pages_per_slab
         ));
     }
-    if (r.limit, r.batchcount, r.sharedfactor) != (CPU_LIMIT, CPU_BATCH, 0) {
+    let (limit, batch) = cpu_tunables(117);
+    if (r.limit, r.batchcount, r.sharedfactor) != (limit, batch, DEPOT_FACTOR) {
         return Err(format!(
-            "tunables {} {} {}, want {CPU_LIMIT} {CPU_BATCH} 0",
+            "tunables {} {} {}, want {limit} {batch} {DEPOT_FACTOR}",
             r.limit, r.batchcount, r.sharedfactor
         ));
     }
@@ -1232,7 +1245,7 @@ fn rkmalloc_class_rows_count() -> Result<(), String> {
             ));
         }
         let during = row(name)?;
-        let cached = CPU_CAP * ncpus();
+        let cached = CPU_CAP * ncpus() + DEPOT_CAP;
         if during.active_objs < before.active_objs + n
             || during.active_objs > before.active_objs + n + cached
         {
@@ -1292,11 +1305,14 @@ fn slabinfo_format_and_classes() -> Result<(), String> {
             u64::from(r.objsize) == size
         };
         let tunables_ok = if debug {
-            (r.limit, r.batchcount) == (0, 0)
+            (r.limit, r.batchcount, r.sharedfactor, r.sharedavail) == (0, 0, 0, 0)
         } else {
-            (r.limit, r.batchcount) == (CPU_LIMIT, CPU_BATCH)
+            let (limit, batch) = cpu_tunables(size);
+            (r.limit, r.batchcount, r.sharedfactor) == (limit, batch, DEPOT_FACTOR)
+                && r.sharedavail <= u64::from(DEPOT_FACTOR * batch)
+                && r.sharedavail % u64::from(batch) == 0
         };
-        if !objsize_ok || !tunables_ok || r.sharedfactor != 0 || r.sharedavail != 0 {
+        if !objsize_ok || !tunables_ok {
             return Err(format!("{name}: {}", procfs::format_slab_row(r).trim_end()));
         }
     }
@@ -1369,7 +1385,7 @@ fn slabinfo_counts_held_objects() -> Result<(), String> {
         let cached = if trimmed || debug {
             0
         } else {
-            CPU_CAP * ncpus()
+            CPU_CAP * ncpus() + DEPOT_CAP
         };
         if r.active_objs < held || r.active_objs > held + cached {
             return Err(format!(

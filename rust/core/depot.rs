@@ -117,16 +117,8 @@ impl<B: DerefMut<Target = [usize]>> Depot<B> {
     /// Moves the newest objects, at most one batch and at most `out.len()`, to `out`; returns
     /// how many.
     pub fn take(&mut self, out: &mut [usize]) -> usize {
-        let n = out.len().min(self.batch).min(self.len);
-        let start = self.len - n;
-        match (out.get_mut(..n), self.objs.get(start..self.len)) {
-            (Some(dst), Some(src)) => {
-                dst.copy_from_slice(src);
-                self.len = start;
-                n
-            }
-            _ => 0,
-        }
+        let n = out.len().min(self.batch);
+        out.get_mut(..n).map_or(0, |out| self.drain(out))
     }
 
     /// Moves objects, at most `out.len()`, to `out` (for a trim or a shrinker); returns how

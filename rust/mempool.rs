@@ -242,11 +242,18 @@ impl Mempool {
     /// the pool keeps what it got).
     pub(crate) fn resize(&self, min: usize) -> Result {
         // Surplus elements go back to the source under the pool's lock: the lock order is
-        // always pool, then allocator.
-        self.reserve
-            .lock()
-            .set_min(min, |e| self.src_free(e))
-            .map_err(|_| EINVAL)?;
+        // always pool, then allocator. As mm/mempool.c's mempool_resize, only a larger minimum
+        // preallocates; a smaller one leaves a reserve that is below it (elements are out) to
+        // be refilled by frees.
+        let grew = {
+            let mut r = self.reserve.lock();
+            let grew = min > r.min();
+            r.set_min(min, |e| self.src_free(e)).map_err(|_| EINVAL)?;
+            grew
+        };
+        if !grew {
+            return Ok(());
+        }
         let was_failing = self.failing.xchg(false, Relaxed);
         let r = self.fill();
         if was_failing {

@@ -103,6 +103,31 @@ test_stress_slab() {
 	[ -z "$busy" ] || fail "caches still hold objects or slabs after the stress test and a trim: $busy"
 }
 
+# The per-CPU object arrays are emptied from other CPUs only by IPIs (trim, the shrinker), which
+# must never catch a CPU inside its fast path: trims and drop_caches in a loop while stress slab
+# allocates and frees on every CPU, every object's contents verified.
+test_stress_slab_with_concurrent_drains() {
+	rkmemctl stress slab --seconds "$SLAB_STRESS_SECONDS" --seed 31337 >/tmp/stress-drain.out 2>&1 &
+	pid=$!
+	drains=0
+	while kill -0 $pid 2>/dev/null; do
+		rkmemctl trim >/dev/null || { kill $pid; fail "rkmemctl trim failed during stress slab"; return; }
+		echo 2 >/proc/sys/vm/drop_caches
+		drains=$((drains + 1))
+		sleep 0.1
+	done
+	wait $pid
+	rc=$?
+	tail -n 3 /tmp/stress-drain.out
+	echo "# $drains trims and drop_caches while stress slab ran"
+	[ $rc = 0 ] || fail "rkmemctl stress slab with concurrent drains exited $rc: $(grep -E 'FAIL|rkmemctl:' /tmp/stress-drain.out | head -n 5)" || return
+	grep -q '^stress slab: ok' /tmp/stress-drain.out || fail "no 'stress slab: ok' line" || return
+	[ "$drains" -ge 5 ] || fail "only $drains drains ran during the stress test" || return
+	buddyinfo_back_to_load_time "rkmemctl stress slab with concurrent trims" || return
+	busy=$(slab_rows_busy)
+	[ -z "$busy" ] || fail "caches still hold objects or slabs after the stress test and a trim: $busy"
+}
+
 test_killed_cache_holder() {
 	open_before=$(stat_value open_files)
 	rkmemctl cache hold t_killed --size 117 --align 1 --ctor 0x5a --count 200 --rkmalloc 300 >/tmp/chold.out 2>&1 &
@@ -170,5 +195,6 @@ t slabinfo_format test_slabinfo_format
 t cache_commands test_cache_commands
 t slabtop_once test_slabtop_once
 t stress_slab_all_cpus test_stress_slab
+t stress_slab_with_concurrent_drains test_stress_slab_with_concurrent_drains
 t killed_cache_holder test_killed_cache_holder
 t slab_debug_user_caches test_slab_debug_user_caches

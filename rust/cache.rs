@@ -425,12 +425,22 @@ impl Cache {
         let mut n = 0;
         {
             let mut inner = self.inner.lock();
+            // A batch often holds neighbours from one slab: once a slab is found to be this
+            // cache's, the next object in it skips the page lookup. It stays this cache's while
+            // `inner` is held, unless this loop releases it.
+            let mut known = None;
             for obj in objs {
-                if let Ok(Some(slab)) = self.free_locked(&mut inner, *obj) {
-                    if let Some(r) = release.get_mut(n) {
-                        *r = slab;
-                        n += 1;
+                let slab = obj & !(self.layout.slab_bytes() - 1);
+                match self.free_locked_at(&mut inner, *obj, known == Some(slab)) {
+                    Ok(None) => known = Some(slab),
+                    Ok(Some(slab)) => {
+                        known = None;
+                        if let Some(r) = release.get_mut(n) {
+                            *r = slab;
+                            n += 1;
+                        }
                     }
+                    Err(_) => {}
                 }
             }
         }
@@ -446,16 +456,29 @@ impl Cache {
         inner: &mut Inner,
         obj: usize,
     ) -> core::result::Result<Option<usize>, CacheFreeError> {
+        self.free_locked_at(inner, obj, false)
+    }
+
+    /// [`Cache::free_locked`]; `slab_known`: the caller found `obj`'s slab to be this cache's
+    /// under the same hold of `inner` and has not seen it released since.
+    fn free_locked_at(
+        &self,
+        inner: &mut Inner,
+        obj: usize,
+        slab_known: bool,
+    ) -> core::result::Result<Option<usize>, CacheFreeError> {
         let layout = &self.layout;
         let slab = obj & !(layout.slab_bytes() - 1);
-        // Where the pointer belongs is decided from the arena's page tags, without reading the
-        // memory it points to: only a slab of this cache is ever touched.
-        let Some(page) = self.arena.page_of(slab) else {
-            return Err(self.bad_free(obj, CacheFreeError::Foreign, None));
-        };
-        // Checked under `inner`: a slab of this cache is tagged while it is on the lists.
-        if self.arena.tag_of(page) != self.id + 1 {
-            return Err(self.bad_free(obj, CacheFreeError::NotAnObject, None));
+        if !slab_known {
+            // Where the pointer belongs is decided from the arena's page tags, without reading
+            // the memory it points to: only a slab of this cache is ever touched.
+            let Some(page) = self.arena.page_of(slab) else {
+                return Err(self.bad_free(obj, CacheFreeError::Foreign, None));
+            };
+            // Checked under `inner`: a slab of this cache is tagged while it is on the lists.
+            if self.arena.tag_of(page) != self.id + 1 {
+                return Err(self.bad_free(obj, CacheFreeError::NotAnObject, None));
+            }
         }
         let mut h = SlabHeaders { layout };
         // The page is tagged with this cache and `slab` is aligned to the slab size, so it is

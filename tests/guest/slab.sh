@@ -128,6 +128,31 @@ test_stress_slab_with_concurrent_drains() {
 	[ -z "$busy" ] || fail "caches still hold objects or slabs after the stress test and a trim: $busy"
 }
 
+# Objects the per-CPU arrays of a CPU keep are not stranded when that CPU goes offline: a trim
+# empties an offline CPU's arrays directly (the hotplug lock keeps it offline meanwhile), so
+# everything goes back to the buddy allocator. Then the CPU comes back and works.
+test_offline_cpu_arrays_trimmed() {
+	on=/sys/devices/system/cpu/cpu1/online
+	[ -w $on ] || skip "cpu1 cannot be taken offline in this guest" || return
+	rkmemctl trim >/dev/null
+	taskset -c 1 rkmemctl stress slab --threads 1 --seconds 1 --seed 4242 >/tmp/offline.out 2>&1 ||
+		fail "stress slab on CPU 1 failed: $(tail -n 3 /tmp/offline.out)" || return
+	grep -q '^stress slab: 1 threads on CPUs 1,' /tmp/offline.out ||
+		fail "the stress thread did not run on CPU 1: $(head -n 1 /tmp/offline.out)" || return
+	cached=$(slab_rows_busy)
+	[ -n "$cached" ] || fail "nothing cached after stress slab on CPU 1: the test would prove nothing" || return
+	echo 0 >$on || fail "cannot take CPU 1 offline" || return
+	rkmemctl trim >/dev/null
+	busy=$(slab_rows_busy)
+	echo 1 >$on || fail "cannot bring CPU 1 back" || return
+	[ -z "$busy" ] || fail "objects left with CPU 1 offline after a trim: $busy (before: $cached)" || return
+	buddyinfo_back_to_load_time "a trim with CPU 1 offline" || return
+	taskset -c 1 rkmemctl stress slab --threads 1 --seconds 1 --seed 4243 >/tmp/offline.out 2>&1 ||
+		fail "stress slab on CPU 1 after it came back failed: $(tail -n 3 /tmp/offline.out)" || return
+	rkmemctl trim >/dev/null
+	buddyinfo_back_to_load_time "stress slab on CPU 1 back online"
+}
+
 test_killed_cache_holder() {
 	open_before=$(stat_value open_files)
 	rkmemctl cache hold t_killed --size 117 --align 1 --ctor 0x5a --count 200 --rkmalloc 300 >/tmp/chold.out 2>&1 &
@@ -196,5 +221,6 @@ t cache_commands test_cache_commands
 t slabtop_once test_slabtop_once
 t stress_slab_all_cpus test_stress_slab
 t stress_slab_with_concurrent_drains test_stress_slab_with_concurrent_drains
+t offline_cpu_arrays_trimmed test_offline_cpu_arrays_trimmed
 t killed_cache_holder test_killed_cache_holder
 t slab_debug_user_caches test_slab_debug_user_caches

@@ -229,6 +229,11 @@ impl Device {
         Self::open_path(Path::new(DEV_PATH))
     }
 
+    /// [`Device::open`] for commands: the error says which file.
+    pub fn open_cmd() -> Result<Device, String> {
+        Self::open().map_err(|e| format!("{DEV_PATH}: {e}"))
+    }
+
     /// Opens the device at `path`.
     pub fn open_path(path: &Path) -> std::io::Result<Device> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;

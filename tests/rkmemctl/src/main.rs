@@ -240,6 +240,43 @@ enum PagesCmd {
     Demo,
 }
 
+/// What every stress command takes.
+#[derive(Args)]
+struct StressArgs {
+    /// Worker threads, pinned round robin to the allowed CPUs [default: number of CPUs].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Stop after this many operations in all.
+    #[arg(long)]
+    ops: Option<u64>,
+    /// Seed of the random choices and data patterns [default: from the clock].
+    #[arg(long, value_parser = slab::parse_number)]
+    seed: Option<u64>,
+    /// Most allocations each thread holds at a time [default: 32; stress slab: 64].
+    #[arg(long)]
+    live: Option<usize>,
+}
+
+impl StressArgs {
+    /// The workers' settings (one thread per allowed CPU and a seed from the clock unless
+    /// given; `live` unless given), after checking `--seconds`.
+    fn settings(&self, live: usize) -> Result<workers::Settings, String> {
+        check_seconds(self.seconds)?;
+        Ok(workers::Settings {
+            threads: self
+                .threads
+                .unwrap_or_else(|| workers::allowed_cpus().len()),
+            duration: Duration::from_secs_f64(self.seconds),
+            ops: self.ops,
+            seed: seed_or_clock(self.seed),
+            live: self.live.unwrap_or(live),
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum StressCmd {
     /// Every allocator at once (buddy orders and exact sizes, caches of odd sizes, rkmalloc,
@@ -247,42 +284,16 @@ enum StressCmd {
     /// percentiles per operation, and /proc/rkmem back at its starting counts at the end.
     /// Prints `N passed, N failed`.
     All {
-        /// Worker threads, pinned round robin to the allowed CPUs [default: number of CPUs].
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Stop after this many seconds.
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
-        /// Stop after this many operations in all.
-        #[arg(long)]
-        ops: Option<u64>,
-        /// Seed of the random choices and data patterns [default: from the clock].
-        #[arg(long, value_parser = slab::parse_number)]
-        seed: Option<u64>,
-        /// Most allocations each thread holds at a time.
-        #[arg(long, default_value_t = 32)]
-        live: usize,
+        #[command(flatten)]
+        common: StressArgs,
         /// No progress bar (it is drawn only when stderr is a terminal anyway).
         #[arg(long)]
         no_progress: bool,
     },
     /// One thread per CPU, each with its own fd: random alloc / write / verify / free.
     Pages {
-        /// Worker threads, pinned round robin to the allowed CPUs [default: number of CPUs].
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Stop after this many seconds.
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
-        /// Stop after this many operations in all.
-        #[arg(long)]
-        ops: Option<u64>,
-        /// Seed of the random choices and data patterns [default: from the clock].
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Most allocations each thread holds at a time.
-        #[arg(long, default_value_t = 32)]
-        live: usize,
+        #[command(flatten)]
+        common: StressArgs,
         /// Percentage of exact-size allocations.
         #[arg(long, default_value_t = 25)]
         exact_pct: u64,
@@ -290,21 +301,8 @@ enum StressCmd {
     /// One thread per CPU, each with its own fd and its own cache (random size and alignment):
     /// objects and rkmalloc allocations, random alloc / write / verify / free.
     Slab {
-        /// Worker threads, pinned round robin to the allowed CPUs [default: number of CPUs].
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Stop after this many seconds.
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
-        /// Stop after this many operations in all.
-        #[arg(long)]
-        ops: Option<u64>,
-        /// Seed of the random choices and data patterns [default: from the clock].
-        #[arg(long, value_parser = slab::parse_number)]
-        seed: Option<u64>,
-        /// Most allocations each thread holds at a time.
-        #[arg(long, default_value_t = 64)]
-        live: usize,
+        #[command(flatten)]
+        common: StressArgs,
     },
 }
 
@@ -326,18 +324,13 @@ fn main() -> ExitCode {
             verbose,
         }),
         Cmd::Stress {
-            cmd:
-                StressCmd::All {
-                    threads,
-                    seconds,
-                    ops,
-                    seed,
-                    live,
-                    no_progress,
-                },
-        } => check_seconds(seconds).and_then(|()| {
+            cmd: StressCmd::All {
+                common,
+                no_progress,
+            },
+        } => common.settings(32).and_then(|common| {
             stress_all::run(&stress_all::Options {
-                common: settings(threads, seconds, ops, seed, live),
+                common,
                 progress: !no_progress,
             })
         }),
@@ -355,26 +348,16 @@ fn main() -> ExitCode {
         Cmd::Bench(opts) => bench::run(&opts),
         Cmd::Trim { slabs, pcp, arena } => trim(slabs, pcp, arena),
         Cmd::Stress {
-            cmd:
-                StressCmd::Pages {
-                    threads,
-                    seconds,
-                    ops,
-                    seed,
-                    live,
-                    exact_pct,
-                },
-        } => stress_pages(threads, seconds, ops, seed, live, exact_pct),
+            cmd: StressCmd::Pages { common, exact_pct },
+        } => common.settings(32).and_then(|common| {
+            stress::run(&stress::Options {
+                common,
+                exact_pct: exact_pct.min(100),
+            })
+        }),
         Cmd::Stress {
-            cmd:
-                StressCmd::Slab {
-                    threads,
-                    seconds,
-                    ops,
-                    seed,
-                    live,
-                },
-        } => stress_slab(threads, seconds, ops, seed, live),
+            cmd: StressCmd::Slab { common },
+        } => common.settings(64).and_then(|s| stress_slab::run(&s)),
         Cmd::Cache { cmd } => match cmd {
             CacheCmd::Create { cache: c } => slab::create_cmd(&c.name, c.size, c.align, c.ctor),
             CacheCmd::Hold {
@@ -409,12 +392,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn open() -> Result<dev::Device, String> {
-    dev::Device::open().map_err(|e| format!("{}: {e}", dev::DEV_PATH))
-}
-
 fn version() -> Result<(), String> {
-    let d = open()?;
+    let d = dev::Device::open_cmd()?;
     let v = d.version().map_err(|e| format!("RKMEM_IOC_VERSION: {e}"))?;
     println!(
         "rkmem module {}.{}.{}, ABI {}, features {:#x}",
@@ -431,7 +410,7 @@ fn print_file(path: &str) -> Result<(), String> {
 }
 
 fn show_map(slot: Option<u32>, list: bool) -> Result<(), String> {
-    let d = open()?;
+    let d = dev::Device::open_cmd()?;
     let maps = match slot {
         Some(s) => vec![d
             .arena_map(s)
@@ -485,7 +464,7 @@ fn trim(slabs: bool, pcp: bool, arena: bool) -> Result<(), String> {
             flags |= flag;
         }
     }
-    let t = open()?
+    let t = dev::Device::open_cmd()?
         .trim(flags)
         .map_err(|e| format!("RKMEM_IOC_TRIM: {e}"))?;
     println!(
@@ -508,49 +487,4 @@ fn seed_or_clock(seed: Option<u64>) -> u64 {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     })
-}
-
-fn stress_slab(
-    threads: Option<usize>,
-    seconds: f64,
-    ops: Option<u64>,
-    seed: Option<u64>,
-    live: usize,
-) -> Result<(), String> {
-    check_seconds(seconds)?;
-    stress_slab::run(&settings(threads, seconds, ops, seed, live))
-}
-
-fn stress_pages(
-    threads: Option<usize>,
-    seconds: f64,
-    ops: Option<u64>,
-    seed: Option<u64>,
-    live: usize,
-    exact_pct: u64,
-) -> Result<(), String> {
-    check_seconds(seconds)?;
-    let opts = stress::Options {
-        common: settings(threads, seconds, ops, seed, live),
-        exact_pct: exact_pct.min(100),
-    };
-    stress::run(&opts)
-}
-
-/// The settings of a stress command: one thread per allowed CPU and a seed from the clock
-/// unless given.
-fn settings(
-    threads: Option<usize>,
-    seconds: f64,
-    ops: Option<u64>,
-    seed: Option<u64>,
-    live: usize,
-) -> workers::Settings {
-    workers::Settings {
-        threads: threads.unwrap_or_else(|| workers::allowed_cpus().len()),
-        duration: Duration::from_secs_f64(seconds),
-        ops,
-        seed: seed_or_clock(seed),
-        live,
-    }
 }

@@ -14,10 +14,6 @@ use crate::uapi::{RKMEM_BLOCK_FREE, RKMEM_TRIM_PCP};
 use std::io::Write;
 use std::time::Duration;
 
-fn open() -> Result<Device, String> {
-    Device::open().map_err(|e| format!("{}: {e}", crate::dev::DEV_PATH))
-}
-
 fn alloc_n(d: &Device, req: PagesReq, count: u32) -> Result<Vec<Alloc>, String> {
     let mut out = Vec::with_capacity(count as usize);
     for i in 0..count {
@@ -32,7 +28,7 @@ fn alloc_n(d: &Device, req: PagesReq, count: u32) -> Result<Vec<Alloc>, String> 
 /// `rkmemctl pages alloc`: allocates, prints the handles (and the map), and exits, which frees
 /// them.
 pub fn alloc(req: PagesReq, count: u32, show_map: bool) -> Result<(), String> {
-    let d = open()?;
+    let d = Device::open_cmd()?;
     for a in alloc_n(&d, req, count)? {
         println!(
             "handle {:#018x}: {req}, {} bytes ({})",
@@ -55,7 +51,7 @@ pub fn alloc(req: PagesReq, count: u32, show_map: bool) -> Result<(), String> {
 /// `holding ...` and sleeps; after `seconds` (if given) it checks the pattern and frees them.
 /// Killing it frees everything through the release of its file.
 pub fn hold(req: PagesReq, count: u32, seconds: Option<u64>) -> Result<(), String> {
-    let d = open()?;
+    let d = Device::open_cmd()?;
     let allocs = alloc_n(&d, req, count)?;
     let seed = u64::from(std::process::id());
     let mut buf = Vec::new();
@@ -155,7 +151,7 @@ fn drain(d: &Device) -> Result<u64, String> {
 /// `rkmemctl pages demo`: a scripted run on one file that shows blocks being split on the way
 /// down and coalesced with their buddies on the way back.
 pub fn demo() -> Result<(), String> {
-    let d = open()?;
+    let d = Device::open_cmd()?;
     println!("{}", map::legend(1024));
     println!("\n-- the arena at rest: every 4 MiB slot is one free order-10 block");
     show(&d)?;

@@ -213,10 +213,6 @@ pub enum PoolCmd {
     },
 }
 
-fn open() -> Result<Device, String> {
-    Device::open().map_err(|e| format!("{}: {e}", dev::DEV_PATH))
-}
-
 /// Runs a `pool` command.
 pub fn run(cmd: PoolCmd) -> Result<(), String> {
     match cmd {
@@ -290,7 +286,7 @@ fn print_rows(ids: &[u32]) -> Result<(), String> {
 }
 
 fn create_cmd(args: PoolArgs) -> Result<(), String> {
-    let d = open()?;
+    let d = Device::open_cmd()?;
     let (id, _, label) = make_pool(&d, args)?;
     println!(
         "pool {id}: {label}, {} elements reserved{}",
@@ -325,7 +321,7 @@ fn verify(d: &Device, a: &Alloc) -> Result<(), String> {
 }
 
 fn hold(args: PoolArgs, count: u32, seconds: Option<u64>) -> Result<(), String> {
-    let d = open()?;
+    let d = Device::open_cmd()?;
     let (id, _, label) = make_pool(&d, args)?;
     let mut held = Vec::new();
     let mut enomem = false;
@@ -381,7 +377,7 @@ fn rows_indented(id: u32) -> Result<(), String> {
 }
 
 fn demo() -> Result<(), String> {
-    let d = open()?;
+    let d = Device::open_cmd()?;
     let name = format!("pool_demo_117_{}", std::process::id());
     println!("-- a cache for a 117-byte struct, and a mempool over it with 8 elements reserved");
     let c = d

@@ -11,7 +11,7 @@ use crate::dev::{Alloc, CacheSpec, Device, PoolSource, PAGE_SIZE};
 use crate::pattern;
 use crate::pool::{self, FailingSource, PoolRow};
 use crate::procfs;
-use crate::selftest::{expect_errno, open, trim_all, TestFn};
+use crate::selftest::{self, expect_errno, open, trim_all, TestFn};
 use crate::uapi::{self, RkmemPoolAlloc, RkmemPoolCreate, RkmemPoolId};
 use nix::errno::Errno;
 use nix::libc;
@@ -139,16 +139,7 @@ fn write_verify(d: &Device, a: &Alloc, seed: u64, buf: &mut [u8]) -> Result<(), 
 }
 
 fn features_include_mempool() -> Result<(), String> {
-    let v = open()?
-        .version()
-        .map_err(|e| format!("RKMEM_IOC_VERSION: {e}"))?;
-    if v.features & uapi::RKMEM_FEAT_MEMPOOL == 0 {
-        return Err(format!(
-            "features {:#x} lack RKMEM_FEAT_MEMPOOL",
-            v.features
-        ));
-    }
-    Ok(())
+    selftest::expect_feature(uapi::RKMEM_FEAT_MEMPOOL, "RKMEM_FEAT_MEMPOOL")
 }
 
 const POOL_IOCTLS: [(&str, u32, u32, usize); 4] = [

@@ -251,14 +251,19 @@ pub(crate) fn trim_all(d: &Device) -> Result<RkmemTrim, String> {
         .map_err(|e| format!("RKMEM_IOC_TRIM(SLABS|PCP|ARENA): {e}"))
 }
 
-fn features_include_pages() -> Result<(), String> {
+/// `Ok` if `RKMEM_IOC_VERSION` reports feature bit `bit` (called `name` in the message).
+pub(crate) fn expect_feature(bit: u32, name: &str) -> Result<(), String> {
     let v = open()?
         .version()
         .map_err(|e| format!("RKMEM_IOC_VERSION: {e}"))?;
-    if v.features & uapi::RKMEM_FEAT_PAGES == 0 {
-        return Err(format!("features {:#x} lack RKMEM_FEAT_PAGES", v.features));
+    if v.features & bit == 0 {
+        return Err(format!("features {:#x} lack {name}", v.features));
     }
     Ok(())
+}
+
+fn features_include_pages() -> Result<(), String> {
+    expect_feature(uapi::RKMEM_FEAT_PAGES, "RKMEM_FEAT_PAGES")
 }
 
 fn pages_alloc_every_order() -> Result<(), String> {

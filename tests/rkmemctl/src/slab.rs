@@ -14,10 +14,6 @@ use crate::uapi::RKMEM_TRIM_SLABS;
 use std::io::Write;
 use std::time::Duration;
 
-fn open() -> Result<Device, String> {
-    Device::open().map_err(|e| format!("{}: {e}", dev::DEV_PATH))
-}
-
 /// Parses a number in decimal or, with `0x`, hexadecimal.
 pub fn parse_number(s: &str) -> Result<u64, String> {
     let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -81,7 +77,7 @@ fn describe(name: &str, spec: &CacheSpec, info: &CacheInfo) -> String {
 /// `rkmemctl cache create`: creates a cache, prints the module's answer and its slabinfo row,
 /// and exits, which destroys it.
 pub fn create_cmd(name: &str, size: u32, align: u32, ctor: Option<u8>) -> Result<(), String> {
-    let d = open()?;
+    let d = Device::open_cmd()?;
     let mut spec = CacheSpec::new(name, size, align)?;
     if let Some(b) = ctor {
         spec = spec.with_ctor(b);
@@ -145,7 +141,7 @@ pub fn hold(
     what: HoldSpec,
     seconds: Option<u64>,
 ) -> Result<(), String> {
-    let d = open()?;
+    let d = Device::open_cmd()?;
     let mut spec = CacheSpec::new(name, size, align)?;
     if let Some(b) = ctor {
         spec = spec.with_ctor(b);
@@ -216,7 +212,7 @@ fn trim_slabs(d: &Device) -> Result<(), String> {
 /// after the per-CPU caches are drained, everything freed, the cache destroyed; then where
 /// rkmalloc serves a few sizes.
 pub fn demo() -> Result<(), String> {
-    let d = open()?;
+    let d = Device::open_cmd()?;
     let spec = CacheSpec::new(DEMO_CACHE, 117, 1)?;
     println!("-- create a cache for a 117-byte struct, byte aligned (RKMEM_IOC_CACHE_CREATE)");
     let info = create(&d, &spec)?;

@@ -15,7 +15,7 @@
 use crate::dev::{self, Alloc, CacheInfo, CacheSpec, Device, PAGE_SIZE};
 use crate::pattern;
 use crate::procfs::{self, SlabRow};
-use crate::selftest::{expect_errno, io_errno, open, trim_all, TestFn};
+use crate::selftest::{self, expect_errno, io_errno, open, trim_all, TestFn};
 use crate::uapi::{self, RkmemCacheCreate, RkmemCacheId, RkmemIo, RkmemObjAlloc};
 use nix::errno::Errno;
 
@@ -251,13 +251,7 @@ fn verify(d: &Device, a: &Alloc, key: u64) -> Result<(), String> {
 // ---- the ioctls themselves ----
 
 fn features_include_slab() -> Result<(), String> {
-    let v = open()?
-        .version()
-        .map_err(|e| format!("RKMEM_IOC_VERSION: {e}"))?;
-    if v.features & uapi::RKMEM_FEAT_SLAB == 0 {
-        return Err(format!("features {:#x} lack RKMEM_FEAT_SLAB", v.features));
-    }
-    Ok(())
+    selftest::expect_feature(uapi::RKMEM_FEAT_SLAB, "RKMEM_FEAT_SLAB")
 }
 
 fn cache_ioctls_wrong_size_are_enotty() -> Result<(), String> {

@@ -15,7 +15,7 @@ filter=${1:-.}
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind not found" >&2; exit 1; }
 
 cargo build --quiet --release --example trace --manifest-path "$here/Cargo.toml"
-bin="$here/target/release/examples/trace"
+bin="${CARGO_TARGET_DIR:-$here/target}/release/examples/trace"
 out=${OUT:-$here/target/callgrind}
 mkdir -p "$out"
 

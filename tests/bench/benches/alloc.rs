@@ -4,7 +4,9 @@
 //!
 //! Each benchmark id is `<group>/<side>/<param>`; one iteration is one run of the case (see
 //! `Case::ops_per_run`), declared as the throughput so Criterion also reports operations per
-//! second. The allocator is built and warmed up (one run) before Criterion's own warm-up.
+//! second. The allocator is built and warmed up (one run) before Criterion's own warm-up, and
+//! `run_case` checks that its free frames (objects) after the warm-up run and after Criterion's
+//! iterations are those it had before (a violation panics and fails the benchmark).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rkmem_bench::workload::{run_case, Case, Side, Visit};
@@ -13,9 +15,8 @@ use std::time::Duration;
 struct Iter<'a, 'b>(&'a mut criterion::Bencher<'b>);
 
 impl Visit for Iter<'_, '_> {
-    fn visit<F: FnMut()>(self, mut run: F) {
-        run();
-        self.0.iter(&mut run);
+    fn visit<F: FnMut()>(self, run: F) {
+        self.0.iter(run);
     }
 }
 

@@ -9,10 +9,12 @@
 //!
 //! The allocator is built and the trace generated, one run warms it up, then `measured` does
 //! `runs` runs (default: about 200000 operations). Only `measured` is meant to be counted
-//! (`--collect-atstart=no --toggle-collect='*measured*'`). Prints `ops <n>`: the allocator
-//! operations inside `measured`.
+//! (`--collect-atstart=no --toggle-collect='*measured*'`). `run_case` checks conservation after
+//! the warm-up run and after `measured` (free frames or objects as before the first run; a
+//! violation panics). Prints `ops <n>`: the allocator operations inside `measured`, and what was
+//! free (`free ...`).
 
-use rkmem_bench::workload::{run_case, Case, Side, Visit};
+use rkmem_bench::workload::{run_case, Case, Conserved, Side, Visit};
 use std::process::ExitCode;
 
 #[inline(never)]
@@ -26,7 +28,6 @@ struct Measure(usize);
 
 impl Visit for Measure {
     fn visit<F: FnMut()>(self, mut run: F) {
-        run();
         measured(self.0, &mut run);
     }
 }
@@ -55,7 +56,11 @@ fn main() -> ExitCode {
         Some(Ok(n)) if n > 0 => n,
         Some(_) => return usage(),
     };
-    run_case(case, side, Measure(runs));
+    let free = run_case(case, side, Measure(runs));
     println!("ops {}", runs * case.ops_per_run());
+    match free {
+        Conserved::Pages(b) => println!("free {b} (conserved)"),
+        Conserved::Objects(c) => println!("free {c} (conserved)"),
+    }
     ExitCode::SUCCESS
 }

@@ -7,10 +7,11 @@
 use crate::rkcore::slab::{CacheLists, SlabLayout, SlabList};
 use crate::rkcore::slablist::{Headers, SlabLists};
 use crate::trace::Op;
-use slabmalloc::{AllocationError, Allocator, ObjectPage, ZoneAllocator};
+use slabmalloc::{AllocablePage, AllocationError, Allocator, ObjectPage, ZoneAllocator};
 use std::alloc::Layout;
 use std::hint::black_box;
 use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
 
 /// The page size of both sides (slabmalloc's `ObjectPage` is 4 KiB).
 pub const PAGE: usize = 4096;
@@ -21,6 +22,30 @@ pub trait ObjAlloc {
     fn alloc(&mut self) -> NonNull<u8>;
     /// Frees an object this allocator returned; panics if it refuses it.
     fn free(&mut self, obj: NonNull<u8>);
+    /// Free and used objects in its slabs, read from the slabs' bitmaps (the conservation
+    /// check, never in a measured loop).
+    fn census(&mut self) -> Census;
+}
+
+/// What an object allocator holds: the conservation check compares it before and after a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Census {
+    /// Free objects in all its slabs (pages).
+    pub free: usize,
+    /// Allocated objects.
+    pub used: usize,
+    /// Slabs (pages) it holds.
+    pub slabs: usize,
+}
+
+impl std::fmt::Display for Census {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} free and {} used objects in {} slabs",
+            self.free, self.used, self.slabs
+        )
+    }
 }
 
 fn page_layout() -> Layout {
@@ -167,6 +192,21 @@ impl ObjAlloc for RkCache {
             failed("rkmem slab free", "release with keep_empty = all")
         }
     }
+
+    fn census(&mut self) -> Census {
+        let per_slab = self.layout.objects() as usize;
+        let mut h = self.headers();
+        let used: usize = self
+            .pages
+            .iter()
+            .map(|&p| self.layout.in_use(h.header(p as u64)) as usize)
+            .sum();
+        Census {
+            free: self.pages.len() * per_slab - used,
+            used,
+            slabs: self.pages.len(),
+        }
+    }
 }
 
 impl Drop for RkCache {
@@ -239,6 +279,30 @@ impl ObjAlloc for PeerZone {
     fn free(&mut self, obj: NonNull<u8>) {
         if let Err(e) = self.zone.deallocate(obj, self.layout) {
             failed("slabmalloc deallocate", e)
+        }
+    }
+
+    fn census(&mut self) -> Census {
+        // A page's bitmap has a set bit per allocated object and per bit beyond the page's
+        // objects (`Bitfield::initialize` marks those allocated): its clear bits are the free
+        // objects.
+        let free: usize = self
+            .pages
+            .iter()
+            .map(|&p| {
+                // SAFETY: a live page given to the zone by `refill`; nothing else runs while this
+                // shared reference lives, and the bitmap is atomics (interior mutability).
+                let page = unsafe { &*p.cast::<ObjectPage<'static>>() };
+                page.bitfield()
+                    .iter()
+                    .map(|w| w.load(Ordering::Relaxed).count_zeros() as usize)
+                    .sum::<usize>()
+            })
+            .sum();
+        Census {
+            free,
+            used: self.pages.len() * self.objects_per_slab() - free,
+            slabs: self.pages.len(),
         }
     }
 }

@@ -5,12 +5,19 @@
 //!
 //! A *run* is the unit a case repeats: one alloc+free pair, or one whole replay of a trace. Each
 //! run leaves the allocator in the state it started from, so runs can repeat any number of
-//! times. [`run_case`] builds the allocator and the trace (outside any measurement), then hands a
-//! closure doing one run to a [`Visit`], monomorphised per allocator: no dynamic dispatch in the
-//! measured loop.
+//! times. [`run_case`] builds the allocator and the trace (outside any measurement), does one
+//! warm-up run, then hands a closure doing one run to a [`Visit`], monomorphised per allocator:
+//! no dynamic dispatch in the measured loop.
+//!
+//! Conservation: [`run_case`] takes the allocator's free frames (the free blocks themselves) or
+//! its objects (free, used, slabs) before the warm-up run and compares them after it and after
+//! the visitor's runs; a difference panics ([`check_conserved`]). So every benchmark and
+//! callgrind count comes from allocators that ended each run as they began it, on both sides.
+//! (A slab cache may grow its slabs in the warm-up run; there only its objects in use must be
+//! the same.)
 
-use crate::objects::{self, ObjAlloc, PeerZone, RkCache};
-use crate::pages::{self, PageAlloc, PeerBuddy, RkBuddy};
+use crate::objects::{self, Census, ObjAlloc, PeerZone, RkCache};
+use crate::pages::{self, FreeBlocks, PageAlloc, PeerBuddy, RkBuddy};
 use crate::trace::{self, Op};
 use std::fmt;
 use std::hint::black_box;
@@ -153,21 +160,50 @@ pub fn random_trace() -> Vec<Op> {
 
 /// Receives the closure doing one run of a case.
 pub trait Visit {
-    /// Called once per [`run_case`], with the allocator built and the trace generated.
+    /// Called once per [`run_case`], with the allocator built, the trace generated and one
+    /// warm-up run done.
     fn visit<F: FnMut()>(self, run: F);
 }
 
-/// Builds `side`'s allocator for `case` and gives `v` a closure doing one run.
-pub fn run_case<V: Visit>(case: Case, side: Side, v: V) {
+/// What [`run_case`] found free before the case's first run, and after its last: the same, or
+/// it would have panicked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Conserved {
+    /// A buddy case: the free blocks of its page allocator.
+    Pages(FreeBlocks),
+    /// A slab case: its object allocator's slabs.
+    Objects(Census),
+}
+
+/// Panics unless `after == before`: a run did not give back what it took, or took what it did
+/// not give.
+pub fn check_conserved<T: PartialEq + fmt::Display>(what: &str, when: &str, before: &T, after: &T) {
+    if before != after {
+        let (b, a) = (before.to_string(), after.to_string());
+        let how = if b == a {
+            " (same totals, other blocks)"
+        } else {
+            ""
+        };
+        panic!("conservation violated: {what} {when}: before the first run {b}, now {a}{how}");
+    }
+}
+
+/// Builds `side`'s allocator for `case`, does one warm-up run, gives `v` a closure doing one
+/// run, and checks conservation after the warm-up run and after `v`'s runs.
+pub fn run_case<V: Visit>(case: Case, side: Side, v: V) -> Conserved {
+    let what = format!("{} {case}", side.name());
     match side {
         Side::Rkmem => run_with(
             case,
+            &what,
             v,
             |slots| RkBuddy::new(slots, MAX_ORDER),
             |size| RkCache::new(size, 1),
         ),
         Side::Peer => run_with(
             case,
+            &what,
             v,
             |slots| PeerBuddy::new(slots, MAX_ORDER),
             |size| PeerZone::new(size, 1),
@@ -175,21 +211,77 @@ pub fn run_case<V: Visit>(case: Case, side: Side, v: V) {
     }
 }
 
+/// The warm-up run, the visitor's runs and the checks around them, for a page allocator.
+fn visit_pages<V: Visit, P: PageAlloc>(
+    what: &str,
+    v: V,
+    a: &mut P,
+    mut run: impl FnMut(&mut P),
+) -> Conserved {
+    let before = FreeBlocks::take(a);
+    run(a);
+    check_conserved(what, "after the warm-up run", &before, &FreeBlocks::take(a));
+    v.visit(|| run(a));
+    check_conserved(
+        what,
+        "after the measured runs",
+        &before,
+        &FreeBlocks::take(a),
+    );
+    Conserved::Pages(before)
+}
+
+/// The same for an object allocator. A cache is built with no slab (or with the one its
+/// pinned object needed) and keeps the slabs it gets: the warm-up run may add slabs, so there
+/// the check is that the objects in use are the same (the free objects grew by the new slabs'
+/// objects only); the visitor's runs must then leave the census whole (free objects, used
+/// objects and slabs) as the warm-up run left it.
+fn visit_objects<V: Visit, O: ObjAlloc>(
+    what: &str,
+    v: V,
+    a: &mut O,
+    mut run: impl FnMut(&mut O),
+) -> Conserved {
+    let before = a.census();
+    run(a);
+    let warm = a.census();
+    check_conserved(
+        what,
+        "after the warm-up run",
+        &InUse(before.used),
+        &InUse(warm.used),
+    );
+    v.visit(|| run(a));
+    check_conserved(what, "after the measured runs", &warm, &a.census());
+    Conserved::Objects(warm)
+}
+
+/// Objects in use, as [`check_conserved`] prints them.
+#[derive(PartialEq)]
+struct InUse(usize);
+
+impl fmt::Display for InUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} objects in use", self.0)
+    }
+}
+
 fn run_with<V: Visit, P: PageAlloc, O: ObjAlloc>(
     case: Case,
+    what: &str,
     v: V,
     new_pages: impl Fn(usize) -> P,
     new_objects: impl Fn(usize) -> O,
-) {
+) -> Conserved {
     match case {
         Case::BuddyPairsMerged(order) => {
             let mut a = new_pages(ARENA_SLOTS);
-            v.visit(|| pages::pair(&mut a, order));
+            visit_pages(what, v, &mut a, |a| pages::pair(a, order))
         }
         Case::BuddyPairsReady(order) => {
             let mut a = new_pages(ARENA_SLOTS);
             let _held = a.alloc(0);
-            v.visit(|| pages::pair(&mut a, order));
+            visit_pages(what, v, &mut a, |a| pages::pair(a, order))
         }
         Case::BuddyRandom | Case::BuddyFillDrain => {
             let (mut a, t) = if case == Case::BuddyRandom {
@@ -201,18 +293,21 @@ fn run_with<V: Visit, P: PageAlloc, O: ObjAlloc>(
                 )
             };
             assert_eq!(t.len(), case.ops_per_run());
+            assert!(t
+                .iter()
+                .all(|op| !matches!(*op, Op::Alloc(o) if u32::from(o) > MAX_ORDER)));
             let mut live = Vec::with_capacity(trace::max_live(&t));
             let t = black_box(t);
-            v.visit(|| pages::replay(&mut a, &t, &mut live));
+            visit_pages(what, v, &mut a, |a| pages::replay(a, &t, &mut live))
         }
         Case::SlabPairs(size) => {
             let mut a = new_objects(size);
-            v.visit(|| objects::pair(&mut a));
+            visit_objects(what, v, &mut a, |a| objects::pair(a))
         }
         Case::SlabPairsPinned(size) => {
             let mut a = new_objects(size);
             let _held = a.alloc();
-            v.visit(|| objects::pair(&mut a));
+            visit_objects(what, v, &mut a, |a| objects::pair(a))
         }
         Case::SlabBatch(size) => {
             let mut a = new_objects(size);
@@ -220,7 +315,7 @@ fn run_with<V: Visit, P: PageAlloc, O: ObjAlloc>(
             assert_eq!(t.len(), case.ops_per_run());
             let mut live = Vec::with_capacity(BATCH);
             let t = black_box(t);
-            v.visit(|| objects::replay(&mut a, &t, &mut live));
+            visit_objects(what, v, &mut a, |a| objects::replay(a, &t, &mut live))
         }
     }
 }

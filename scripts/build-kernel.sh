@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build (or reuse from the cache) a Rust-enabled kernel for the guest.
-#   scripts/build-kernel.sh fast|debug
+#   scripts/build-kernel.sh fast|debug|um
 # Prints the build directory on stdout. The build is keyed by the kernel
 # version, the config fragments, the toolchain and this script (see env.sh):
 # a change to any of them builds anew; the outdated build of the same flavour
@@ -10,16 +10,19 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-flavor=${1:?usage: build-kernel.sh fast|debug}
+flavor=${1:?usage: build-kernel.sh fast|debug|um}
 case "$flavor" in
 fast) fragments=("$RKMEM_ROOT/qemu/config-fast") ;;
 debug) fragments=("$RKMEM_ROOT/qemu/config-fast" "$RKMEM_ROOT/qemu/config-debug") ;;
-*) die "unknown kernel flavour '$flavor' (expected fast or debug)" ;;
+um) fragments=("$RKMEM_ROOT/qemu/config-um") ;;
+*) die "unknown kernel flavour '$flavor' (expected fast, debug or um)" ;;
 esac
+# shellcheck disable=SC2207 # one word per argument
+args=("${KMAKE_ARGS[@]}" $(flavor_make_args "$flavor"))
 [ -f "$KSRC/Makefile" ] || die "no kernel source in $KSRC: run scripts/setup.sh"
 
 dir=$(kernel_dir "$flavor")
-if [ -f "$dir/.rkmem-built" ] && [ -f "$dir/arch/x86/boot/bzImage" ]; then
+if [ -f "$dir/.rkmem-built" ] && [ -f "$(kernel_image "$flavor" "$dir")" ]; then
 	echo "$dir"
 	exit 0
 fi
@@ -33,9 +36,9 @@ mkdir -p "$dir"
 say "building the $flavor kernel in $dir (a few minutes; log: $dir/build.log)"
 start=$(date +%s)
 {
-	make -C "$KSRC" O="$dir" "${KMAKE_ARGS[@]}" tinyconfig
+	make -C "$KSRC" O="$dir" "${args[@]}" tinyconfig
 	"$KSRC/scripts/kconfig/merge_config.sh" -m -O "$dir" "$dir/.config" "${fragments[@]}"
-	make -C "$KSRC" O="$dir" "${KMAKE_ARGS[@]}" olddefconfig
+	make -C "$KSRC" O="$dir" "${args[@]}" olddefconfig
 } >"$dir/build.log" 2>&1 || { tail -n 30 "$dir/build.log" >&2; die "configuring the $flavor kernel failed"; }
 
 # Every option a fragment asks for must survive olddefconfig: a silently
@@ -62,7 +65,7 @@ for frag in "${fragments[@]}"; do
 done
 [ "$bad" -eq 0 ] || die "the $flavor kernel config lost options that $(basename "${fragments[-1]}") asks for"
 
-make -C "$KSRC" O="$dir" "${KMAKE_ARGS[@]}" -j"$JOBS" >>"$dir/build.log" 2>&1 ||
+make -C "$KSRC" O="$dir" "${args[@]}" -j"$JOBS" >>"$dir/build.log" 2>&1 ||
 	{ grep -m 20 -E "error|Error" "$dir/build.log" >&2 || tail -n 30 "$dir/build.log" >&2; die "building the $flavor kernel failed (log: $dir/build.log)"; }
 touch "$dir/.rkmem-built"
 say "$flavor kernel built in $(($(date +%s) - start)) s"

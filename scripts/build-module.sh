@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build rkmem.ko against the fast or debug kernel (building that kernel first
-# if the cache lacks it). Prints the path of rkmem.ko on stdout.
-#   scripts/build-module.sh fast|debug [extra kbuild arguments, e.g. CLIPPY=1]
+# Build rkmem.ko against the fast, debug or um kernel (building that kernel
+# first if the cache lacks it). Prints the path of rkmem.ko on stdout.
+#   scripts/build-module.sh fast|debug|um [extra kbuild arguments, e.g. CLIPPY=1]
 # Objects go to $RKMEM_CACHE/module/<flavour>/ (kbuild's MO=), never into the tree.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-flavor=${1:?usage: build-module.sh fast|debug [kbuild args]}
+flavor=${1:?usage: build-module.sh fast|debug|um [kbuild args]}
 shift
+# shellcheck disable=SC2207 # one word per argument
+args=("${KMAKE_ARGS[@]}" $(flavor_make_args "$flavor"))
+# UML's Makefile compiles Rust as position-independent code, whose GOT-relative
+# relocations (R_X86_64_GOTPCREL) the x86 module loader refuses ("Unknown rela
+# relocation: 9"). A module is linked at load time anyway: build it static,
+# with the large code model because it may sit anywhere in the address space.
+[ "$flavor" = um ] && args+=(KRUSTFLAGS="-Crelocation-model=static -Ccode-model=large")
 kdir=$("$RKMEM_ROOT/scripts/build-kernel.sh" "$flavor")
 out="$RKMEM_CACHE/module/$flavor"
 mkdir -p "$out"
 # RKMEM_CLIPPY=1 (set by `make check`) runs clippy on the module as it builds.
 [ "${RKMEM_CLIPPY:-0}" = 1 ] && set -- "$@" CLIPPY=1
 blog="$out/build.log"
-if ! make -s -C "$kdir" M="$RKMEM_ROOT" MO="$out" "${KMAKE_ARGS[@]}" "$@" modules >"$blog" 2>&1; then
+if ! make -s -C "$kdir" M="$RKMEM_ROOT" MO="$out" "${args[@]}" "$@" modules >"$blog" 2>&1; then
 	cat "$blog" >&2
 	die "building rkmem.ko for the $flavor kernel failed"
 fi

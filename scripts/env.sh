@@ -43,6 +43,8 @@ kernel_key() {
 		echo "rustc=$RUSTC_VERSION"
 		echo "llvm=$LLVM_SUFFIX"
 		echo "bindgen=$BINDGEN_VERSION"
+		# debug is merged onto fast: a change to either fragment rebuilds it.
+		[ "$flavor" = debug ] && cat "$RKMEM_ROOT/qemu/config-fast"
 		cat "$RKMEM_ROOT/qemu/config-$flavor"
 		cat "$RKMEM_ROOT/scripts/build-kernel.sh"
 	} | sha256sum | cut -c1-12
@@ -50,4 +52,20 @@ kernel_key() {
 
 kernel_dir() {
 	echo "$RKMEM_CACHE/kernel/$1-$(kernel_key "$1")"
+}
+
+# The kernel architecture of a flavour: fast and debug are x86 kernels booted
+# in QEMU, um is User-Mode Linux (the kernel as a host process, native speed).
+kernel_arch() {
+	case "$1" in um) echo um ;; *) echo x86 ;; esac
+}
+
+# The bootable image of a flavour inside its build directory.
+kernel_image() {
+	case "$1" in um) echo "$2/linux" ;; *) echo "$2/arch/x86/boot/bzImage" ;; esac
+}
+
+# Kernel/module make arguments of a flavour (KMAKE_ARGS plus ARCH).
+flavor_make_args() {
+	echo ARCH="$(kernel_arch "$1")"
 }

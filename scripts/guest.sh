@@ -2,13 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build what is missing for one kernel flavour and run one command in a guest.
-#   scripts/guest.sh fast|debug run|check|shell [LOGFILE]
+#   scripts/guest.sh fast|debug|um run|check|shell|NAME [LOGFILE]
 # The environment of qemu/boot.sh (CPUS, MEM, TIMEOUT, KVM, QUIET,
 # RKMEM_PARAMS) passes through.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-flavor=${1:?usage: guest.sh fast|debug run|check|shell [LOGFILE]}
+flavor=${1:?usage: guest.sh fast|debug|um run|check|shell|NAME [LOGFILE]}
 cmd=${2:?}
 log=${3:-$RKMEM_CACHE/logs/$flavor-$cmd.log}
 mkdir -p "$(dirname "$log")"
@@ -22,5 +22,5 @@ mkdir -p "$RKMEM_CACHE/initramfs"
 initrd=$(mktemp "$RKMEM_CACHE/initramfs/$flavor-XXXXXX.cpio.gz")
 trap 'rm -f "$initrd"' EXIT
 "$RKMEM_ROOT/scripts/mkinitramfs.sh" "$initrd" "$ko" "$ctl" >/dev/null
-say "booting the $flavor kernel (${CPUS:-2} CPUs, ${MEM:-512M}, serial log: $log)"
-"$RKMEM_ROOT/qemu/boot.sh" "$kdir/arch/x86/boot/bzImage" "$initrd" "$cmd" "$log"
+say "booting the $flavor kernel (${CPUS:-2} CPUs, ${MEM:-512M}, console log: $log)"
+"$RKMEM_ROOT/qemu/boot.sh" "$(kernel_image "$flavor" "$kdir")" "$initrd" "$cmd" "$log"

@@ -6,20 +6,26 @@
 # Other targets:
 #   make         build rkmem.ko for the fast kernel (CLIPPY=1 runs clippy on it)
 #   make setup   install the toolchain and sources (idempotent)
-#   make kernels build (or reuse) both guest kernels
+#   make kernels build (or reuse) the three kernels: fast, debug (QEMU), um (UML)
 #   make shell   boot the fast kernel with the module loaded and give a shell
 #   make guest CMD=NAME  run tests/guest/NAME.sh in a guest with the module loaded
+#   (FLAVOR=debug or FLAVOR=um picks the kernel for run, shell, guest and module)
 #   make fmt     rustfmt every Rust file; make fmt-check checks only
 #   make clippy  clippy on the module and on the host crates
 #   make host-test  only the host tests
-#   make bench   benchmarks vs the host kernel's allocators: results/bench-<date>/report.md
+#   make bench   benchmarks vs the host kernel's allocators, natively on the UML kernel:
+#                results/bench-<date>-um/{results.jsonl,report.md} (BENCH_KERNEL=qemu: the
+#                emulated TCG run, a smoke test)
+#   make bench-readme RESULTS=results/bench-.../results.jsonl
+#                commit-ready: copy a native run to tests/results/ and regenerate the
+#                README's benchmark tables from it
 # The kernel build reads Kbuild, not this file.
 
 SHELL := /bin/bash
 FLAVOR ?= fast
 export FLAVOR
 
-.PHONY: all module run check setup kernels shell guest fmt fmt-check clippy host-test clean bench
+.PHONY: all module run check setup kernels shell guest fmt fmt-check clippy host-test clean bench bench-readme
 
 all: module
 
@@ -40,13 +46,21 @@ setup:
 bench:
 	@scripts/bench.sh $(BENCH)
 
+BENCH_RESULTS := tests/results/bench-native.jsonl
+bench-readme:
+	@test -n "$(RESULTS)" || { echo "usage: make bench-readme RESULTS=results/bench-<date>-um/results.jsonl"; exit 2; }
+	@grep -q '"accel": "native"' "$(RESULTS)" || { echo "$(RESULTS) is not a native (um) run: the README's tables come only from native runs"; exit 2; }
+	@mkdir -p $(dir $(BENCH_RESULTS)) && cp "$(RESULTS)" $(BENCH_RESULTS)
+	@python3 scripts/bench_report.py readme $(BENCH_RESULTS) README.md
+
 kernels: setup
 	@scripts/build-kernel.sh fast >/dev/null
 	@scripts/build-kernel.sh debug >/dev/null
+	@scripts/build-kernel.sh um >/dev/null
 
 # Run one guest script with the module loaded: make guest CMD=slab (tests/guest/slab.sh)
 guest:
-	@test -n "$(CMD)" || { echo "usage: make guest CMD=<name of tests/guest/NAME.sh> [FLAVOR=debug]"; exit 2; }
+	@test -n "$(CMD)" || { echo "usage: make guest CMD=<name of tests/guest/NAME.sh> [FLAVOR=debug|um]"; exit 2; }
 	@scripts/guest.sh $(FLAVOR) $(CMD)
 
 shell:

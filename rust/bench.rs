@@ -4,7 +4,8 @@
 //!
 //! Each repetition runs `iters` alloc+free operations of rkmem and then of the host kernel's
 //! counterpart (the order alternates between repetitions, so neither side always runs on the
-//! caches the other warmed), after one untimed warm-up round of each. The median and the fastest
+//! caches the other warmed; `RKMEM_BENCH_HOST_FIRST` starts with the host's), after one untimed
+//! warm-up round of each. The median and the fastest
 //! repetition are returned in picoseconds per operation. The host kernel's loops are C in
 //! `glue.c`, so it is called exactly as a C driver calls it; rkmem's loops are here and call
 //! the module's allocators directly.
@@ -27,7 +28,7 @@ use kernel::{
     str::CString,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc,
+        Arc, Mutex,
     },
     uaccess::UserSlice,
 };
@@ -147,6 +148,10 @@ impl SlubCache {
     }
 }
 
+// SAFETY: a `struct kmem_cache` may be used and destroyed from any task; the pointer is only
+// handed to the kernel's own (internally locked) kmem_cache functions.
+unsafe impl Send for SlubCache {}
+
 impl Drop for SlubCache {
     fn drop(&mut self) {
         // SAFETY: the cache is live (type invariant) and every object of it has been freed
@@ -181,6 +186,54 @@ impl Drop for HostPool {
     fn drop(&mut self) {
         // SAFETY: the pool is live (type invariant) and every element is back in it.
         unsafe { rkmem_bench_mempool_destroy(self.0.as_ptr()) };
+    }
+}
+
+/// The rkmem cache and the SLUB cache of a slab benchmark, kept in an open file between calls
+/// that ask for it (`RKMEM_BENCH_KEEP`).
+pub(crate) struct Kept {
+    kind: u32,
+    size: u32,
+    align: u32,
+    rk: Arc<Cache>,
+    slub: SlubCache,
+}
+
+impl Kept {
+    fn new(arena: &'static Arena, b: &RkmemBench) -> Result<Kept> {
+        let rk = Arc::pin_init(
+            Cache::new(
+                arena,
+                BENCH_CACHE_ID,
+                b"rkmem-bench",
+                b.size as usize,
+                b.align as usize,
+                None,
+                crate::slab_debug(),
+                NO_OWNER,
+            )?,
+            GFP_KERNEL,
+        )?;
+        let slub = SlubCache::new(b.size, b.align)?;
+        Ok(Kept {
+            kind: b.kind,
+            size: b.size,
+            align: b.align,
+            rk,
+            slub,
+        })
+    }
+
+    fn serves(&self, b: &RkmemBench) -> bool {
+        (self.kind, self.size, self.align) == (b.kind, b.size, b.align)
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        // The per-CPU arrays hold objects of the cache: back to its slabs, which go back to the
+        // arena when the cache is dropped after this.
+        self.rk.drain_cpu();
     }
 }
 
@@ -346,6 +399,7 @@ fn repeat(
 ) -> Result {
     let do_rk = b.flags & uapi::RKMEM_BENCH_ONLY_HOST == 0;
     let do_host = b.flags & uapi::RKMEM_BENCH_ONLY_RKMEM == 0;
+    let host_first = b.flags & uapi::RKMEM_BENCH_HOST_FIRST != 0;
     let reps = b.reps as usize;
     let mut rk_t = [0u64; uapi::RKMEM_BENCH_MAX_REPS as usize];
     let mut host_t = [0u64; uapi::RKMEM_BENCH_MAX_REPS as usize];
@@ -355,7 +409,7 @@ fn repeat(
         .take(reps)
         .enumerate()
     {
-        if i % 2 == 0 {
+        if (i % 2 == 1) == host_first {
             if do_rk {
                 *rt = rk()?;
             }
@@ -394,7 +448,8 @@ fn repeat(
 /// Checks the request; `EINVAL` for anything out of range.
 fn validate(b: &RkmemBench) -> Result {
     let only = uapi::RKMEM_BENCH_ONLY_RKMEM | uapi::RKMEM_BENCH_ONLY_HOST;
-    if b.reserved != 0 || b.flags & !only != 0 || b.flags == only {
+    let known = only | uapi::RKMEM_BENCH_HOST_FIRST | uapi::RKMEM_BENCH_KEEP;
+    if b.reserved != 0 || b.flags & !known != 0 || b.flags & only == only {
         return Err(EINVAL);
     }
     let size_ok = (1..=uapi::RKMEM_CACHE_SIZE_MAX).contains(&b.size);
@@ -423,8 +478,8 @@ fn validate(b: &RkmemBench) -> Result {
     }
 }
 
-/// `RKMEM_IOC_BENCH`.
-pub(crate) fn run(user: UserSlice) -> Result {
+/// `RKMEM_IOC_BENCH` on a file whose kept caches (`RKMEM_BENCH_KEEP`) are in `kept`.
+pub(crate) fn run(user: UserSlice, kept: &Mutex<Option<Kept>>) -> Result {
     let (mut r, mut w) = user.reader_writer();
     let mut b: RkmemBench = r.read()?;
     validate(&b)?;
@@ -446,8 +501,13 @@ pub(crate) fn run(user: UserSlice) -> Result {
     let arena: &'static Arena = unsafe { &*core::ptr::from_ref(&shared.arena) };
     let n = b.iters;
     let warm = n.min(uapi::RKMEM_BENCH_BATCH);
+    // Whatever this call does, the file's kept caches are taken out: a slab call with the flag
+    // and the same parameters times them and puts them back, any other call drops them.
+    let keep = b.flags & uapi::RKMEM_BENCH_KEEP != 0;
+    let mut slot = kept.lock();
+    let old = slot.take();
     match b.kind {
-        uapi::RKMEM_BENCH_SLAB_PAIR | uapi::RKMEM_BENCH_SLAB_BATCH | uapi::RKMEM_BENCH_LAYOUT => {
+        uapi::RKMEM_BENCH_LAYOUT => {
             let c = Arc::pin_init(
                 Cache::new(
                     arena,
@@ -463,38 +523,47 @@ pub(crate) fn run(user: UserSlice) -> Result {
             )?;
             b.rkmem_objs = c.layout.objects();
             b.rkmem_pages = c.layout.pages() as u32;
-            if b.kind == uapi::RKMEM_BENCH_LAYOUT {
-                (b.host_objs, b.host_pages) = slub_layout(b.size, b.align)?;
-            } else {
-                let s = SlubCache::new(b.size, b.align)?;
-                if b.kind == uapi::RKMEM_BENCH_SLAB_PAIR {
-                    cache_pairs(&c, warm)?;
-                    s.pairs(warm)?;
-                    repeat(&mut b, u64::from(n), || cache_pairs(&c, n), || s.pairs(n))?;
-                } else {
-                    let batch = n.min(uapi::RKMEM_BENCH_BATCH);
-                    let rounds = n.div_ceil(batch);
-                    let mut buf = KVec::with_capacity(batch as usize, GFP_KERNEL)?;
-                    let mut sbuf: KVec<*mut c_void> =
-                        KVec::with_capacity(batch as usize, GFP_KERNEL)?;
-                    sbuf.extend_with(batch as usize, core::ptr::null_mut(), GFP_KERNEL)?;
-                    cache_batch(&c, &mut buf, 1)?;
-                    s.batch(&mut sbuf, 1, None)?;
-                    let ops = u64::from(rounds) * u64::from(batch);
-                    let mut held = 0u64;
-                    repeat(
-                        &mut b,
-                        ops,
-                        || cache_batch(&c, &mut buf, rounds),
-                        || s.batch(&mut sbuf, rounds, None),
-                    )?;
-                    b.rkmem_bytes = cache_held(&c, &mut buf)?;
-                    s.batch(&mut sbuf, 1, Some(&mut held))?;
-                    b.host_bytes = held;
+            (b.host_objs, b.host_pages) = slub_layout(b.size, b.align)?;
+        }
+        uapi::RKMEM_BENCH_SLAB_PAIR | uapi::RKMEM_BENCH_SLAB_BATCH => {
+            let k = match old {
+                Some(k) if keep && k.serves(&b) => k,
+                other => {
+                    drop(other);
+                    Kept::new(arena, &b)?
                 }
+            };
+            let (c, s) = (&k.rk, &k.slub);
+            b.rkmem_objs = c.layout.objects();
+            b.rkmem_pages = c.layout.pages() as u32;
+            if b.kind == uapi::RKMEM_BENCH_SLAB_PAIR {
+                cache_pairs(c, warm)?;
+                s.pairs(warm)?;
+                repeat(&mut b, u64::from(n), || cache_pairs(c, n), || s.pairs(n))?;
+            } else {
+                let batch = n.min(uapi::RKMEM_BENCH_BATCH);
+                let rounds = n.div_ceil(batch);
+                let mut buf = KVec::with_capacity(batch as usize, GFP_KERNEL)?;
+                let mut sbuf: KVec<*mut c_void> = KVec::with_capacity(batch as usize, GFP_KERNEL)?;
+                sbuf.extend_with(batch as usize, core::ptr::null_mut(), GFP_KERNEL)?;
+                cache_batch(c, &mut buf, 1)?;
+                s.batch(&mut sbuf, 1, None)?;
+                let ops = u64::from(rounds) * u64::from(batch);
+                let mut held = 0u64;
+                repeat(
+                    &mut b,
+                    ops,
+                    || cache_batch(c, &mut buf, rounds),
+                    || s.batch(&mut sbuf, rounds, None),
+                )?;
+                b.rkmem_bytes = cache_held(c, &mut buf)?;
+                s.batch(&mut sbuf, 1, Some(&mut held))?;
+                b.host_bytes = held;
             }
-            // The cache's slabs go back to the arena when `c` is dropped here.
-            c.drain_cpu();
+            if keep {
+                *slot = Some(k);
+            }
+            // Otherwise both caches go here (the rkmem cache's slabs back to the arena).
         }
         uapi::RKMEM_BENCH_KMALLOC => {
             let size = b.size as usize;

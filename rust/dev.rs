@@ -101,6 +101,9 @@ pub(crate) struct RkmemFile {
     id: u64,
     #[pin]
     handles: Mutex<Handles>,
+    /// The slab benchmark's caches kept between calls (`RKMEM_BENCH_KEEP`).
+    #[pin]
+    bench: Mutex<Option<crate::bench::Kept>>,
 }
 
 #[pinned_drop]
@@ -125,6 +128,7 @@ impl MiscDevice for RkmemFile {
             try_pin_init!(RkmemFile {
                 id: NEXT_FILE_ID.fetch_add(1, Relaxed),
                 handles <- new_mutex!(Handles { tree: RBTree::new(), next: 1, bytes: 0 }, "rkmem_file_handles"),
+                bench <- new_mutex!(None, "rkmem_file_bench"),
             }),
             GFP_KERNEL,
         )?;
@@ -227,7 +231,7 @@ impl RkmemFile {
                     failed: o.failed,
                 })?;
             }
-            uapi::RKMEM_IOC_BENCH => crate::bench::run(user)?,
+            uapi::RKMEM_IOC_BENCH => crate::bench::run(user, &self.bench)?,
             _ => return Err(ENOTTY),
         }
         Ok(0)

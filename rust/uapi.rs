@@ -425,6 +425,17 @@ pub const RKMEM_BENCH_MAX_REPS: u32 = 31;
 pub const RKMEM_BENCH_ONLY_RKMEM: u32 = 1 << 0;
 /// [`RkmemBench::flags`]: time only the host kernel's side.
 pub const RKMEM_BENCH_ONLY_HOST: u32 = 1 << 1;
+/// [`RkmemBench::flags`]: the host kernel's side runs first in the first repetition (and so in
+/// every odd-numbered one); without it rkmem's does. A caller that makes one call per repetition
+/// alternates the order with this flag.
+pub const RKMEM_BENCH_HOST_FIRST: u32 = 1 << 2;
+/// [`RkmemBench::flags`]: slab kinds: keep this call's rkmem cache and SLUB cache in the open
+/// file for its next call of the same kind, size and alignment, which then times the same two
+/// caches (after its own warm-up) instead of creating new ones. Creating and destroying a
+/// cache waits for RCU grace periods, which would dominate a caller that makes one call per
+/// repetition. The kept caches go when the file closes or a call without this flag, or with
+/// other parameters, comes.
+pub const RKMEM_BENCH_KEEP: u32 = 1 << 3;
 
 /// Argument of [`RKMEM_IOC_BENCH`]. Times are picoseconds per operation, where an operation
 /// is one allocation and its free; each repetition times `iters` operations of rkmem, then of
@@ -434,7 +445,7 @@ pub const RKMEM_BENCH_ONLY_HOST: u32 = 1 << 1;
 pub struct RkmemBench {
     /// In: `RKMEM_BENCH_*` kind.
     pub kind: u32,
-    /// In: `RKMEM_BENCH_ONLY_*` flags (not both).
+    /// In: `RKMEM_BENCH_ONLY_*` flags (not both), `RKMEM_BENCH_HOST_FIRST`, `RKMEM_BENCH_KEEP`.
     pub flags: u32,
     /// In: object size (slab, kmalloc, mempool, layout: 1..=4096); otherwise zero.
     pub size: u32,

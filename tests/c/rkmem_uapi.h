@@ -234,11 +234,13 @@ struct rkmem_selftest {
 #define RKMEM_BENCH_MAX_REPS		31
 #define RKMEM_BENCH_ONLY_RKMEM		(1U << 0)
 #define RKMEM_BENCH_ONLY_HOST		(1U << 1)
+#define RKMEM_BENCH_HOST_FIRST		(1U << 2)
+#define RKMEM_BENCH_KEEP		(1U << 3)
 
 /* Argument of RKMEM_IOC_BENCH; times in picoseconds per alloc+free. */
 struct rkmem_bench {
 	__u32 kind;		/* in: RKMEM_BENCH_* */
-	__u32 flags;		/* in: RKMEM_BENCH_ONLY_* (not both) */
+	__u32 flags;		/* in: RKMEM_BENCH_ONLY_* (not both), _HOST_FIRST, _KEEP */
 	__u32 size;		/* in */
 	__u32 align;		/* in */
 	__u32 order;		/* in */

@@ -110,6 +110,8 @@ fn rust_consts() -> Vec<(&'static str, u64)> {
         RKMEM_BENCH_MAX_REPS,
         RKMEM_BENCH_ONLY_RKMEM,
         RKMEM_BENCH_ONLY_HOST,
+        RKMEM_BENCH_HOST_FIRST,
+        RKMEM_BENCH_KEEP,
         RKMEM_IOC_BENCH,
     ]
     .to_vec()

@@ -3,15 +3,19 @@
 //! `rkmemctl bench`: rkmem's allocators against the host kernel's, side by side in one boot.
 //!
 //! Every timing comes from `RKMEM_IOC_BENCH`, which runs rkmem's loop and the host kernel's
-//! counterpart inside the kernel. On all CPUs, one pinned thread per CPU (each with its own
-//! file) runs rkmem's side at the same time, then, after a barrier, the host kernel's side, so
-//! the two are never measured against each other's load; throughput is summed over threads.
+//! counterpart inside the kernel, one call per repetition. Each repetition times both sides
+//! back to back, alternating which goes first; the reported ratio is the median of the
+//! per-repetition ratios rkmem/host with a distribution-free 95% interval ([`stats`]). On all
+//! CPUs, one pinned thread per CPU (each with its own file) runs the first side at the same
+//! time, then, after a barrier, the other, so the two are never measured against each other's
+//! load; throughput is summed over threads.
 //!
 //! Output: one JSON object per line, each prefixed with `RKBENCH ` so that it can be picked out
 //! of a serial console log. Benchmarks report; they never fail on a number.
 
 use crate::dev::Device;
 use crate::procfs;
+use crate::stats;
 use crate::uapi::{self, RkmemBench};
 use crate::workers::{allowed_cpus, pin};
 use nix::errno::Errno;
@@ -36,8 +40,10 @@ pub struct Opts {
     /// Operations (alloc+free pairs) per repetition, 1..=1000000.
     #[arg(long, default_value_t = 20000)]
     pub iters: u32,
-    /// Repetitions per benchmark (the median is reported), 1..=31.
-    #[arg(long, default_value_t = 5)]
+    /// Repetitions per benchmark, each timing rkmem and the host back to back (alternating
+    /// which goes first); the median of their ratios is reported with a 95% interval. At least
+    /// 15 for an interval worth reading; 1..=1000.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub reps: u32,
     /// Run only these: slab, batch, kmalloc, pages, mempool, layout, frag (comma-separated).
     #[arg(long, value_delimiter = ',')]
@@ -86,77 +92,141 @@ struct Point {
     order: u32,
 }
 
-/// Result of a point on `threads` CPUs.
-struct Outcome {
-    /// Median ns per operation, averaged over threads.
+/// One repetition of a point: rkmem's and the host's time per operation (averaged over the
+/// threads when several CPUs run it) and which side went first.
+#[derive(Clone, Copy, Debug)]
+struct Rep {
     rk_ns: f64,
     host_ns: f64,
-    /// Operations per second, summed over threads.
+    /// Operations per second, summed over the threads.
     rk_ops: f64,
     host_ops: f64,
-    /// The last answer (layout and bytes fields).
+    host_first: bool,
+}
+
+/// The repetitions of a point on one set of CPUs.
+struct Outcome {
+    reps: Vec<Rep>,
+    /// The last answer of the first thread (layout and bytes fields).
     last: RkmemBench,
 }
 
-fn request(p: Point, iters: u32, reps: u32, flags: u32) -> RkmemBench {
+fn request(p: Point, iters: u32, flags: u32) -> RkmemBench {
+    // Slab kinds keep their two caches in the thread's file from one repetition to the next
+    // (creating a cache waits for RCU grace periods); they go when the file closes.
+    let keep = match p.kind {
+        uapi::RKMEM_BENCH_SLAB_PAIR | uapi::RKMEM_BENCH_SLAB_BATCH => uapi::RKMEM_BENCH_KEEP,
+        _ => 0,
+    };
     RkmemBench {
         kind: p.kind,
-        flags,
+        flags: flags | keep,
         size: p.size,
         align: p.align,
         order: p.order,
         iters,
-        reps,
+        reps: 1,
         ..Default::default()
     }
 }
 
-/// Runs `p` on each of `cpus` at once, one pinned thread per CPU with its own file. On one CPU
-/// both sides run back to back in one call; on several, rkmem's side runs on all of them, then
-/// (after a barrier) the host's.
+/// Runs `reps` repetitions of `p` on each of `cpus` at once, one pinned thread per CPU with its
+/// own file, one `RKMEM_IOC_BENCH` call per side and repetition, alternating which side goes
+/// first. On one CPU both sides of a repetition run back to back in one call
+/// (`RKMEM_BENCH_HOST_FIRST` on every other one); on several, every CPU runs the first side at
+/// once, then (after a barrier) the second, so neither side is measured under the other's load.
 fn run_point(p: Point, cpus: &[usize], iters: u32, reps: u32) -> Result<Outcome, String> {
     let one = cpus.len() == 1;
     let barrier = Arc::new(Barrier::new(cpus.len()));
-    let handles: Vec<_> =
-        cpus.iter()
-            .map(|&cpu| {
-                let barrier = barrier.clone();
-                thread::spawn(move || -> Result<(RkmemBench, RkmemBench), String> {
-                    let pinned = pin(cpu).map_err(|e| format!("sched_setaffinity(CPU {cpu}): {e}"));
-                    let dev = Device::open().map_err(|e| format!("open: {e}"));
-                    let phase = |flags: u32| match (&pinned, &dev) {
-                        (Ok(()), Ok(d)) => call(d, request(p, iters, reps, flags))
-                            .map_err(|e| format!("bench: {e}")),
-                        (Err(e), _) | (_, Err(e)) => Err(e.clone()),
-                    };
-                    if one {
-                        let b = phase(0)?;
-                        return Ok((b, b));
+    let handles: Vec<_> = cpus
+        .iter()
+        .map(|&cpu| {
+            let barrier = barrier.clone();
+            thread::spawn(move || -> Result<Vec<(RkmemBench, RkmemBench)>, String> {
+                let pinned = pin(cpu).map_err(|e| format!("sched_setaffinity(CPU {cpu}): {e}"));
+                let dev = Device::open().map_err(|e| format!("open: {e}"));
+                let phase = |flags: u32| match (&pinned, &dev) {
+                    (Ok(()), Ok(d)) => {
+                        call(d, request(p, iters, flags)).map_err(|e| format!("bench: {e}"))
                     }
-                    barrier.wait();
-                    let rk = phase(uapi::RKMEM_BENCH_ONLY_RKMEM);
-                    barrier.wait();
-                    let host = phase(uapi::RKMEM_BENCH_ONLY_HOST);
-                    Ok((rk?, host?))
-                })
+                    (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+                };
+                let mut out = Vec::with_capacity(reps as usize);
+                let mut first_err = None;
+                for i in 0..reps {
+                    let host_first = i % 2 == 1;
+                    if one {
+                        let flags = if host_first {
+                            uapi::RKMEM_BENCH_HOST_FIRST
+                        } else {
+                            0
+                        };
+                        let b = phase(flags)?;
+                        out.push((b, b));
+                        continue;
+                    }
+                    // Every thread goes through every barrier, also after an error, so that
+                    // the others are not left waiting.
+                    let order = if host_first {
+                        [uapi::RKMEM_BENCH_ONLY_HOST, uapi::RKMEM_BENCH_ONLY_RKMEM]
+                    } else {
+                        [uapi::RKMEM_BENCH_ONLY_RKMEM, uapi::RKMEM_BENCH_ONLY_HOST]
+                    };
+                    let mut got = [RkmemBench::default(); 2];
+                    for (slot, flags) in got.iter_mut().zip(order) {
+                        barrier.wait();
+                        match phase(flags) {
+                            Ok(b) => *slot = b,
+                            Err(e) => first_err = first_err.or(Some(e)),
+                        }
+                    }
+                    let (rk, host) = if host_first {
+                        (got[1], got[0])
+                    } else {
+                        (got[0], got[1])
+                    };
+                    out.push((rk, host));
+                }
+                first_err.map_or(Ok(out), Err)
             })
-            .collect();
-    let mut res = Vec::new();
+        })
+        .collect();
+    let mut per_thread = Vec::new();
     for h in handles {
-        res.push(
+        per_thread.push(
             h.join()
                 .map_err(|_| "a bench thread panicked".to_string())??,
         );
     }
-    let n = res.len() as f64;
+    let n = per_thread.len() as f64;
     let ns = |ps: u64| ps as f64 / 1000.0;
+    let reps = (0..reps as usize)
+        .map(|i| {
+            let side = |f: fn(&(RkmemBench, RkmemBench)) -> u64| {
+                per_thread.iter().map(move |t| ns(f(&t[i])))
+            };
+            Rep {
+                rk_ns: side(|(r, _)| r.rkmem_ps).sum::<f64>() / n,
+                host_ns: side(|(_, h)| h.host_ps).sum::<f64>() / n,
+                rk_ops: side(|(r, _)| r.rkmem_ps).map(|t| 1e9 / t).sum(),
+                host_ops: side(|(_, h)| h.host_ps).map(|t| 1e9 / t).sum(),
+                host_first: i % 2 == 1,
+            }
+        })
+        .collect();
     Ok(Outcome {
-        rk_ns: res.iter().map(|(r, _)| ns(r.rkmem_ps)).sum::<f64>() / n,
-        host_ns: res.iter().map(|(_, h)| ns(h.host_ps)).sum::<f64>() / n,
-        rk_ops: res.iter().map(|(r, _)| 1e9 / ns(r.rkmem_ps)).sum(),
-        host_ops: res.iter().map(|(_, h)| 1e9 / ns(h.host_ps)).sum(),
-        last: res[0].0,
+        reps,
+        last: per_thread
+            .first()
+            .and_then(|t| t.last())
+            .map_or_else(RkmemBench::default, |(r, _)| *r),
     })
+}
+
+/// A JSON array of numbers.
+fn arr(v: impl Iterator<Item = f64>) -> String {
+    let items: Vec<String> = v.map(num).collect();
+    format!("[{}]", items.join(","))
 }
 
 fn timed(p: Point, cpus: &[usize], opts: &Opts, iters: u32) -> Result<(), String> {
@@ -167,6 +237,10 @@ fn timed(p: Point, cpus: &[usize], opts: &Opts, iters: u32) -> Result<(), String
     };
     for set in sets {
         let o = run_point(p, set, iters, opts.reps)?;
+        let ratios: Vec<f64> = o.reps.iter().map(|r| r.rk_ns / r.host_ns).collect();
+        let st = stats::summarize(&ratios, 0.95)
+            .ok_or_else(|| format!("a repetition timed zero: {ratios:?}"))?;
+        let med = |f: fn(&Rep) -> f64| stats::median(&o.reps.iter().map(f).collect::<Vec<_>>());
         let mut f = vec![
             ("bench", s(p.name)),
             ("size", p.size.to_string()),
@@ -175,11 +249,29 @@ fn timed(p: Point, cpus: &[usize], opts: &Opts, iters: u32) -> Result<(), String
             ("cpus", set.len().to_string()),
             ("iters", iters.to_string()),
             ("reps", opts.reps.to_string()),
-            ("rkmem_ns", num(o.rk_ns)),
-            ("host_ns", num(o.host_ns)),
-            ("ratio", num(o.rk_ns / o.host_ns)),
-            ("rkmem_mops", num(o.rk_ops / 1e6)),
-            ("host_mops", num(o.host_ops / 1e6)),
+            ("rkmem_ns", num(med(|r| r.rk_ns))),
+            ("host_ns", num(med(|r| r.host_ns))),
+            ("ratio", num(st.median)),
+            ("ratio_lo", num(st.lo)),
+            ("ratio_hi", num(st.hi)),
+            ("ratio_coverage", num(st.coverage)),
+            ("ratio_min", num(st.min)),
+            ("ratio_max", num(st.max)),
+            ("rkmem_mops", num(med(|r| r.rk_ops) / 1e6)),
+            ("host_mops", num(med(|r| r.host_ops) / 1e6)),
+            ("rep_rkmem_ns", arr(o.reps.iter().map(|r| r.rk_ns))),
+            ("rep_host_ns", arr(o.reps.iter().map(|r| r.host_ns))),
+            (
+                "rep_host_first",
+                format!(
+                    "[{}]",
+                    o.reps
+                        .iter()
+                        .map(|r| if r.host_first { "1" } else { "0" })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            ),
         ];
         if p.kind == uapi::RKMEM_BENCH_SLAB_BATCH {
             f.push(("rkmem_bytes", o.last.rkmem_bytes.to_string()));
@@ -201,22 +293,53 @@ fn read_u32(path: &str) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// The answer of one size's layout probe.
+type Probe = (u32, Result<RkmemBench, Errno>);
+
 /// Objects per slab of rkmem's caches vs SLUB's, for every `step`-th size 8..4096 (and the
-/// slab benchmark's sizes), plus SLUB's own kmalloc-N caches from /sys/kernel/slab.
-fn layout(dev: &Device, step: u32) -> Result<(), String> {
+/// slab benchmark's sizes), plus SLUB's own kmalloc-N caches from /sys/kernel/slab. Each size
+/// creates and destroys a cache of each kind, which waits for RCU grace periods: several
+/// threads, each with its own file, probe sizes at once (nothing here is timed).
+fn layout(step: u32) -> Result<(), String> {
     let mut sizes: Vec<u32> = (8..=4096).step_by(step.max(1) as usize).collect();
     sizes.extend(SLAB_SIZES);
     sizes.push(4096);
     sizes.sort_unstable();
     sizes.dedup();
-    for size in sizes {
-        let req = RkmemBench {
-            kind: uapi::RKMEM_BENCH_LAYOUT,
-            size,
-            align: SLAB_ALIGN,
-            ..Default::default()
-        };
-        match call(dev, req) {
+    let threads = (allowed_cpus().len() * 4).clamp(1, 16);
+    let sizes = Arc::new(sizes);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let sizes = sizes.clone();
+            thread::spawn(move || -> Result<Vec<Probe>, String> {
+                let dev = Device::open().map_err(|e| format!("open: {e}"))?;
+                Ok(sizes
+                    .iter()
+                    .skip(t)
+                    .step_by(threads)
+                    .map(|&size| {
+                        let req = RkmemBench {
+                            kind: uapi::RKMEM_BENCH_LAYOUT,
+                            size,
+                            align: SLAB_ALIGN,
+                            ..Default::default()
+                        };
+                        (size, call(&dev, req))
+                    })
+                    .collect())
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(
+            h.join()
+                .map_err(|_| "a layout thread panicked".to_string())??,
+        );
+    }
+    all.sort_by_key(|(size, _)| *size);
+    for (size, r) in all {
+        match r {
             Ok(b) => emit(&[
                 ("bench", s("layout")),
                 ("size", size.to_string()),
@@ -422,7 +545,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         }
     }
     if want("layout") {
-        layout(&dev, opts.layout_step)?;
+        layout(opts.layout_step)?;
     }
     // The timed benchmarks left nothing allocated: after a trim, buddyinfo is as it was.
     dev.trim(uapi::RKMEM_TRIM_SLABS | uapi::RKMEM_TRIM_PCP | uapi::RKMEM_TRIM_ARENA)

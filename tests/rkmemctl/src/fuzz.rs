@@ -1360,9 +1360,11 @@ impl Worker<'_> {
         let mut b = RkmemBench {
             kind,
             flags: if rng.below(6) == 0 {
-                field32(rng, &[3, 4])
+                field32(rng, &[3, 7, 15, 16])
             } else {
                 rng.below(3) as u32
+                    | pick(rng, &[0, RKMEM_BENCH_HOST_FIRST])
+                    | pick(rng, &[0, RKMEM_BENCH_KEEP])
             },
             size: match kind {
                 1 | 2 | 3 | 5 | 6 => field32(rng, &[8, 64, 100, 4096, 0, 4097]),
@@ -1398,8 +1400,8 @@ impl Worker<'_> {
         // for a field combination this prediction does not model).
         let clearly_bad = b.reserved != 0
             || !(1..=6).contains(&b.kind)
-            || b.flags == 3
-            || b.flags & !3 != 0
+            || b.flags & 3 == 3
+            || b.flags & !(3 | RKMEM_BENCH_HOST_FIRST | RKMEM_BENCH_KEEP) != 0
             || b.iters > RKMEM_BENCH_MAX_ITERS
             || b.reps > RKMEM_BENCH_MAX_REPS;
         let want: &[Answer] = if clearly_bad {

@@ -21,6 +21,7 @@ mod selftest;
 mod slab;
 mod slabtest;
 mod slabtop;
+mod stats;
 mod statsview;
 mod stress;
 mod stress_all;

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # `make check`: every test. Host tests of rust/core and the ABI, then the
-# in-guest suite on the fast and on the debug kernel. Ends with one line
+# in-guest suite on the fast and the debug kernel (QEMU) and on the um kernel
+# (User-Mode Linux: another architecture's module loader, native speed). Ends with one line
 # `check: N passed, N failed, N skipped` and exits non-zero on any failure,
 # guest crash or timeout.
 set -uo pipefail
@@ -21,20 +22,29 @@ start=$(date +%s)
 
 section() { echo; echo "=== $* ==="; }
 
-section "host: cargo test (rust/core, rust/uapi.rs, rkmemctl)"
-hostlog=$(mktemp)
-CARGO_TARGET_DIR="$RKMEM_CACHE/cargo-target" \
-	cargo test --locked --manifest-path "$RKMEM_ROOT/tests/Cargo.toml" --workspace 2>&1 | tee "$hostlog"
-host_rc=${PIPESTATUS[0]}
-hp=$(sed -n 's/^test result: .* \([0-9][0-9]*\) passed; \([0-9][0-9]*\) failed; \([0-9][0-9]*\) ignored.*/\1 \2 \3/p' "$hostlog" |
-	awk '{p += $1; f += $2; s += $3} END {print p + 0, f + 0, s + 0}')
-read -r p f s <<<"$hp"
-PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + s))
-if [ "$host_rc" != 0 ] && [ "$f" = 0 ]; then
-	echo "check: cargo test failed without a failing test (build error?)"
-	FAILED=$((FAILED + 1))
-fi
-rm -f "$hostlog"
+# cargo_tests TITLE TARGET_DIR MANIFEST [ARGS...]: run cargo test and add its counts.
+cargo_tests() {
+	local title=$1 target=$2 manifest=$3 log rc counts p f s
+	shift 3
+	section "host: cargo test ($title)"
+	log=$(mktemp)
+	CARGO_TARGET_DIR="$target" cargo test --locked --manifest-path "$manifest" "$@" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	counts=$(sed -n 's/^test result: .* \([0-9][0-9]*\) passed; \([0-9][0-9]*\) failed; \([0-9][0-9]*\) ignored.*/\1 \2 \3/p' "$log" |
+		awk '{p += $1; f += $2; s += $3} END {print p + 0, f + 0, s + 0}')
+	read -r p f s <<<"$counts"
+	PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + s))
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+		echo "check: cargo test of $manifest failed without a failing test (build error?)"
+		FAILED=$((FAILED + 1))
+	fi
+	rm -f "$log"
+}
+cargo_tests "rust/core, rust/uapi.rs, rkmemctl" "$RKMEM_CACHE/cargo-target" \
+	"$RKMEM_ROOT/tests/Cargo.toml" --workspace
+# The host benchmarks' own workspace: every case conserves free pages/objects on both sides.
+cargo_tests "tests/bench: benchmark cases conserve free pages and objects" \
+	"$RKMEM_CACHE/cargo-target-bench" "$RKMEM_ROOT/tests/bench/Cargo.toml"
 
 section "lint: rustfmt and clippy (host crates, kernel lint set)"
 lint() {
@@ -52,7 +62,7 @@ lint rustfmt make -s -C "$RKMEM_ROOT" fmt-check
 lint clippy-host env CARGO_TARGET_DIR="$RKMEM_CACHE/cargo-target" cargo clippy --quiet --locked \
 	--manifest-path "$RKMEM_ROOT/tests/Cargo.toml" --workspace --all-targets -- -D warnings
 
-for flavor in fast debug; do
+for flavor in ${CHECK_FLAVORS:-fast debug um}; do
 	section "guest: $flavor kernel"
 	log="$RKMEM_CACHE/logs/check-$flavor.log"
 	timeout=${TIMEOUT:-900}

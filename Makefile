@@ -46,12 +46,16 @@ setup:
 bench:
 	@scripts/bench.sh $(BENCH)
 
+# make bench-readme RESULTS=<native results.jsonl> [TCG=<an emulated run's results.jsonl>]
 BENCH_RESULTS := tests/results/bench-native.jsonl
+BENCH_TCG := tests/results/bench-tcg.jsonl
 bench-readme:
-	@test -n "$(RESULTS)" || { echo "usage: make bench-readme RESULTS=results/bench-<date>-um/results.jsonl"; exit 2; }
+	@test -n "$(RESULTS)" || { echo "usage: make bench-readme RESULTS=results/bench-<date>-um/results.jsonl [TCG=results/bench-<date>-fast/results.jsonl]"; exit 2; }
 	@grep -q '"accel": "native"' "$(RESULTS)" || { echo "$(RESULTS) is not a native (um) run: the README's tables come only from native runs"; exit 2; }
 	@mkdir -p $(dir $(BENCH_RESULTS)) && cp "$(RESULTS)" $(BENCH_RESULTS)
-	@python3 scripts/bench_report.py readme $(BENCH_RESULTS) README.md
+	@if [ -n "$(TCG)" ]; then cp "$(TCG)" $(BENCH_TCG); fi
+	@python3 scripts/bench_report.py readme $(BENCH_RESULTS) README.md \
+		$$([ -f $(BENCH_TCG) ] && echo --tcg $(BENCH_TCG))
 
 kernels: setup
 	@scripts/build-kernel.sh fast >/dev/null

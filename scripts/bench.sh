@@ -25,6 +25,11 @@ qemu | tcg | fast) flavor=fast accel=TCG ;;
 esac
 [ "$flavor" = fast ] && [ "${KVM:-0}" = 1 ] && accel=KVM
 cpus=${CPUS:-$(nproc)}
+# The commit measured: what the guest is built from, read before it is built.
+commit=$(git -C "$RKMEM_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$RKMEM_ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+	commit="$commit+dirty"
+fi
 stamp=$(date -u +%Y%m%d-%H%M%S)
 out="$RKMEM_ROOT/results/bench-$stamp-$flavor"
 mkdir -p "$out"
@@ -34,10 +39,6 @@ CPUS=$cpus QUIET=${QUIET:-1} TIMEOUT=${TIMEOUT:-1800} \
 	"$RKMEM_ROOT/scripts/guest.sh" "$flavor" "$script" "$log" || rc=$?
 grep -q 'RKBENCH ' "$log" 2>/dev/null || die "no benchmark results in $log (guest exit $rc)"
 host_cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
-commit=$(git -C "$RKMEM_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$RKMEM_ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-	commit="$commit+dirty"
-fi
 config_hash=$(sha256sum "$(kernel_dir "$flavor")/.config" | cut -c1-12)
 python3 "$RKMEM_ROOT/scripts/bench_report.py" report "$log" "$out" \
 	"commit=$commit" "flavor=$flavor" "accel=$accel" "guest_cpus=$cpus" \

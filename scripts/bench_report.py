@@ -4,13 +4,14 @@
 plots, and from a committed results file to the README's tables.
 
     scripts/bench_report.py report LOG OUTDIR [key=value ...]
-    scripts/bench_report.py readme RESULTS.jsonl README.md [--check]
+    scripts/bench_report.py readme RESULTS.jsonl README.md [--tcg TCG.jsonl] [--check]
 
 `report` picks the `RKBENCH {...}` lines out of LOG; the key=value pairs describe the run
 (commit, flavor, accel, guest_cpus, host_cpu, host_nproc, kernel_config, date, command) and go
 into every row of OUTDIR/results.jsonl and into the report's header. `readme` rewrites the
-part of README.md between the bench-tables markers from RESULTS.jsonl; with --check it only
-says whether README.md is up to date (exit 1 if not). Only the standard library is used.
+part of README.md between the bench-tables markers from RESULTS.jsonl (a native run), and
+with --tcg adds a table of what an emulated TCG run said about the same goals; with --check it
+only says whether README.md is up to date (exit 1 if not). Only the standard library is used.
 
 Every timed row carries the per-repetition times of both sides (`rep_rkmem_ns`,
 `rep_host_ns`), the median of the per-repetition ratios (`ratio`) and its distribution-free
@@ -18,6 +19,7 @@ Every timed row carries the per-repetition times of both sides (`rep_rkmem_ns`,
 goal uses the interval: met if all of it is at or below the goal, missed if all of it is above,
 undecided otherwise.
 """
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -240,6 +242,44 @@ def summary_table(rows):
             out.append(f"| {label} | {cpus} | {len(sub)} | {min(meds):.2f} - {max(meds):.2f} | "
                        f"{lo:.2f} - {hi:.2f} | {'<= ' + format(g, '.2f') if g is not None else '-'} | "
                        f"{counts} |")
+    return out
+
+
+def group_verdict(rows, name, keep, cpus):
+    """(median range, verdict counts) of one benchmark on `cpus` CPUs, or None."""
+    rs = [r for r in timed_rows(rows, name, keep or (lambda r: True)) if r["cpus"] == cpus]
+    if not rs:
+        return None
+    g = goal_of(rs[0])
+    vs = [verdict(r, g) for r in rs]
+    meds = [r["ratio"] for r in rs]
+    if g is None:
+        word = "-"
+    elif all(v == "met" for v in vs):
+        word = "met"
+    elif all(v == "**missed**" for v in vs):
+        word = "missed"
+    else:
+        word = (f"{vs.count('met')} met, {vs.count('undecided')} undecided, "
+                f"{vs.count('**missed**')} missed")
+    return f"{min(meds):.2f} - {max(meds):.2f}", word
+
+
+def tcg_table(native, tcg):
+    """Markdown lines: what the emulated run said next to the native run, per benchmark."""
+    ti, ni = run_info(tcg), run_info(native)
+    out = [f"What a QEMU TCG run (`{ti.get('commit', '?')}`, {ti.get('date', '?')}) said about "
+           f"the same goals, next to the native run above (`{ni.get('commit', '?')}`): "
+           "ratio medians over the points, and the verdicts from their intervals.", "",
+           "| benchmark | CPUs | TCG: ratios | TCG says | native: ratios | native says |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    for name, key, title, keep in TIMED:
+        label = title.split(":")[0].split(" (")[0]
+        for cpus in sorted({r["cpus"] for r in timed_rows(native, name, keep or (lambda r: True))}):
+            n = group_verdict(native, name, keep, cpus)
+            t = group_verdict(tcg, name, keep, cpus)
+            if n and t:
+                out.append(f"| {label} | {cpus} | {t[0]} | {t[1]} | {n[0]} | {n[1]} |")
     return out
 
 
@@ -489,11 +529,15 @@ def frag_section(p, out, by):
 # ---------------------------------------------------------------- README
 
 
-def readme_section(results_path):
-    rows = [json.loads(line) for line in Path(results_path).read_text().splitlines() if line.strip()]
+def load(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def readme_section(results_path, tcg_path):
+    rows = load(results_path)
     info = run_info(rows)
-    src = results_path
-    md = [BEGIN.format(src=f"`{src}`"), ""]
+    src = f"`{results_path}`" + (f" and `{tcg_path}`" if tcg_path else "")
+    md = [BEGIN.format(src=src), ""]
     if emulated(info):
         md.append("**These timings are EMULATED (QEMU TCG) and decide nothing.**\n")
     md.extend(header_lines(info, rows))
@@ -508,17 +552,20 @@ def readme_section(results_path):
             md.extend(lines)
             md.append("")
     md.append("</details>\n")
+    if tcg_path:
+        md.extend(tcg_table(rows, load(tcg_path)))
+        md.append("")
     md.append(END)
     return "\n".join(md)
 
 
-def readme(results_path, readme_path, check):
+def readme(results_path, readme_path, tcg_path, check):
     text = Path(readme_path).read_text()
     i = text.find("<!-- bench-tables:")
     j = text.find(END)
     if i < 0 or j < 0:
         sys.exit(f"{readme_path}: no bench-tables markers (add the BEGIN/END comments)")
-    new = text[:i] + readme_section(results_path) + text[j + len(END):]
+    new = text[:i] + readme_section(results_path, tcg_path) + text[j + len(END):]
     if check:
         if new != text:
             print(f"{readme_path}: the benchmark tables differ from {results_path}; "
@@ -531,14 +578,25 @@ def readme(results_path, readme_path, check):
 
 
 def main():
-    args = sys.argv[1:]
-    if len(args) >= 3 and args[0] == "report":
-        info = dict(a.split("=", 1) for a in args[3:])
-        report(args[1], Path(args[2]), info)
-    elif len(args) in (3, 4) and args[0] == "readme" and args[3:] in ([], ["--check"]):
-        readme(args[1], args[2], args[3:] == ["--check"])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    rp = sub.add_parser("report", help="a run's console log to results.jsonl, report.md, plots")
+    rp.add_argument("log")
+    rp.add_argument("outdir", type=Path)
+    rp.add_argument("info", nargs="*", metavar="key=value")
+    mp = sub.add_parser("readme", help="the README's benchmark tables from a committed run")
+    mp.add_argument("results")
+    mp.add_argument("readme")
+    mp.add_argument("--tcg", help="an emulated run to set beside the native one")
+    mp.add_argument("--check", action="store_true", help="only check that README is up to date")
+    a = ap.parse_args()
+    if a.cmd == "report":
+        bad = [x for x in a.info if "=" not in x]
+        if bad:
+            ap.error(f"not key=value: {bad}")
+        report(a.log, a.outdir, dict(x.split("=", 1) for x in a.info))
     else:
-        sys.exit(__doc__)
+        readme(a.results, a.readme, a.tcg, a.check)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ lint() {
 	fi
 }
 lint rustfmt make -s -C "$RKMEM_ROOT" fmt-check
+# The README's benchmark tables are generated from the committed native results, never typed.
+lint readme-bench-tables env -C "$RKMEM_ROOT" python3 scripts/bench_report.py readme \
+	tests/results/bench-native.jsonl README.md --tcg tests/results/bench-tcg.jsonl --check
 lint clippy-host env CARGO_TARGET_DIR="$RKMEM_CACHE/cargo-target" cargo clippy --quiet --locked \
 	--manifest-path "$RKMEM_ROOT/tests/Cargo.toml" --workspace --all-targets -- -D warnings
 

@@ -66,7 +66,8 @@ fi
 if [ "$interactive" = 1 ]; then
 	"${run[@]}" 2>&1 | tee "$log"
 	qrc=${PIPESTATUS[0]}
-	[ "$kind" = UML ] && stty sane 2>/dev/null
+	# UML leaves the terminal raw (and the cursor where its last line ended).
+	[ "$kind" = UML ] && { stty sane 2>/dev/null; printf '\r'; }
 else
 	# Without --foreground, timeout signals the whole process group: UML's
 	# helper processes end with it.

@@ -102,3 +102,11 @@ buddyinfo_back_to_load_time() {
 # Kernel reports that fail any run: warnings, oopses, sanitizer and lockdep
 # reports, leaks.
 BAD_DMESG='WARNING:|BUG:|Oops|general protection|KASAN|KFENCE|UBSAN|kmemleak: [0-9]+ new suspected|possible recursive locking|possible circular locking|inconsistent lock state|sleeping function called from invalid context|Call Trace'
+
+# stress_clean NAME FILE: the output of `rkmemctl stress NAME` in FILE reports no verification
+# failure: its verdict line says so and no thread line counts a failure ("10 failures" is not
+# "0 failures").
+stress_clean() {
+	grep -q "^stress $1: ok, no failures\$" "$2" || return 1
+	! grep -qE '(^|[^0-9])[1-9][0-9]* failures' "$2"
+}

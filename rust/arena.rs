@@ -620,6 +620,36 @@ impl Arena {
         released
     }
 
+    /// Per slot, adds the pages free in the buddy lists to `free[slot]` and the pages in the
+    /// per-CPU caches to `cached[slot]` (try-locks: a busy per-CPU cache counts nothing).
+    /// Returns (present slots, the minimum kept), or `None` if the buddy allocator is busy.
+    pub(crate) fn slot_usage(
+        &self,
+        free: &mut [usize],
+        cached: &mut [usize],
+    ) -> Option<(usize, usize)> {
+        let present = {
+            let inner = self.inner.try_lock()?;
+            inner.buddy.add_free_pages_by_slot(free);
+            inner.buddy.nr_present_slots()
+        };
+        for pcp in self.pcp.iter() {
+            if let Some(p) = pcp.try_lock() {
+                for (page, order) in p.blocks() {
+                    if let Some(c) = cached.get_mut(page / SLOT_PAGES) {
+                        *c += 1 << order;
+                    }
+                }
+            }
+        }
+        Some((present, self.min_slots))
+    }
+
+    /// The slot of kernel virtual address `addr`, if it lies in a present slot.
+    pub(crate) fn slot_of_addr(&self, addr: usize) -> Option<usize> {
+        self.page_of(addr).map(|p| p / SLOT_PAGES)
+    }
+
     /// What the arena could give back now (try-locks: busy parts count as nothing):
     /// (pages in per-CPU caches, pages of wholly free blocks above the minimum).
     pub(crate) fn reclaimable(&self) -> (usize, usize) {

@@ -678,6 +678,31 @@ impl Cache {
         released
     }
 
+    /// Adds the pages of each empty slab to `out[slot]` of the arena slot it lies in (a try-lock:
+    /// a busy cache adds nothing).
+    pub(crate) fn add_empty_pages_by_slot(&self, out: &mut [usize]) {
+        let Some(mut inner) = self.inner.try_lock() else {
+            return;
+        };
+        let inner = &mut *inner;
+        let mut h = SlabHeaders {
+            layout: &self.layout,
+        };
+        let pages = self.layout.pages();
+        let n = inner.counts.empty() as usize;
+        inner
+            .lists
+            .for_each(&self.layout, &mut h, SlabList::Empty, n, |slab| {
+                if let Some(o) = self
+                    .arena
+                    .slot_of_addr(slab as usize)
+                    .and_then(|s| out.get_mut(s))
+                {
+                    *o += pages;
+                }
+            });
+    }
+
     /// What the cache could give back now, in pages (try-locks: a busy cache counts nothing):
     /// (pages of empty slabs, an estimate of the pages its per-CPU objects keep in use).
     pub(crate) fn reclaimable(&self) -> (u64, u64) {

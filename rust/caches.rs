@@ -236,6 +236,18 @@ pub(crate) fn reclaimable(classes: &Classes, reg: &Mutex<Registry>) -> (u64, u64
     (empty, cpu)
 }
 
+/// Adds the pages of every cache's empty slabs to `out[slot]` of their arena slot (try-locks).
+pub(crate) fn add_empty_pages_by_slot(classes: &Classes, reg: &Mutex<Registry>, out: &mut [usize]) {
+    for c in classes.as_ref().into_iter().flatten() {
+        c.add_empty_pages_by_slot(out);
+    }
+    if let Some(r) = reg.try_lock() {
+        for c in r.caches.iter() {
+            c.add_empty_pages_by_slot(out);
+        }
+    }
+}
+
 /// Renders `/proc/rkmem/slabinfo` in the format of `/proc/slabinfo` version 2.1.
 pub(crate) fn show_slabinfo(
     w: &mut impl fmt::Write,

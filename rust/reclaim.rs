@@ -110,10 +110,50 @@ fn reclaimable(shared: &Shared) -> Reclaimable {
         cpu_object_pages,
         empty_slab_pages,
         free_block_pages: free_block_pages as u64,
+        host_pages: host_pages(shared).unwrap_or(free_block_pages as u64),
     }
 }
 
-/// Frees up to `budget` pages, cheapest first, with try-locks only. Returns the pages freed.
+/// Pages a scan could give back to the host now ([`reclaim::host_reclaimable_pages`] over the
+/// arena's slots), or `None` if a lock is busy or the per-slot buffers cannot be had without
+/// waiting (reclaim may run where allocations must not sleep).
+fn host_pages(shared: &Shared) -> Option<u64> {
+    let n = shared.arena.nr_slots();
+    let gfp = GFP_NOWAIT | __GFP_NOWARN;
+    let mut free: KVVec<usize> = KVVec::with_capacity(n, gfp).ok()?;
+    free.extend_with(n, 0, gfp).ok()?;
+    let mut cached: KVVec<usize> = KVVec::with_capacity(n, gfp).ok()?;
+    cached.extend_with(n, 0, gfp).ok()?;
+    let (present, min) = shared.arena.slot_usage(&mut free, &mut cached)?;
+    crate::caches::add_empty_pages_by_slot(&shared.classes, &shared.caches, &mut cached);
+    Some(reclaim::host_reclaimable_pages(
+        &free,
+        &cached,
+        crate::arena::SLOT_PAGES,
+        present,
+        min,
+    ))
+}
+
+/// A shrinker scan for `nr` pages: empties the caches into the buddy lists when the wholly free
+/// blocks alone fall short (those moves give the host nothing and are not counted), then gives
+/// whole free blocks back to the host. Returns the pages the host got (try-locks only).
+fn host_scan(shared: &Shared, nr: u64) -> u64 {
+    let (_, free_blocks) = shared.arena.reclaimable();
+    let plan = reclaim::scan_plan(free_blocks as u64, nr);
+    if plan.drain_caches {
+        crate::caches::trim_mode(&shared.classes, &shared.caches, true, usize::MAX);
+        shared.arena.drain_pcps_mode(true);
+    }
+    let max = usize::try_from(plan.release_pages).unwrap_or(usize::MAX);
+    let n = shared.arena.release_blocks(true, max) as u64;
+    add(&RSTATS.pages_to_host, n);
+    n
+}
+
+/// The watermark path: frees up to `budget` pages inside the arena (the watermarks measure the
+/// arena's free pages, so cached pages moved back to the buddy lists count), cheapest first,
+/// with try-locks only. Returns the pages freed.
 fn shrink(shared: &Shared, budget: u64) -> u64 {
     let budget = usize::try_from(budget).unwrap_or(usize::MAX);
     let mut freed = 0usize;
@@ -150,7 +190,7 @@ extern "C" fn rkmem_shrink_scan(nr_to_scan: c_ulong) -> c_long {
     add(&RSTATS.scan_calls, 1);
     let nr = nr_to_scan as u64;
     add(&RSTATS.scanned, nr);
-    let freed = crate::shared().map_or(0, |s| shrink(s, nr));
+    let freed = crate::shared().map_or(0, |s| host_scan(s, nr));
     match reclaim::scan_result(freed) {
         Some(n) => {
             add(&RSTATS.freed, n);
@@ -226,6 +266,7 @@ pub(crate) fn show_shrinker(w: &mut impl fmt::Write, shared: &Shared) -> fmt::Re
             ("reclaimable_cpu_object_pages", now.cpu_object_pages),
             ("reclaimable_empty_slab_pages", now.empty_slab_pages),
             ("reclaimable_free_block_pages", now.free_block_pages),
+            ("reclaimable_host_pages", now.host_pages),
         ],
     )
 }

@@ -610,6 +610,25 @@ impl<S: DerefMut<Target = [PageMeta]>> Buddy<S> {
         }
     }
 
+    /// Adds to `out[slot]` the pages of every free block of that slot (`out` has an entry per
+    /// slot; missing entries are skipped). O(free blocks): it walks the free lists.
+    pub fn add_free_pages_by_slot(&self, out: &mut [usize]) {
+        for order in 0..=self.max_order {
+            let mut head = self.heads[order as usize];
+            // A list has nr_free[order] heads; the bound also ends a corrupted (cyclic) list.
+            for _ in 0..self.nr_free[order as usize] {
+                if head == NIL {
+                    break;
+                }
+                let page = head as usize;
+                if let Some(o) = out.get_mut(page >> self.max_order) {
+                    *o += 1usize << order;
+                }
+                head = self.meta.get(page).map_or(NIL, |m| m.next);
+            }
+        }
+    }
+
     /// Number of free blocks of `order` (0 above `max_order`).
     #[must_use]
     pub fn nr_free(&self, order: u32) -> usize {
@@ -828,6 +847,32 @@ mod tests {
             pages,
             kind: BlockKind::Free,
         }
+    }
+
+    #[test]
+    fn free_pages_by_slot_match_the_blocks() {
+        let mut b = buddy(4, 3);
+        b.add_block(0).unwrap();
+        b.add_block(2).unwrap();
+        let a = b.alloc(2).unwrap();
+        let c = b.alloc(0).unwrap();
+        let mut out = vec![0usize; 3];
+        b.add_free_pages_by_slot(&mut out);
+        let mut want = vec![0usize; 3];
+        for blk in all_blocks(&b) {
+            if blk.kind == BlockKind::Free {
+                want[blk.start >> 4] += blk.pages;
+            }
+        }
+        assert_eq!(out, want);
+        assert_eq!(out.iter().sum::<usize>(), b.free_pages());
+        assert_eq!(out[1], 0, "an absent slot has no free pages");
+        // A short buffer: the slots it has no entry for are skipped.
+        let mut short = vec![0usize; 1];
+        b.add_free_pages_by_slot(&mut short);
+        assert_eq!(short[0], out[0]);
+        b.free(a, 2).unwrap();
+        b.free(c, 0).unwrap();
     }
 
     #[test]

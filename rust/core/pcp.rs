@@ -232,6 +232,13 @@ impl<const CAP: usize> Pcp<CAP> {
         self.count
     }
 
+    /// Every cached block as (first page, order).
+    pub fn blocks(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        self.lists.iter().zip(0u32..).flat_map(|(ring, order)| {
+            (0..ring.len).map(move |i| (ring.buf[(ring.first + i) % CAP] as usize, order))
+        })
+    }
+
     /// Blocks cached of `order` (0 for orders that are not cached).
     #[must_use]
     pub fn len(&self, order: u32) -> usize {
@@ -426,6 +433,27 @@ mod tests {
 
     fn whole(b: &Buddy<Vec<PageMeta>>) -> bool {
         b.free_pages() == b.present_pages() && b.nr_free(b.max_order()) == b.nr_present_slots()
+    }
+
+    #[test]
+    fn blocks_lists_what_is_cached() {
+        let mut b = buddy(4, 2);
+        let mut p = Pcp::<8>::new(8, 2).unwrap();
+        let x = b.alloc(0).unwrap();
+        let y = b.alloc(1).unwrap();
+        p.push(x, 0).unwrap();
+        p.push(y, 1).unwrap();
+        let mut got: Vec<(usize, u32)> = p.blocks().collect();
+        got.sort_unstable();
+        let mut want = vec![(x, 0), (y, 1)];
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(
+            p.blocks().map(|(_, o)| 1usize << o).sum::<usize>(),
+            p.count()
+        );
+        let _ = p.drain_all(&mut b);
+        assert_eq!(p.blocks().count(), 0);
     }
 
     #[test]

@@ -131,7 +131,9 @@ impl Watermarks {
     }
 }
 
-/// What rkmem could give back now, in pages.
+/// What rkmem holds that reclaim could act on, in pages. Only `host_pages` is memory the host
+/// kernel would get back; the rest only moves inside rkmem (it is what the watermark path
+/// counts, where free arena pages are the measure).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reclaimable {
     /// Pages in the per-CPU page caches.
@@ -143,17 +145,56 @@ pub struct Reclaimable {
     pub empty_slab_pages: u64,
     /// Pages of wholly free 4 MiB blocks above the arena's minimum.
     pub free_block_pages: u64,
+    /// Pages a scan could give back to the host kernel now: [`host_reclaimable_pages`].
+    pub host_pages: u64,
 }
 
 impl Reclaimable {
-    /// The shrinker's `count_objects`: the total, or `None` for `SHRINK_EMPTY`.
+    /// The shrinker's `count_objects`: what a scan could give back to the host, or `None` for
+    /// `SHRINK_EMPTY`.
     pub fn count(&self) -> Option<u64> {
-        let total = self
-            .pcp_pages
-            .saturating_add(self.cpu_object_pages)
-            .saturating_add(self.empty_slab_pages)
-            .saturating_add(self.free_block_pages);
-        (total != 0).then_some(total)
+        (self.host_pages != 0).then_some(self.host_pages)
+    }
+}
+
+/// Pages a shrinker scan could give back to the host kernel: whole slots (4 MiB blocks) above
+/// the arena's minimum of `min_slots` whose `slot_pages` pages are all either free in the buddy
+/// lists (`free[slot]`) or held by caches that a scan empties before it releases blocks
+/// (`cached[slot]`: per-CPU pages, empty slabs). An absent slot has neither. Objects in the
+/// slab caches' per-CPU arrays are not counted: their slabs may empty only after the scan's
+/// first step, so the count errs low, never high.
+pub fn host_reclaimable_pages(
+    free: &[usize],
+    cached: &[usize],
+    slot_pages: usize,
+    present_slots: usize,
+    min_slots: usize,
+) -> u64 {
+    let whole = free
+        .iter()
+        .zip(cached)
+        .filter(|(f, c)| slot_pages > 0 && f.saturating_add(**c) >= slot_pages)
+        .count();
+    (whole.min(present_slots.saturating_sub(min_slots)) * slot_pages) as u64
+}
+
+/// What one shrinker scan asked for `nr_to_scan` pages does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanPlan {
+    /// Empty the caches into the buddy lists first ([`Step::Slabs`], [`Step::Pcp`]): only when
+    /// the wholly free blocks alone do not cover the request. These moves give the host
+    /// nothing and are not counted.
+    pub drain_caches: bool,
+    /// Pages of whole blocks to give back at most (whole blocks: the last one may go past it).
+    pub release_pages: u64,
+}
+
+/// The plan of a scan for `nr_to_scan` pages when `free_block_pages` are in wholly free blocks
+/// above the minimum now.
+pub fn scan_plan(free_block_pages: u64, nr_to_scan: u64) -> ScanPlan {
+    ScanPlan {
+        drain_caches: free_block_pages < nr_to_scan.max(1),
+        release_pages: nr_to_scan.max(1),
     }
 }
 
@@ -172,8 +213,8 @@ pub enum Step {
 /// The order in which a scan works.
 pub const SCAN_ORDER: [Step; 3] = [Step::Slabs, Step::Pcp, Step::Blocks];
 
-/// The shrinker's `scan_objects` result for `freed` pages after trying every step: `None`
-/// for `SHRINK_STOP` (no progress possible now: locks busy or nothing left).
+/// The shrinker's `scan_objects` result for `freed` pages given back to the host: `None` for
+/// `SHRINK_STOP` (no progress possible now: locks busy or nothing left).
 pub fn scan_result(freed: u64) -> Option<u64> {
     (freed != 0).then_some(freed)
 }
@@ -243,18 +284,70 @@ mod tests {
         }
     }
 
+    // The shrinker's contract (include/linux/shrinker.h): count_objects is what a scan could
+    // free, and for rkmem freeing means giving pages to the host kernel. Pages that only move
+    // inside rkmem (per-CPU pages to the buddy lists, empty slabs to the arena) are not freed
+    // memory for the host.
     #[test]
-    fn count_and_scan() {
+    fn count_is_only_what_the_host_can_get() {
         assert_eq!(Reclaimable::default().count(), None);
-        let r = Reclaimable {
+        let cached_only = Reclaimable {
             pcp_pages: 3,
             cpu_object_pages: 1,
             empty_slab_pages: 8,
-            free_block_pages: 1024,
+            ..Default::default()
         };
-        assert_eq!(r.count(), Some(1036));
+        assert_eq!(cached_only.count(), None);
+        let r = Reclaimable {
+            host_pages: 2048,
+            ..cached_only
+        };
+        assert_eq!(r.count(), Some(2048));
         assert_eq!(scan_result(0), None);
         assert_eq!(scan_result(5), Some(5));
+    }
+
+    #[test]
+    fn whole_slots_only_above_the_minimum() {
+        let sp = 1024;
+        // Slot 0: wholly free; 1: free but for 8 cached pages; 2: one page in use; 3: absent.
+        let free = [1024, 1016, 1023, 0];
+        let cached = [0, 8, 0, 0];
+        assert_eq!(host_reclaimable_pages(&free, &cached, sp, 3, 0), 2 * 1024);
+        // The minimum keeps slots: at most present - min can go.
+        assert_eq!(host_reclaimable_pages(&free, &cached, sp, 3, 2), 1024);
+        assert_eq!(host_reclaimable_pages(&free, &cached, sp, 3, 3), 0);
+        // Cached pages alone are nothing for the host.
+        assert_eq!(host_reclaimable_pages(&[0, 0], &[8, 200], sp, 2, 0), 0);
+        assert_eq!(host_reclaimable_pages(&free, &cached, 0, 3, 0), 0);
+    }
+
+    #[test]
+    fn scans_drain_caches_only_when_free_blocks_fall_short() {
+        assert_eq!(
+            scan_plan(2048, 128),
+            ScanPlan {
+                drain_caches: false,
+                release_pages: 128
+            }
+        );
+        assert!(scan_plan(0, 128).drain_caches);
+        assert!(scan_plan(1024, 2048).drain_caches);
+        // nr_to_scan 0 still plans one block's worth of work at most.
+        assert_eq!(scan_plan(0, 0).release_pages, 1);
+    }
+
+    proptest! {
+        // Never more than the present slots above the minimum, always whole slots.
+        #[test]
+        fn host_count_is_bounded(free in proptest::collection::vec(0usize..=1024, 0..16),
+                                 cached in proptest::collection::vec(0usize..=1024, 0..16),
+                                 present in 0usize..16, min in 0usize..16) {
+            let n = host_reclaimable_pages(&free, &cached, 1024, present, min);
+            prop_assert_eq!(n % 1024, 0);
+            prop_assert!(n as usize <= present.saturating_sub(min) * 1024);
+            prop_assert!(n as usize <= free.len().min(cached.len()) * 1024);
+        }
     }
 
     proptest! {

@@ -78,6 +78,26 @@ impl SlabLists {
         layout.set_links(h.header(slab), 0, 0);
     }
 
+    /// Calls `f` with each slab of `list`, front to back, at most `max` of them (the list's
+    /// length from the cache's counts: it also ends a corrupted, cyclic list).
+    pub fn for_each(
+        &self,
+        layout: &SlabLayout,
+        h: &mut impl Headers,
+        list: SlabList,
+        max: usize,
+        mut f: impl FnMut(u64),
+    ) {
+        let mut slab = self.heads[idx(list)];
+        for _ in 0..max {
+            if slab == 0 {
+                break;
+            }
+            f(slab);
+            slab = layout.links(h.header(slab)).0;
+        }
+    }
+
     /// Moves `slab` from `from` to the front of `to`.
     pub fn move_to(
         &mut self,
@@ -133,6 +153,24 @@ mod tests {
             cur = next;
         }
         out
+    }
+
+    #[test]
+    fn for_each_walks_front_to_back_and_is_bounded() {
+        let (layout, mut h) = setup(3);
+        let mut l = SlabLists::new();
+        for s in [4096u64, 8192, 12288] {
+            l.push(&layout, &mut h, SlabList::Empty, s);
+        }
+        let mut seen = Vec::new();
+        l.for_each(&layout, &mut h, SlabList::Empty, 10, |s| seen.push(s));
+        assert_eq!(seen, walk(&l, &layout, &mut h, SlabList::Empty));
+        let mut two = Vec::new();
+        l.for_each(&layout, &mut h, SlabList::Empty, 2, |s| two.push(s));
+        assert_eq!(two, seen[..2]);
+        let mut none = 0;
+        l.for_each(&layout, &mut h, SlabList::Full, 10, |_| none += 1);
+        assert_eq!(none, 0);
     }
 
     #[test]

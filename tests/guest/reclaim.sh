@@ -106,7 +106,52 @@ test_watermarks_drive_reclaim() {
 	[ "$(stat_value reclaim_async_runs)" -gt 0 ] || fail "the background trimmer never ran"
 }
 
+# The shrinker's contract (include/linux/shrinker.h): count_objects is what a scan could free
+# and scan_objects returns what it freed; for rkmem, freed means given to the host kernel.
+# Per-CPU pages and empty slabs only move inside rkmem when a scan empties them: they are
+# neither counted nor reported as freed.
+test_shrinker_reports_only_host_memory() {
+	rkmemctl trim >/dev/null || fail "rkmemctl trim failed" || return
+	# Blocks held across the arena's slots, so that (nearly) no slot can go back...
+	rkmemctl pages hold --order 9 --count 3 >/tmp/hold9.out 2>&1 &
+	pid=$!
+	wait_line $pid holding /tmp/hold9.out || {
+		kill -9 $pid 2>/dev/null
+		fail "no 'holding' line from rkmemctl pages hold: $(cat /tmp/hold9.out)"
+		return
+	}
+	# ... and pages cached per CPU (order-0 pages freed at exit stay in the per-CPU caches).
+	rkmemctl pages alloc --order 0 --count 64 >/dev/null || fail "allocating 64 pages failed" || return
+	pcp=$(stat_value arena_pcp_pages)
+	[ "$pcp" -gt 0 ] || fail "no pages cached per CPU: the test would prove nothing" || return
+	count=$(shrink_value reclaimable_now)
+	host=$(shrink_value reclaimable_host_pages)
+	[ "$count" = "$host" ] || fail "count_objects reports $count pages, $host of them for the host" || return
+	[ $((count % 1024)) = 0 ] || fail "count_objects reports $count pages: not whole 4 MiB blocks" || return
+	freed=$(shrink_value objects_freed)
+	to_host=$(shrink_value pages_to_host)
+	echo 2 >/proc/sys/vm/drop_caches
+	d_freed=$(($(shrink_value objects_freed) - freed))
+	d_host=$(($(shrink_value pages_to_host) - to_host))
+	kill -9 $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	[ "$d_freed" = "$d_host" ] ||
+		fail "scan_objects reported $d_freed pages freed while the host got $d_host ($pcp were cached per CPU)" || return
+	# With the holder gone its slots are free: now the host gets them, and only that is reported.
+	freed=$(shrink_value objects_freed)
+	to_host=$(shrink_value pages_to_host)
+	[ "$(shrink_value reclaimable_now)" -ge 1024 ] ||
+		fail "with the holder gone, count_objects reports $(shrink_value reclaimable_now) pages" || return
+	echo 2 >/proc/sys/vm/drop_caches
+	d_freed=$(($(shrink_value objects_freed) - freed))
+	d_host=$(($(shrink_value pages_to_host) - to_host))
+	[ "$d_host" -ge 1024 ] || fail "drop_caches gave the host $d_host pages, want >= 1024" || return
+	[ "$d_freed" = "$d_host" ] || fail "scan_objects reported $d_freed pages freed, the host got $d_host" || return
+	buddyinfo_back_to_load_time "the shrinker accounting test"
+}
+
 t drop_caches_calls_shrinker test_drop_caches_calls_shrinker
+t shrinker_reports_only_host_memory test_shrinker_reports_only_host_memory
 t watermarks_defaults test_watermarks_defaults
 t watermarks_bad_writes_refused test_watermarks_bad_writes_refused
 t watermarks_drive_reclaim test_watermarks_drive_reclaim

@@ -74,8 +74,6 @@ extern "C" {
     ) -> c_int;
 }
 
-/// Id of the benchmark's own rkmem caches (not in any registry; the selftest uses 99).
-const BENCH_CACHE_ID: u32 = 98;
 /// Owner of the benchmark's caches and pools: no open file.
 const NO_OWNER: u64 = u64::MAX;
 /// Largest SLUB slab, in bytes (`slub_max_order` 3), for the layout probe's buffer.
@@ -204,7 +202,7 @@ impl Kept {
         let rk = Arc::pin_init(
             Cache::new(
                 arena,
-                BENCH_CACHE_ID,
+                crate::caches::temporary_cache_id()?,
                 b"rkmem-bench",
                 b.size as usize,
                 b.align as usize,
@@ -511,7 +509,7 @@ pub(crate) fn run(user: UserSlice, kept: &Mutex<Option<Kept>>) -> Result {
             let c = Arc::pin_init(
                 Cache::new(
                     arena,
-                    BENCH_CACHE_ID,
+                    crate::caches::temporary_cache_id()?,
                     b"rkmem-bench",
                     b.size as usize,
                     b.align as usize,

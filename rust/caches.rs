@@ -10,7 +10,10 @@ use crate::rkcore::slabinfo;
 use core::fmt;
 use kernel::{
     prelude::*,
-    sync::{Arc, Mutex, SetOnce},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex, SetOnce,
+    },
 };
 
 /// First id of a user cache; the size classes use 1..=12.
@@ -21,7 +24,6 @@ const MAX_USER_CACHES: usize = 256;
 /// The user caches.
 pub(crate) struct Registry {
     caches: KVec<Arc<Cache>>,
-    next_id: u32,
 }
 
 impl Registry {
@@ -29,13 +31,34 @@ impl Registry {
     pub(crate) const fn new() -> Registry {
         Registry {
             caches: KVec::new(),
-            next_id: FIRST_USER_ID,
         }
     }
 }
 
 /// rkmalloc's size-class caches, indexed like [`CLASS_SIZES`].
 pub(crate) type Classes = SetOnce<KVec<Arc<Cache>>>;
+
+/// Source of the ids of every cache but the size classes: user caches and the benchmark's and
+/// the selftest's temporary caches. Never reused, so the page tags (id + 1) and the slab magics
+/// that carry an id tell any two live caches apart, also caches of concurrent calls.
+static NEXT_ID: Atomic<u32> = Atomic::new(FIRST_USER_ID);
+
+/// A new cache id (`ENOSPC` once the ids are used up).
+fn new_cache_id() -> Result<u32> {
+    let id = NEXT_ID.fetch_add(1, Relaxed);
+    // After 2^32 - 100 caches the counter wraps: refuse rather than reuse (and keep id + 1,
+    // the page tag, from wrapping to 0, which means untagged).
+    if !(FIRST_USER_ID..u32::MAX).contains(&id) {
+        NEXT_ID.store(u32::MAX, Relaxed);
+        return Err(ENOSPC);
+    }
+    Ok(id)
+}
+
+/// The id of a temporary cache (the benchmark's, the selftest's).
+pub(crate) fn temporary_cache_id() -> Result<u32> {
+    new_cache_id()
+}
 
 /// Creates the size-class caches.
 pub(crate) fn create_classes(classes: &Classes, arena: &'static Arena, debug: bool) -> Result {
@@ -130,13 +153,12 @@ pub(crate) fn create(
     if taken {
         return Err(EEXIST);
     }
-    let id = r.next_id;
+    let id = new_cache_id()?;
     let c = Arc::pin_init(
         Cache::new(arena, id, name, size, align, ctor, debug, owner)?,
         GFP_KERNEL,
     )?;
     r.caches.push(c.clone(), GFP_KERNEL)?;
-    r.next_id = id.checked_add(1).ok_or(ENOSPC)?;
     Ok(c)
 }
 

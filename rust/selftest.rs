@@ -98,7 +98,16 @@ pub(crate) fn run(arena: &Arena) -> Result<Outcome> {
 /// temporary cache of 117-byte objects.
 pub(crate) fn run_slab(arena: &'static Arena, debug: bool, o: &mut Outcome) -> Result {
     let c = Arc::pin_init(
-        Cache::new(arena, 99, b"rkmem-selftest", 117, 1, None, debug, u64::MAX)?,
+        Cache::new(
+            arena,
+            crate::caches::temporary_cache_id()?,
+            b"rkmem-selftest",
+            117,
+            1,
+            None,
+            debug,
+            u64::MAX,
+        )?,
         GFP_KERNEL,
     )?;
     let st = &c.stats;
@@ -186,6 +195,35 @@ pub(crate) fn run_slab(arena: &'static Arena, debug: bool, o: &mut Outcome) -> R
     }
     c.drain_cpu();
     o.check("no object left in use", c.objects_in_use() == 0);
+    two_temporary_caches(arena, debug, o)
+}
+
+/// Two temporary caches of the same geometry, made as the benchmark and the selftest make
+/// theirs (concurrent calls make such pairs): each has its own id, so the page tags and slab
+/// magics that carry it refuse an object of the one freed into the other.
+fn two_temporary_caches(arena: &'static Arena, debug: bool, o: &mut Outcome) -> Result {
+    let new = || -> Result<Arc<Cache>> {
+        let id = crate::caches::temporary_cache_id()?;
+        Arc::pin_init(
+            Cache::new(arena, id, b"rkmem-selftest", 117, 1, None, debug, u64::MAX)?,
+            GFP_KERNEL,
+        )
+    };
+    let (c1, c2) = (new()?, new()?);
+    o.check("temporary caches have distinct ids", c1.id != c2.id);
+    let x = c1.alloc(true)?;
+    let bad = c2.stats.bad_frees.load(Relaxed);
+    // Refused at once in debug mode; otherwise when c2's per-CPU array drains into its slabs.
+    let wrong = c2.free(x);
+    c2.drain_cpu();
+    o.check(
+        "an object of another temporary cache is refused",
+        wrong == Err(CacheFreeError::NotAnObject) || c2.stats.bad_frees.load(Relaxed) == bad + 1,
+    );
+    o.check("c2 holds nothing", c2.objects_in_use() == 0);
+    o.check("the object is still c1's", c1.free(x).is_ok());
+    c1.drain_cpu();
+    o.check("c1 holds nothing", c1.objects_in_use() == 0);
     Ok(())
 }
 

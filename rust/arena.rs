@@ -303,7 +303,7 @@ impl Arena {
             return Err(EINVAL);
         }
         let page = match (order <= PCP_MAX_ORDER)
-            .then(|| self.alloc_pcp(order))
+            .then(|| self.alloc_pcp(order, may_sleep))
             .transpose()?
             .flatten()
         {
@@ -336,7 +336,7 @@ impl Arena {
     }
 
     /// The per-CPU fast path: a cached block, or a refill from the buddy allocator.
-    fn alloc_pcp(&self, order: u32) -> Result<Option<usize>> {
+    fn alloc_pcp(&self, order: u32, may_sleep: bool) -> Result<Option<usize>> {
         let mut pcp = self.pcp_of_this_cpu().lock();
         if let Some(page) = pcp.pop(order) {
             pcp.hits += 1;
@@ -354,7 +354,7 @@ impl Arena {
             pcp.allocs += 1;
         }
         drop(pcp);
-        self.check_pressure(used);
+        self.check_pressure(used, may_sleep);
         Ok(page)
     }
 
@@ -373,7 +373,7 @@ impl Arena {
             };
             match r {
                 Ok((page, used)) => {
-                    self.check_pressure(used);
+                    self.check_pressure(used, may_sleep);
                     return Ok(page);
                 }
                 Err(AllocError::NoMemory) => {}
@@ -680,10 +680,11 @@ impl Arena {
         self.slot_addr.len() * SLOT_PAGES
     }
 
-    /// After an allocation that went to the buddy allocator: act on the watermarks.
-    fn check_pressure(&self, used: usize) {
+    /// After an allocation that went to the buddy allocator: act on the watermarks (locks
+    /// dropped: see the lock order in the crate root; `may_sleep` as the allocation's).
+    fn check_pressure(&self, used: usize, may_sleep: bool) {
         let free = self.max_pages().saturating_sub(used) as u64;
-        crate::reclaim::on_pressure(free);
+        crate::reclaim::on_pressure(free, may_sleep);
     }
 
     /// Runs `f` with the buddy allocator locked (for /proc and the arena map).

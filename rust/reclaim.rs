@@ -80,22 +80,29 @@ pub(crate) fn set_watermarks(w: Watermarks) {
 }
 
 /// Called by the arena after an allocation that reached the buddy allocator, with the free
-/// pages left (in the watermark sense).
-pub(crate) fn on_pressure(free: u64) {
+/// pages left (in the watermark sense), holding no rkmem lock. Below `high` an allocation that
+/// may sleep trims synchronously (like the host's direct reclaim, which only allocations that
+/// may block enter); one that may not wakes the background worker instead.
+pub(crate) fn on_pressure(free: u64, may_sleep: bool) {
     match watermarks().pressure(free) {
         Pressure::None => {}
-        Pressure::Async => {
-            add(&RSTATS.async_kicks, 1);
-            // SAFETY: the work item is static in the glue; queueing it has no precondition, and
-            // it is cancelled (and waited for) before the module's shared state goes away.
-            unsafe { rkmem_reclaim_kick() };
-        }
-        Pressure::Sync => {
+        Pressure::Sync if may_sleep => {
+            // The synchronous trim takes every cache's and the arena's spinlocks and sends
+            // IPIs: its caller must hold no spinlock and have interrupts on (the lock order in
+            // the crate root). might_sleep() checks exactly that on kernels with
+            // DEBUG_ATOMIC_SLEEP (the debug kernel): a caller that breaks the rule is reported.
+            kernel::task::might_sleep();
             if let Some(shared) = crate::shared() {
                 add(&RSTATS.sync_runs, 1);
                 let freed = shrink(shared, reclaim::ASYNC_BATCH_PAGES);
                 add(&RSTATS.sync_pages, freed);
             }
+        }
+        Pressure::Async | Pressure::Sync => {
+            add(&RSTATS.async_kicks, 1);
+            // SAFETY: the work item is static in the glue; queueing it has no precondition, and
+            // it is cancelled (and waited for) before the module's shared state goes away.
+            unsafe { rkmem_reclaim_kick() };
         }
     }
 }

@@ -6,6 +6,32 @@
 //!
 //! Layout: `rkcore` is the pure logic (tested on the host), the other modules are the thin kernel
 //! glue: the misc device (`dev`), procfs (`procfs` + `glue.c`) and counters (`stats`).
+//!
+//! # Lock order
+//!
+//! One story for the whole module, outermost first (as `mm/slub.c` tells its own):
+//!
+//! 1. An open file's `handles` and `bench` mutexes (`dev`): user copies happen under `handles`;
+//!    allocations are made and freed with it dropped (an allocation is inserted, or taken out,
+//!    under it and dropped outside it).
+//! 2. The registries' mutexes (user caches in `caches`, mempools in `mempool`): held while a
+//!    cache or pool is created or destroyed, which may take every lock below.
+//! 3. The arena's `grow` mutex: held while a 4 MiB block is taken from, or given back to, the
+//!    host kernel. Taking a block may enter the host's reclaim and so rkmem's own shrinker,
+//!    which therefore only try-locks `grow`.
+//! 4. Spinlocks, never held across a sleep: a mempool's `reserve` (its drain frees elements to
+//!    their source under it) before a cache's `depot` and `inner`, before the arena's per-CPU
+//!    `pcp` slots, before the arena's `inner` (the buddy lists). A slab goes back to the arena
+//!    only after its cache's `inner` is dropped.
+//! 5. The per-CPU object arrays' `local_trylock_t` (`glue.c`), innermost: taken with
+//!    preemption off on the owning CPU; the IPI that empties an array from another CPU only
+//!    try-locks it.
+//!
+//! The rule that keeps reclaim deadlock-free: **`Arena::alloc*`, `Cache::alloc` and everything
+//! that may grow the arena are called holding no rkmem spinlock**, with interrupts on. Below the
+//! `high` watermark an allocation that may sleep trims synchronously (`reclaim::on_pressure`),
+//! which takes every cache's and the arena's spinlocks and sends IPIs; it calls `might_sleep()`
+//! first, so on the debug kernel (DEBUG_ATOMIC_SLEEP) a caller that breaks the rule is reported.
 
 use kernel::{
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},

@@ -508,22 +508,40 @@ impl Cache {
                 .move_to(layout, &mut h, m.from, m.to, slab as u64);
         }
         if t.release {
-            inner
-                .lists
-                .remove(layout, &mut h, SlabList::Empty, slab as u64);
+            self.unlist(inner, SlabList::Empty, slab as u64);
             inner.counts.slab_released();
             return Ok(Some(slab));
         }
         Ok(None)
     }
 
+    /// Takes `slab` off `list` for release, with `inner` held, and clears its pages' tags
+    /// before the lock is dropped. A free checks the tag under `inner`, so from here on a stale
+    /// pointer into the slab is refused without its memory being read: the slab's pages may
+    /// belong to someone else as soon as [`Cache::release_slab`] has given them back. (Tags are
+    /// set under `inner` too, in `new_slab`, before the slab goes on a list.)
+    fn unlist(&self, inner: &mut Inner, list: SlabList, slab: u64) {
+        let mut h = SlabHeaders {
+            layout: &self.layout,
+        };
+        inner.lists.remove(&self.layout, &mut h, list, slab);
+        if let Some(page) = self.arena.page_of(slab as usize) {
+            let pages = Pages::Order {
+                page,
+                order: self.layout.order(),
+            };
+            self.arena.set_tag(pages, 0);
+        }
+    }
+
+    /// Gives a slab that [`Cache::unlist`] took off the lists (so untagged) back to the arena,
+    /// with `inner` dropped.
     fn release_slab(&self, slab: usize) {
         if let Some(page) = self.arena.page_of(slab) {
             let pages = Pages::Order {
                 page,
                 order: self.layout.order(),
             };
-            self.arena.set_tag(pages, 0);
             let _ = self.arena.free(pages);
             inc(&self.stats.slabs_released);
         }
@@ -653,7 +671,14 @@ impl Cache {
 
     /// [`Cache::release_empty`], at most `max` slabs; with `try_only`, stops if the lock is busy.
     pub(crate) fn release_empty_mode(&self, try_only: bool, max: usize) -> usize {
-        let mut released = 0;
+        self.release_empty_checked(try_only, max).0
+    }
+
+    /// [`Cache::release_empty_mode`], also saying whether every released slab's pages were
+    /// untagged before the cache lock was dropped (the order a concurrent stale free relies
+    /// on; the selftest checks it).
+    pub(crate) fn release_empty_checked(&self, try_only: bool, max: usize) -> (usize, bool) {
+        let (mut released, mut untagged) = (0, true);
         while released < max {
             let slab = {
                 let Some(mut inner) = crate::arena::acquire(&self.inner, try_only) else {
@@ -663,19 +688,18 @@ impl Cache {
                 let Some(slab) = inner.lists.first(SlabList::Empty) else {
                     break;
                 };
-                let mut h = SlabHeaders {
-                    layout: &self.layout,
-                };
-                inner
-                    .lists
-                    .remove(&self.layout, &mut h, SlabList::Empty, slab);
+                self.unlist(inner, SlabList::Empty, slab);
                 inner.counts.slab_released();
+                untagged &= self
+                    .arena
+                    .page_of(slab as usize)
+                    .is_some_and(|p| self.arena.tag_of(p) == 0);
                 slab
             };
             self.release_slab(slab as usize);
             released += 1;
         }
-        released
+        (released, untagged)
     }
 
     /// Adds the pages of each empty slab to `out[slot]` of the arena slot it lies in (a try-lock:
@@ -786,10 +810,7 @@ impl PinnedDrop for Cache {
                     let Some(slab) = inner.lists.first(list) else {
                         break;
                     };
-                    let mut h = SlabHeaders {
-                        layout: &self.layout,
-                    };
-                    inner.lists.remove(&self.layout, &mut h, list, slab);
+                    self.unlist(inner, list, slab);
                     slab
                 };
                 self.release_slab(slab as usize);

@@ -224,6 +224,11 @@ fn two_temporary_caches(arena: &'static Arena, debug: bool, o: &mut Outcome) -> 
     o.check("the object is still c1's", c1.free(x).is_ok());
     c1.drain_cpu();
     o.check("c1 holds nothing", c1.objects_in_use() == 0);
+    // Its slab is empty now: released, its pages untagged while the cache lock is still held
+    // (a stale free racing the release is then refused by the tag, never reads the slab).
+    let (released, untagged) = c1.release_empty_checked(false, usize::MAX);
+    o.check("an empty slab is released", released >= 1);
+    o.check("released slabs are untagged under the cache lock", untagged);
     Ok(())
 }
 

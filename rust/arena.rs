@@ -358,8 +358,9 @@ impl Arena {
         Ok(page)
     }
 
-    /// Allocates with `f` from the buddy allocator; when it is out of memory, drains the
-    /// per-CPU caches and grows the arena until `f` succeeds or the arena is at its maximum.
+    /// Allocates with `f` from the buddy allocator; when it is out of memory, grows the arena
+    /// until `f` succeeds, and once the arena is at its maximum (or the host has no block),
+    /// drains the per-CPU caches once and tries again before `ENOMEM`.
     fn alloc_buddy(
         &self,
         may_sleep: bool,

@@ -27,7 +27,7 @@ use crate::rkcore::pcp::{Pcp, PCP_MAX_ORDER};
 use core::fmt;
 use kernel::{
     cpu::CpuId,
-    ffi::{c_uint, c_void},
+    ffi::c_void,
     new_mutex, new_spinlock,
     prelude::*,
     sync::{
@@ -36,11 +36,7 @@ use kernel::{
     },
 };
 
-extern "C" {
-    fn rkmem_block_alloc(order: c_uint, may_sleep: bool) -> *mut c_void;
-    fn rkmem_block_free(addr: *mut c_void, order: c_uint);
-    fn rkmem_nr_cpu_ids() -> c_uint;
-}
+use crate::ffi::{rkmem_block_alloc, rkmem_block_free, rkmem_nr_cpu_ids};
 
 /// Bytes per page.
 pub(crate) const PAGE_SIZE: usize = kernel::page::PAGE_SIZE;

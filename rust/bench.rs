@@ -7,7 +7,7 @@
 //! caches the other warmed; `RKMEM_BENCH_HOST_FIRST` starts with the host's), after one untimed
 //! warm-up round of each. The median and the fastest
 //! repetition are returned in picoseconds per operation. The host kernel's loops are C in
-//! `glue.c`, so it is called exactly as a C driver calls it; rkmem's loops are here and call
+//! `glue/bench.c`, so it is called exactly as a C driver calls it; rkmem's loops are here and call
 //! the module's allocators directly.
 //!
 //! Every call frees everything it allocated before it returns, also on an error, and lets other
@@ -22,7 +22,7 @@ use crate::caches::{self, RkAlloc};
 use crate::mempool::{Mempool, Source};
 use crate::uapi::{self, RkmemBench};
 use core::ptr::NonNull;
-use kernel::ffi::{c_char, c_int, c_uint, c_void};
+use kernel::ffi::c_void;
 use kernel::{
     prelude::*,
     str::CString,
@@ -33,52 +33,18 @@ use kernel::{
     uaccess::UserSlice,
 };
 
-/// The host kernel's `struct kmem_cache` (opaque).
-#[repr(C)]
-struct KmemCache {
-    _opaque: [u8; 0],
-}
-
-/// The host kernel's `struct mempool` (opaque).
-#[repr(C)]
-struct HostMempool {
-    _opaque: [u8; 0],
-}
-
-extern "C" {
-    fn rkmem_bench_now_ns() -> u64;
-    fn rkmem_bench_resched() -> bool;
-    fn rkmem_bench_slub_create(name: *const c_char, size: c_uint, align: c_uint) -> *mut KmemCache;
-    fn rkmem_bench_slub_destroy(s: *mut KmemCache);
-    fn rkmem_bench_slub_pairs(s: *mut KmemCache, n: u32) -> i64;
-    fn rkmem_bench_slub_batch(
-        s: *mut KmemCache,
-        buf: *mut *mut c_void,
-        batch: u32,
-        rounds: u32,
-        held: *mut u64,
-    ) -> i64;
-    fn rkmem_bench_kmalloc_pairs(size: usize, n: u32) -> i64;
-    fn rkmem_bench_pages_pairs(order: c_uint, n: u32) -> i64;
-    fn rkmem_bench_mempool_create(min_nr: c_uint, size: usize) -> *mut HostMempool;
-    fn rkmem_bench_mempool_destroy(pool: *mut HostMempool);
-    fn rkmem_bench_mempool_pairs(pool: *mut HostMempool, n: u32) -> i64;
-    fn rkmem_bench_slub_layout(
-        name: *const c_char,
-        size: c_uint,
-        align: c_uint,
-        buf: *mut *mut c_void,
-        max: u32,
-        objs: *mut u32,
-        order: *mut u32,
-    ) -> c_int;
-}
+use crate::ffi::{
+    rkmem_bench_kmalloc_pairs, rkmem_bench_mempool_create, rkmem_bench_mempool_destroy,
+    rkmem_bench_mempool_pairs, rkmem_bench_now_ns, rkmem_bench_pages_pairs, rkmem_bench_resched,
+    rkmem_bench_slub_batch, rkmem_bench_slub_create, rkmem_bench_slub_destroy,
+    rkmem_bench_slub_layout, rkmem_bench_slub_pairs, HostMempool, KmemCache,
+};
 
 /// Owner of the benchmark's caches and pools: no open file.
 const NO_OWNER: u64 = u64::MAX;
 /// Largest SLUB slab, in bytes (`slub_max_order` 3), for the layout probe's buffer.
 const SLUB_MAX_SLAB: usize = PAGE_SIZE << 3;
-/// Slabs the layout probe fills (`RKMEM_LAYOUT_SLABS` in glue.c) plus one.
+/// Slabs the layout probe fills (`RKMEM_LAYOUT_SLABS` in glue/bench.c) plus one.
 const LAYOUT_SLABS: usize = 17;
 
 /// Source of unique SLUB cache names (each cache gets a sysfs directory named after it).

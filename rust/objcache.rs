@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Per-CPU object caches: the fast path of the slab caches, over glue.c's `rkmem_objs`.
+//! Per-CPU object caches: the fast path of the slab caches, over glue/objs.c's `rkmem_objs`.
 //!
 //! Each possible CPU has an array of up to [`CAP`] free objects behind a `local_trylock_t`,
 //! like SLUB's per-CPU sheaves. [`ObjCache::pop`] and [`ObjCache::push`] work on the array of
@@ -11,31 +11,19 @@
 //! ([`ObjCache::take_all`]: nobody else holds the cache).
 
 use core::ptr::NonNull;
-use kernel::ffi::{c_int, c_uint, c_ulong};
+use kernel::ffi::c_uint;
 use kernel::prelude::*;
 
-/// Most objects one CPU's array holds (`RKMEM_OBJS_CAP` in glue.c).
+/// Most objects one CPU's array holds: the one source of the capacity, passed to
+/// `rkmem_objs_create` (glue/objs.c sizes the arrays with it) and sizing every buffer handed
+/// to `take_all` and `flush`.
 pub(crate) const CAP: usize = 64;
 
-/// glue.c's per-CPU array (opaque).
-#[repr(C)]
-struct RkmemObjs {
-    _opaque: [u8; 0],
-}
-
-extern "C" {
-    fn rkmem_objs_create(limit: c_uint) -> *mut RkmemObjs;
-    fn rkmem_objs_destroy(p: *mut RkmemObjs);
-    fn rkmem_objs_pop(p: *mut RkmemObjs) -> c_ulong;
-    fn rkmem_objs_push(p: *mut RkmemObjs, obj: c_ulong) -> bool;
-    fn rkmem_objs_refill(p: *mut RkmemObjs, objs: *const c_ulong, n: c_uint) -> c_uint;
-    fn rkmem_objs_drain(p: *mut RkmemObjs, out: *mut c_ulong, n: c_uint) -> c_uint;
-    fn rkmem_objs_count(p: *mut RkmemObjs, cpu: c_uint) -> c_uint;
-    fn rkmem_objs_take_all(p: *mut RkmemObjs, cpu: c_uint, out: *mut c_ulong) -> c_uint;
-    fn rkmem_objs_flush(p: *mut RkmemObjs, cpu: c_uint, try_only: bool, out: *mut c_ulong)
-        -> c_int;
-    fn rkmem_nr_cpu_ids() -> c_uint;
-}
+use crate::ffi::{
+    rkmem_nr_cpu_ids, rkmem_objs_count, rkmem_objs_create, rkmem_objs_destroy, rkmem_objs_drain,
+    rkmem_objs_flush, rkmem_objs_pop, rkmem_objs_push, rkmem_objs_refill, rkmem_objs_take_all,
+    RkmemObjs,
+};
 
 /// Possible CPU ids are below this.
 pub(crate) fn nr_cpu_ids() -> u32 {
@@ -66,8 +54,9 @@ impl ObjCache {
         if limit == 0 || limit > CAP {
             return Err(EINVAL);
         }
-        // SAFETY: plain allocation; `limit` is in range (checked).
-        let ptr = unsafe { rkmem_objs_create(limit as c_uint) };
+        // SAFETY: plain allocation; `limit` is in range (checked) and `CAP` is what every
+        // buffer this type hands to the glue is sized with.
+        let ptr = unsafe { rkmem_objs_create(limit as c_uint, CAP as c_uint) };
         Ok(ObjCache {
             ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
         })

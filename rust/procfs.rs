@@ -2,7 +2,7 @@
 
 //! `/proc/rkmem/`: a safe owner of the directory and the dispatch of reads and writes.
 //!
-//! The procfs calls themselves are in `glue.c`: procfs is not in this kernel's generated
+//! The procfs calls themselves are in `glue/procfs.c`: procfs is not in this kernel's generated
 //! bindings, and a small C object compiled with the kernel's own headers and flags is more
 //! robust than a second bindgen run in the module build (see README, "Why C glue for procfs").
 //! The text of every file is rendered by `rkcore::text`, tested on the host.
@@ -11,11 +11,7 @@ use core::fmt;
 use kernel::ffi::{c_char, c_int, c_ulong};
 use kernel::{bindings, prelude::*, seq_file::SeqFile, seq_print};
 
-extern "C" {
-    fn rkmem_proc_dir_create() -> c_int;
-    fn rkmem_proc_file_create(name: *const c_char, mode: bindings::umode_t, id: c_ulong) -> c_int;
-    fn rkmem_proc_dir_remove();
-}
+use crate::ffi::{rkmem_proc_dir_create, rkmem_proc_dir_remove, rkmem_proc_file_create};
 
 /// The files of `/proc/rkmem/`. The discriminant is the id the C glue hands back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,7 +131,7 @@ impl fmt::Write for SeqWriter<'_> {
     }
 }
 
-/// Read callback of every `/proc/rkmem` file, called by `glue.c` from the seq_file show.
+/// Read callback of every `/proc/rkmem` file, called by `glue/procfs.c` from the seq_file show.
 #[no_mangle]
 extern "C" fn rkmem_proc_show(m: *mut bindings::seq_file, id: c_ulong) -> c_int {
     // SAFETY: the glue passes the seq_file of a read in progress, which only this thread
@@ -163,7 +159,7 @@ extern "C" fn rkmem_proc_show(m: *mut bindings::seq_file, id: c_ulong) -> c_int 
     }
 }
 
-/// Write callback of every `/proc/rkmem` file, called by `glue.c` with a NUL-terminated copy of
+/// Write callback of every `/proc/rkmem` file, called by `glue/procfs.c` with a NUL-terminated copy of
 /// at most 256 bytes from user space. Files without a write bit never get here (the VFS refuses
 /// to open them for writing).
 #[no_mangle]

@@ -18,12 +18,9 @@ use kernel::{
     sync::atomic::{Atomic, Relaxed},
 };
 
-extern "C" {
-    fn rkmem_shrinker_register() -> kernel::ffi::c_int;
-    fn rkmem_shrinker_unregister();
-    fn rkmem_reclaim_kick();
-    fn rkmem_reclaim_cancel();
-}
+use crate::ffi::{
+    rkmem_reclaim_cancel, rkmem_reclaim_kick, rkmem_shrinker_register, rkmem_shrinker_unregister,
+};
 
 /// Reclaim counters, shown in `/proc/rkmem/shrinker` and `/proc/rkmem/stats`.
 pub(crate) struct ReclaimStats {
@@ -183,7 +180,7 @@ fn shrink(shared: &Shared, budget: u64) -> u64 {
     freed as u64
 }
 
-/// The shrinker's `count_objects` (glue.c turns 0 into `SHRINK_EMPTY`).
+/// The shrinker's `count_objects` (glue/reclaim.c turns 0 into `SHRINK_EMPTY`).
 #[no_mangle]
 extern "C" fn rkmem_shrink_count() -> c_ulong {
     add(&RSTATS.count_calls, 1);
@@ -191,7 +188,7 @@ extern "C" fn rkmem_shrink_count() -> c_ulong {
     c_ulong::try_from(n).unwrap_or(c_ulong::MAX)
 }
 
-/// The shrinker's `scan_objects` (glue.c turns 0 into `SHRINK_STOP`).
+/// The shrinker's `scan_objects` (glue/reclaim.c turns 0 into `SHRINK_STOP`).
 #[no_mangle]
 extern "C" fn rkmem_shrink_scan(nr_to_scan: c_ulong) -> c_long {
     add(&RSTATS.scan_calls, 1);

@@ -5,7 +5,7 @@
 //! allocator and `mm/mempool.c` in the same boot.
 //!
 //! Layout: `rkcore` is the pure logic (tested on the host), the other modules are the thin kernel
-//! glue: the misc device (`dev`), procfs (`procfs` + `glue.c`) and counters (`stats`).
+//! glue: the misc device (`dev`), procfs (`procfs` + `glue/procfs.c`; the C glue is `rust/glue/`, one file per concern) and counters (`stats`).
 //!
 //! # Lock order
 //!
@@ -23,7 +23,7 @@
 //!    their source under it) before a cache's `depot` and `inner`, before the arena's per-CPU
 //!    `pcp` slots, before the arena's `inner` (the buddy lists). A slab goes back to the arena
 //!    only after its cache's `inner` is dropped.
-//! 5. The per-CPU object arrays' `local_trylock_t` (`glue.c`), innermost: taken with
+//! 5. The per-CPU object arrays' `local_trylock_t` (`glue/objs.c`), innermost: taken with
 //!    preemption off on the owning CPU; the IPI that empties an array from another CPU only
 //!    try-locks it.
 //!
@@ -44,6 +44,7 @@ mod bench;
 mod cache;
 mod caches;
 mod dev;
+mod ffi;
 #[cfg(CONFIG_KUNIT)]
 mod kunit;
 mod mempool;
@@ -103,15 +104,13 @@ pub(crate) fn params() -> Params {
     }
 }
 
-extern "C" {
-    fn rkmem_totalram_pages() -> core::ffi::c_ulong;
-}
+use crate::ffi::rkmem_totalram_pages;
 
 /// Checks the module parameters; a bad one fails the load with a message naming it.
 fn checked_params() -> Result<Params> {
     let p = params();
     // SAFETY: `totalram_pages()` only reads an atomic counter.
-    let ram_pages: u64 = unsafe { rkmem_totalram_pages() };
+    let ram_pages = unsafe { rkmem_totalram_pages() } as u64;
     let ram_mb = (ram_pages << kernel::page::PAGE_SHIFT) >> 20;
     params::validate(&p, ram_mb).map_err(|e| {
         pr_err!(

@@ -232,12 +232,9 @@ fn two_temporary_caches(arena: &'static Arena, debug: bool, o: &mut Outcome) -> 
     Ok(())
 }
 
-extern "C" {
-    fn rkmem_pin_cpu() -> kernel::ffi::c_uint;
-    fn rkmem_unpin_cpu();
-}
+use crate::ffi::{rkmem_pin_cpu, rkmem_unpin_cpu};
 
-/// Checks of the per-CPU object arrays (glue.c behind [`ObjCache`]) against a model: a bounded
+/// Checks of the per-CPU object arrays (glue/objs.c behind [`ObjCache`]) against a model: a bounded
 /// stack whose drains take the oldest objects, under a pseudo-random sequence of pops, pushes,
 /// refills and drains on one CPU (migration disabled), then emptied by `flush` (an IPI to the
 /// CPU) and by `take_all`.

@@ -15,3 +15,6 @@ mod uapi_tests;
 
 #[cfg(test)]
 mod cabi;
+
+#[cfg(test)]
+mod glue_decls;

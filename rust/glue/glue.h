@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The interface between rkmem's Rust crate and its C glue (glue.c). The Rust
- * side declares the same functions in `extern "C"` blocks (procfs.rs,
- * rkmem.rs) and defines the callbacks marked "Rust".
+ * The interface between rkmem's Rust crate and its C glue (the .c files here, one
+ * file per concern). The Rust side declares the same functions in
+ * `extern "C"` blocks and defines the callbacks marked "Rust".
  */
 #ifndef RKMEM_GLUE_H
 #define RKMEM_GLUE_H
@@ -11,7 +11,7 @@
 
 struct seq_file;
 
-/* procfs (glue.c) */
+/* procfs (procfs.c) */
 int rkmem_proc_dir_create(void);
 int rkmem_proc_file_create(const char *name, umode_t mode, unsigned long id);
 void rkmem_proc_dir_remove(void);
@@ -20,22 +20,22 @@ void rkmem_proc_dir_remove(void);
 int rkmem_proc_show(struct seq_file *m, unsigned long id);
 ssize_t rkmem_proc_write(unsigned long id, const char *buf, size_t len);
 
-/* Machine facts (glue.c) */
+/* Machine facts (machine.c) */
 unsigned long rkmem_totalram_pages(void);
 unsigned int rkmem_nr_cpu_ids(void);
 unsigned int rkmem_pin_cpu(void);
 void rkmem_unpin_cpu(void);
 
 /*
- * Per-CPU object caches (glue.c; used by cache.rs): arrays of up to RKMEM_OBJS_CAP (64)
+ * Per-CPU object caches (objs.c; used by cache.rs through objcache.rs): arrays of up to `cap`
  * object addresses per CPU behind a local lock. pop returns 0 and push false when the array
  * is empty or full (or its lock is held: the caller takes its slow path). flush empties
- * `cpu`'s array into out[64] in an IPI to it (directly if it is offline): the count, -EBUSY
+ * `cpu`'s array into out[cap] in an IPI to it (directly if it is offline): the count, -EBUSY
  * (its lock or, with try_only, the hotplug lock busy) or -EINVAL (no such CPU). take_all does
  * the same directly, for a cache nobody else holds.
  */
 struct rkmem_objs;
-struct rkmem_objs __percpu *rkmem_objs_create(unsigned int limit);
+struct rkmem_objs __percpu *rkmem_objs_create(unsigned int limit, unsigned int cap);
 void rkmem_objs_destroy(struct rkmem_objs __percpu *p);
 unsigned long rkmem_objs_pop(struct rkmem_objs __percpu *p);
 bool rkmem_objs_push(struct rkmem_objs __percpu *p, unsigned long obj);
@@ -48,22 +48,22 @@ unsigned int rkmem_objs_take_all(struct rkmem_objs __percpu *p, unsigned int cpu
 int rkmem_objs_flush(struct rkmem_objs __percpu *p, unsigned int cpu, bool try_only,
 		     unsigned long *out);
 
-/* Blocks of the host kernel's page allocator for the arena (glue.c) */
+/* Blocks of the host kernel's page allocator for the arena (blocks.c) */
 void *rkmem_block_alloc(unsigned int order, bool may_sleep);
 void rkmem_block_free(void *addr, unsigned int order);
 
-/* The shrinker (glue.c registers it; the callbacks are Rust: reclaim.rs) */
+/* The shrinker (reclaim.c registers it; the callbacks are Rust: reclaim.rs) */
 int rkmem_shrinker_register(void);
 void rkmem_shrinker_unregister(void);
 unsigned long rkmem_shrink_count(void);
 long rkmem_shrink_scan(unsigned long nr_to_scan);
 
-/* The background trimmer (glue.c owns the work item; the work is Rust: reclaim.rs) */
+/* The background trimmer (reclaim.c owns the work item; the work is Rust: reclaim.rs) */
 void rkmem_reclaim_kick(void);
 void rkmem_reclaim_cancel(void);
 void rkmem_reclaim_work(void);
 
-/* Benchmarks: the host kernel's side (glue.c; the ioctl is Rust: bench.rs) */
+/* Benchmarks: the host kernel's side (bench.c; the ioctl is Rust: bench.rs) */
 struct kmem_cache;
 struct mempool;
 u64 rkmem_bench_now_ns(void);

@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Every C function of the glue (`rust/glue/*.c`) that the Rust side calls, declared once, with
+//! the types of `rust/glue/glue.h`. A host test (`tests/host/src/glue_decls.rs`) checks these
+//! declarations, and the callbacks the Rust side defines for the glue, against that header:
+//! names, argument counts and types.
+
+use kernel::bindings;
+use kernel::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
+
+/// The host kernel's `struct kmem_cache` (opaque).
+#[repr(C)]
+pub(crate) struct KmemCache {
+    _opaque: [u8; 0],
+}
+
+/// The host kernel's `struct mempool` (opaque).
+#[repr(C)]
+pub(crate) struct HostMempool {
+    _opaque: [u8; 0],
+}
+
+/// glue/objs.c's per-CPU array (opaque).
+#[repr(C)]
+pub(crate) struct RkmemObjs {
+    _opaque: [u8; 0],
+}
+
+extern "C" {
+    // /proc/rkmem (glue/procfs.c)
+    pub(crate) fn rkmem_proc_dir_create() -> c_int;
+    pub(crate) fn rkmem_proc_file_create(
+        name: *const c_char,
+        mode: bindings::umode_t,
+        id: c_ulong,
+    ) -> c_int;
+    pub(crate) fn rkmem_proc_dir_remove();
+
+    // Machine facts (glue/machine.c)
+    pub(crate) fn rkmem_totalram_pages() -> c_ulong;
+
+    // Machine facts and the arena's blocks (glue/machine.c, glue/blocks.c)
+    pub(crate) fn rkmem_block_alloc(order: c_uint, may_sleep: bool) -> *mut c_void;
+    pub(crate) fn rkmem_block_free(addr: *mut c_void, order: c_uint);
+    pub(crate) fn rkmem_nr_cpu_ids() -> c_uint;
+
+    // CPU pinning for the self-test (glue/machine.c)
+    pub(crate) fn rkmem_pin_cpu() -> c_uint;
+    pub(crate) fn rkmem_unpin_cpu();
+
+    // The per-CPU object arrays (glue/objs.c)
+    pub(crate) fn rkmem_objs_create(limit: c_uint, cap: c_uint) -> *mut RkmemObjs;
+    pub(crate) fn rkmem_objs_destroy(p: *mut RkmemObjs);
+    pub(crate) fn rkmem_objs_pop(p: *mut RkmemObjs) -> c_ulong;
+    pub(crate) fn rkmem_objs_push(p: *mut RkmemObjs, obj: c_ulong) -> bool;
+    pub(crate) fn rkmem_objs_refill(p: *mut RkmemObjs, objs: *const c_ulong, n: c_uint) -> c_uint;
+    pub(crate) fn rkmem_objs_drain(p: *mut RkmemObjs, out: *mut c_ulong, n: c_uint) -> c_uint;
+    pub(crate) fn rkmem_objs_count(p: *mut RkmemObjs, cpu: c_uint) -> c_uint;
+    pub(crate) fn rkmem_objs_take_all(p: *mut RkmemObjs, cpu: c_uint, out: *mut c_ulong) -> c_uint;
+    pub(crate) fn rkmem_objs_flush(
+        p: *mut RkmemObjs,
+        cpu: c_uint,
+        try_only: bool,
+        out: *mut c_ulong,
+    ) -> c_int;
+
+    // The shrinker and the background trimmer (glue/reclaim.c)
+    pub(crate) fn rkmem_shrinker_register() -> c_int;
+    pub(crate) fn rkmem_shrinker_unregister();
+    pub(crate) fn rkmem_reclaim_kick();
+    pub(crate) fn rkmem_reclaim_cancel();
+
+    // The host kernel's side of the benchmarks (glue/bench.c)
+    pub(crate) fn rkmem_bench_now_ns() -> u64;
+    pub(crate) fn rkmem_bench_resched() -> bool;
+    pub(crate) fn rkmem_bench_slub_create(
+        name: *const c_char,
+        size: c_uint,
+        align: c_uint,
+    ) -> *mut KmemCache;
+    pub(crate) fn rkmem_bench_slub_destroy(s: *mut KmemCache);
+    pub(crate) fn rkmem_bench_slub_pairs(s: *mut KmemCache, n: u32) -> i64;
+    pub(crate) fn rkmem_bench_slub_batch(
+        s: *mut KmemCache,
+        buf: *mut *mut c_void,
+        batch: u32,
+        rounds: u32,
+        held: *mut u64,
+    ) -> i64;
+    pub(crate) fn rkmem_bench_kmalloc_pairs(size: usize, n: u32) -> i64;
+    pub(crate) fn rkmem_bench_pages_pairs(order: c_uint, n: u32) -> i64;
+    pub(crate) fn rkmem_bench_mempool_create(min_nr: c_uint, size: usize) -> *mut HostMempool;
+    pub(crate) fn rkmem_bench_mempool_destroy(pool: *mut HostMempool);
+    pub(crate) fn rkmem_bench_mempool_pairs(pool: *mut HostMempool, n: u32) -> i64;
+    pub(crate) fn rkmem_bench_slub_layout(
+        name: *const c_char,
+        size: c_uint,
+        align: c_uint,
+        buf: *mut *mut c_void,
+        max: u32,
+        objs: *mut u32,
+        order: *mut u32,
+    ) -> c_int;
+}

@@ -163,21 +163,26 @@ pub(crate) struct Kept {
     slub: SlubCache,
 }
 
+/// A temporary rkmem cache for `b`'s size and alignment (its own id; no owner).
+fn bench_cache(arena: &'static Arena, b: &RkmemBench) -> Result<Arc<Cache>> {
+    Arc::pin_init(
+        Cache::new(
+            arena,
+            crate::caches::temporary_cache_id()?,
+            b"rkmem-bench",
+            b.size as usize,
+            b.align as usize,
+            None,
+            crate::slab_debug(),
+            NO_OWNER,
+        )?,
+        GFP_KERNEL,
+    )
+}
+
 impl Kept {
     fn new(arena: &'static Arena, b: &RkmemBench) -> Result<Kept> {
-        let rk = Arc::pin_init(
-            Cache::new(
-                arena,
-                crate::caches::temporary_cache_id()?,
-                b"rkmem-bench",
-                b.size as usize,
-                b.align as usize,
-                None,
-                crate::slab_debug(),
-                NO_OWNER,
-            )?,
-            GFP_KERNEL,
-        )?;
+        let rk = bench_cache(arena, b)?;
         let slub = SlubCache::new(b.size, b.align)?;
         Ok(Kept {
             kind: b.kind,
@@ -472,19 +477,7 @@ pub(crate) fn run(user: UserSlice, kept: &Mutex<Option<Kept>>) -> Result {
     let old = slot.take();
     match b.kind {
         uapi::RKMEM_BENCH_LAYOUT => {
-            let c = Arc::pin_init(
-                Cache::new(
-                    arena,
-                    crate::caches::temporary_cache_id()?,
-                    b"rkmem-bench",
-                    b.size as usize,
-                    b.align as usize,
-                    None,
-                    crate::slab_debug(),
-                    NO_OWNER,
-                )?,
-                GFP_KERNEL,
-            )?;
+            let c = bench_cache(arena, &b)?;
             b.rkmem_objs = c.layout.objects();
             b.rkmem_pages = c.layout.pages() as u32;
             (b.host_objs, b.host_pages) = slub_layout(b.size, b.align)?;

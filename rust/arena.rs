@@ -199,12 +199,25 @@ pub(crate) struct Arena {
     pcp_used: usize,
     pub(crate) stats: ArenaStats,
     reported: [Atomic<bool>; 4],
+    /// Told the free pages left after each allocation that reached the buddy allocator (the
+    /// watermark policy, `reclaim::on_pressure`, wired in by the crate root), with the
+    /// allocation's `may_sleep`. A function the caller hands in, so that the arena depends on
+    /// no module that itself uses the arena.
+    on_pressure: PressureHook,
 }
+
+/// See [`Arena::new`]'s `on_pressure`.
+pub(crate) type PressureHook = fn(free: u64, may_sleep: bool);
 
 impl Arena {
     /// An arena of at most `max_slots` 4 MiB blocks that keeps at least `min_slots` when trimmed.
-    /// It holds no memory until [`Arena::populate`].
-    pub(crate) fn new(min_slots: usize, max_slots: usize) -> Result<impl PinInit<Self, Error>> {
+    /// It holds no memory until [`Arena::populate`]. `on_pressure` is called, with no lock of
+    /// the arena held, after every allocation that reached the buddy allocator.
+    pub(crate) fn new(
+        min_slots: usize,
+        max_slots: usize,
+        on_pressure: PressureHook,
+    ) -> Result<impl PinInit<Self, Error>> {
         let npages = max_slots.checked_mul(SLOT_PAGES).ok_or(EINVAL)?;
         let meta = KVVec::from_elem(PageMeta::INIT, npages, GFP_KERNEL)?;
         let buddy = Buddy::new(meta, BLOCK_ORDER).map_err(|_| EINVAL)?;
@@ -239,6 +252,7 @@ impl Arena {
             pcp_used: cpus.clamp(1, PCP_SLOTS),
             stats: ArenaStats::new(),
             reported: [const { Atomic::new(false) }; 4],
+            on_pressure,
         }))
     }
 
@@ -681,7 +695,7 @@ impl Arena {
     /// dropped: see the lock order in the crate root; `may_sleep` as the allocation's).
     fn check_pressure(&self, used: usize, may_sleep: bool) {
         let free = self.max_pages().saturating_sub(used) as u64;
-        crate::reclaim::on_pressure(free, may_sleep);
+        (self.on_pressure)(free, may_sleep);
     }
 
     /// Runs `f` with the buddy allocator locked (for /proc and the arena map).

@@ -255,10 +255,6 @@ fn rkfree(arena: &Arena, a: RkAlloc) -> Result {
             drop(v);
             true
         }
-        RkAlloc::PoolElem(p, e) => {
-            p.free(e);
-            true
-        }
     };
     if ok {
         Ok(())

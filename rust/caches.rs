@@ -97,8 +97,6 @@ pub(crate) enum RkAlloc {
     Pages(Pages),
     /// vmalloc memory, for sizes beyond the largest buddy block.
     Vmalloc(VVec<u8>),
-    /// An element of a mempool.
-    PoolElem(Arc<crate::mempool::Mempool>, usize),
 }
 
 /// rkmalloc: a size class for small sizes, exact pages up to 4 MiB, vmalloc beyond (like

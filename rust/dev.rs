@@ -36,28 +36,32 @@ use kernel::{
 const VERSION: (u16, u16, u16) = (0, 4, 0);
 
 /// An allocation held by an open file. Dropping it gives the memory back.
-struct Allocation(RkAlloc);
+enum Allocation {
+    /// From an allocator: pages, an object, rkmalloc.
+    Alloc(RkAlloc),
+    /// An element of one of the file's mempools.
+    PoolElem(kernel::sync::Arc<crate::mempool::Mempool>, usize),
+}
 
 impl Allocation {
     /// Usable bytes.
-    fn bytes(&self, arena: &crate::arena::Arena) -> usize {
-        let _ = arena;
-        match &self.0 {
-            RkAlloc::Pages(p) => p.bytes(),
-            RkAlloc::Object(c, _) => c.object_size(),
-            RkAlloc::Class(c, _) => c.object_size(),
-            RkAlloc::Vmalloc(v) => v.len(),
-            RkAlloc::PoolElem(p, _) => p.element_bytes(),
+    fn bytes(&self) -> usize {
+        match self {
+            Allocation::Alloc(RkAlloc::Pages(p)) => p.bytes(),
+            Allocation::Alloc(RkAlloc::Object(c, _)) => c.object_size(),
+            Allocation::Alloc(RkAlloc::Class(c, _)) => c.object_size(),
+            Allocation::Alloc(RkAlloc::Vmalloc(v)) => v.len(),
+            Allocation::PoolElem(p, _) => p.element_bytes(),
         }
     }
 
     /// Kernel virtual address of the first byte.
     fn addr(&mut self, arena: &crate::arena::Arena) -> usize {
-        match &mut self.0 {
-            RkAlloc::Pages(p) => arena.addr_of(p.first()),
-            RkAlloc::Object(_, obj) | RkAlloc::Class(_, obj) => *obj,
-            RkAlloc::Vmalloc(v) => v.as_mut_ptr() as usize,
-            RkAlloc::PoolElem(_, e) => *e,
+        match self {
+            Allocation::Alloc(RkAlloc::Pages(p)) => arena.addr_of(p.first()),
+            Allocation::Alloc(RkAlloc::Object(_, obj) | RkAlloc::Class(_, obj)) => *obj,
+            Allocation::Alloc(RkAlloc::Vmalloc(v)) => v.as_mut_ptr() as usize,
+            Allocation::PoolElem(_, e) => *e,
         }
     }
 }
@@ -65,21 +69,21 @@ impl Allocation {
 impl Drop for Allocation {
     fn drop(&mut self) {
         // Refused frees are counted and reported by the allocators; nothing else to do here.
-        match &self.0 {
-            RkAlloc::Pages(p) => {
+        match self {
+            Allocation::Alloc(RkAlloc::Pages(p)) => {
                 if let Some(shared) = crate::shared() {
                     let _ = shared.arena.free(*p);
                 }
             }
-            RkAlloc::Object(c, obj) => {
+            Allocation::Alloc(RkAlloc::Object(c, obj)) => {
                 let _ = c.free(*obj);
             }
-            RkAlloc::Class(c, obj) => {
+            Allocation::Alloc(RkAlloc::Class(c, obj)) => {
                 let _ = c.free(*obj);
             }
             // The vector frees itself.
-            RkAlloc::Vmalloc(_) => {}
-            RkAlloc::PoolElem(p, e) => p.free(*e),
+            Allocation::Alloc(RkAlloc::Vmalloc(_)) => {}
+            Allocation::PoolElem(p, e) => p.free(*e),
         }
     }
 }
@@ -253,10 +257,7 @@ impl RkmemFile {
 
     /// Stores `a` under a new handle; `EDQUOT` (and `a` freed) if it would pass the cap.
     fn insert(&self, a: Allocation) -> Result<u64> {
-        let bytes = match crate::shared() {
-            Some(s) => a.bytes(&s.arena) as u64,
-            None => return Err(ENODEV),
-        };
+        let bytes = a.bytes() as u64;
         let mut h = self.handles.lock();
         // On any failure below `a` is dropped, which frees the memory.
         if h.bytes.saturating_add(bytes) > Self::cap() {
@@ -272,10 +273,9 @@ impl RkmemFile {
 
     /// Takes handle `handle` out of the table (the caller drops it, freeing the memory).
     fn take(&self, handle: u64) -> Option<Allocation> {
-        let arena = &crate::shared()?.arena;
         let mut h = self.handles.lock();
         let a = h.tree.remove(&handle)?;
-        h.bytes = h.bytes.saturating_sub(a.bytes(arena) as u64);
+        h.bytes = h.bytes.saturating_sub(a.bytes() as u64);
         Some(a)
     }
 
@@ -303,7 +303,7 @@ impl RkmemFile {
             }
             arena.alloc(req.order, true)?
         };
-        let handle = self.insert(Allocation(RkAlloc::Pages(pages)))?;
+        let handle = self.insert(Allocation::Alloc(RkAlloc::Pages(pages)))?;
         req.handle = handle;
         req.bytes = pages.bytes() as u64;
         if let Err(e) = w.write(&req) {
@@ -320,7 +320,7 @@ impl RkmemFile {
         let mut handles = self.handles.lock();
         let a = handles.tree.get_mut(&io.handle).ok_or(ENOENT)?;
         let end = io.offset.checked_add(io.len).ok_or(EINVAL)?;
-        if end > a.bytes(arena) as u64 {
+        if end > a.bytes() as u64 {
             return Err(EINVAL);
         }
         if io.len == 0 {
@@ -408,8 +408,8 @@ impl RkmemFile {
             let obj = c.alloc(true)?;
             RkAlloc::Object(c, obj)
         };
-        let a = Allocation(a);
-        let bytes = a.bytes(&shared.arena);
+        let a = Allocation::Alloc(a);
+        let bytes = a.bytes();
         let handle = self.insert(a)?;
         req.handle = handle;
         req.bytes = bytes as u64;
@@ -478,7 +478,7 @@ impl RkmemFile {
         let pool = crate::mempool::find(&shared.pools, req.pool_id, self.id).ok_or(ENOENT)?;
         let e = pool.alloc(req.flags & uapi::RKMEM_POOL_MAY_SLEEP != 0)?;
         let bytes = pool.element_bytes();
-        let handle = self.insert(Allocation(RkAlloc::PoolElem(pool, e)))?;
+        let handle = self.insert(Allocation::PoolElem(pool, e))?;
         req.handle = handle;
         req.bytes = bytes as u64;
         if let Err(e) = w.write(&req) {

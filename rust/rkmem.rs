@@ -12,8 +12,8 @@
 //! One story for the whole module, outermost first (as `mm/slub.c` tells its own):
 //!
 //! 1. An open file's `handles` and `bench` mutexes (`dev`): user copies happen under `handles`;
-//!    allocations are made and freed with it dropped (an allocation is inserted, or taken out,
-//!    under it and dropped outside it).
+//!    allocations are made with it dropped and are inserted or taken out under it (a failed
+//!    insert frees its allocation under it, which takes only locks below).
 //! 2. The registries' mutexes (user caches in `caches`, mempools in `mempool`): held while a
 //!    cache or pool is created or destroyed, which may take every lock below.
 //! 3. The arena's `grow` mutex: held while a 4 MiB block is taken from, or given back to, the
@@ -221,6 +221,7 @@ impl SharedOwner {
         let arena = arena::Arena::new(
             p.arena_initial_mb as usize / block,
             p.arena_max_mb as usize / block,
+            reclaim::on_pressure,
         )?;
         let shared = KVBox::pin_init(
             try_pin_init!(Shared {

@@ -40,8 +40,8 @@ use crate::ffi::{rkmem_block_alloc, rkmem_block_free, rkmem_nr_cpu_ids};
 
 /// Bytes per page.
 pub(crate) const PAGE_SIZE: usize = kernel::page::PAGE_SIZE;
-/// Order of the blocks taken from the host kernel: 4 MiB.
-pub(crate) const BLOCK_ORDER: u32 = 10;
+/// Order of the blocks taken from the host kernel (4 MiB): the buddy system's largest order.
+pub(crate) const BLOCK_ORDER: u32 = crate::rkcore::buddy::MAX_ORDER_LIMIT;
 /// Pages per slot.
 pub(crate) const SLOT_PAGES: usize = 1 << BLOCK_ORDER;
 /// Number of per-CPU caches; CPU `n` uses cache `n % PCP_SLOTS`.

@@ -106,6 +106,13 @@ pub(crate) fn params() -> Params {
 
 use crate::ffi::rkmem_totalram_pages;
 
+// The largest order (4 MiB blocks of 4 KiB pages) has one source, `rkcore::buddy::MAX_ORDER_LIMIT`;
+// the ABI states it too (user space sees only `uapi`), and the kernel's page size is the core's.
+const _: () = assert!(uapi::RKMEM_MAX_ORDER == rkcore::buddy::MAX_ORDER_LIMIT);
+const _: () = assert!(kernel::page::PAGE_SIZE == rkcore::sizeclass::PAGE_SIZE);
+const _: () =
+    assert!((params::ARENA_BLOCK_MB as usize) << 20 == arena::PAGE_SIZE << arena::BLOCK_ORDER);
+
 /// Checks the module parameters; a bad one fails the load with a message naming it.
 fn checked_params() -> Result<Params> {
     let p = params();

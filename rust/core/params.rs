@@ -8,7 +8,8 @@
 use core::fmt;
 
 /// The arena grows and shrinks in blocks of this many MiB (one order-10 block of 4 KiB pages).
-pub const ARENA_BLOCK_MB: u32 = 4;
+pub const ARENA_BLOCK_MB: u32 =
+    ((super::sizeclass::PAGE_SIZE << super::buddy::MAX_ORDER_LIMIT) >> 20) as u32;
 
 /// The largest per-file cap, in MiB.
 pub const FILE_MAX_MB_LIMIT: u32 = 65536;

@@ -39,7 +39,7 @@ pub const MAX_SLAB_SIZE: usize = 4096;
 pub const PAGE_SIZE: usize = 4096;
 
 /// The largest request served by whole pages, in pages (2^10 pages: 4 MiB).
-pub const MAX_PAGES: usize = 1 << 10;
+pub const MAX_PAGES: usize = 1 << super::buddy::MAX_ORDER_LIMIT;
 
 /// Alignment of objects in the class caches: natural alignment (the largest power of two that
 /// divides the class size) up to a cache line, so a 64-byte object never straddles two lines

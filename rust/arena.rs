@@ -36,7 +36,7 @@ use kernel::{
     },
 };
 
-use crate::ffi::{rkmem_block_alloc, rkmem_block_free, rkmem_nr_cpu_ids};
+use crate::ffi::{rkmem_block_alloc, rkmem_block_free};
 
 /// Bytes per page.
 pub(crate) const PAGE_SIZE: usize = kernel::page::PAGE_SIZE;
@@ -239,8 +239,7 @@ impl Arena {
             allocs: 0,
             frees: 0,
         };
-        // SAFETY: only reads `nr_cpu_ids`, set once at boot.
-        let cpus = unsafe { rkmem_nr_cpu_ids() } as usize;
+        let cpus = kernel::cpu::nr_cpu_ids() as usize;
         Ok(try_pin_init!(Self {
             inner <- new_spinlock!(Inner { buddy }, "rkmem_arena"),
             pcp <- pin_init::pin_init_array_from_fn(|_| new_spinlock!(pcp.clone(), "rkmem_pcp")),

@@ -42,7 +42,6 @@ extern "C" {
     // Machine facts and the arena's blocks (glue/machine.c, glue/blocks.c)
     pub(crate) fn rkmem_block_alloc(order: c_uint, may_sleep: bool) -> *mut c_void;
     pub(crate) fn rkmem_block_free(addr: *mut c_void, order: c_uint);
-    pub(crate) fn rkmem_nr_cpu_ids() -> c_uint;
 
     // CPU pinning for the self-test (glue/machine.c)
     pub(crate) fn rkmem_pin_cpu() -> c_uint;
@@ -64,9 +63,7 @@ extern "C" {
         out: *mut c_ulong,
     ) -> c_int;
 
-    // The shrinker and the background trimmer (glue/reclaim.c)
-    pub(crate) fn rkmem_shrinker_register() -> c_int;
-    pub(crate) fn rkmem_shrinker_unregister();
+    // The background trimmer (glue/reclaim.c)
     pub(crate) fn rkmem_reclaim_kick();
     pub(crate) fn rkmem_reclaim_cancel();
 

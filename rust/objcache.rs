@@ -20,15 +20,13 @@ use kernel::prelude::*;
 pub(crate) const CAP: usize = 64;
 
 use crate::ffi::{
-    rkmem_nr_cpu_ids, rkmem_objs_count, rkmem_objs_create, rkmem_objs_destroy, rkmem_objs_drain,
-    rkmem_objs_flush, rkmem_objs_pop, rkmem_objs_push, rkmem_objs_refill, rkmem_objs_take_all,
-    RkmemObjs,
+    rkmem_objs_count, rkmem_objs_create, rkmem_objs_destroy, rkmem_objs_drain, rkmem_objs_flush,
+    rkmem_objs_pop, rkmem_objs_push, rkmem_objs_refill, rkmem_objs_take_all, RkmemObjs,
 };
 
 /// Possible CPU ids are below this.
 pub(crate) fn nr_cpu_ids() -> u32 {
-    // SAFETY: reads a variable fixed at boot.
-    unsafe { rkmem_nr_cpu_ids() }
+    kernel::cpu::nr_cpu_ids()
 }
 
 /// The per-CPU arrays of one slab cache.

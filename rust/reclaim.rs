@@ -12,15 +12,15 @@ use crate::rkcore::reclaim::{self, Pressure, Reclaimable, Step, Watermarks, SCAN
 use crate::rkcore::text;
 use crate::Shared;
 use core::fmt;
+use core::ptr::NonNull;
 use kernel::{
-    ffi::{c_long, c_ulong},
+    bindings,
+    ffi::{c_int, c_ulong},
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
 };
 
-use crate::ffi::{
-    rkmem_reclaim_cancel, rkmem_reclaim_kick, rkmem_shrinker_register, rkmem_shrinker_unregister,
-};
+use crate::ffi::{rkmem_reclaim_cancel, rkmem_reclaim_kick};
 
 /// Reclaim counters, shown in `/proc/rkmem/shrinker` and `/proc/rkmem/stats`.
 pub(crate) struct ReclaimStats {
@@ -180,29 +180,46 @@ fn shrink(shared: &Shared, budget: u64) -> u64 {
     freed as u64
 }
 
-/// The shrinker's `count_objects` (glue/reclaim.c turns 0 into `SHRINK_EMPTY`).
-#[no_mangle]
-extern "C" fn rkmem_shrink_count() -> c_ulong {
+/// The shrinker's `count_objects`: what a scan could give the host now, or `SHRINK_EMPTY`.
+///
+/// # Safety
+///
+/// Called by the kernel's reclaim for the shrinker [`Reclaim`] registered.
+unsafe extern "C" fn count_objects(
+    _s: *mut bindings::shrinker,
+    _sc: *mut bindings::shrink_control,
+) -> c_ulong {
     add(&RSTATS.count_calls, 1);
     let n = crate::shared().map_or(0, |s| reclaimable(s).count().unwrap_or(0));
-    c_ulong::try_from(n).unwrap_or(c_ulong::MAX)
+    match n {
+        0 => bindings::SHRINK_EMPTY as c_ulong,
+        n => c_ulong::try_from(n).unwrap_or(c_ulong::MAX - 2),
+    }
 }
 
-/// The shrinker's `scan_objects` (glue/reclaim.c turns 0 into `SHRINK_STOP`).
-#[no_mangle]
-extern "C" fn rkmem_shrink_scan(nr_to_scan: c_ulong) -> c_long {
+/// The shrinker's `scan_objects`: the pages given back to the host, or `SHRINK_STOP`.
+///
+/// # Safety
+///
+/// Called by the kernel's reclaim for the shrinker [`Reclaim`] registered, with a valid
+/// `shrink_control`.
+unsafe extern "C" fn scan_objects(
+    _s: *mut bindings::shrinker,
+    sc: *mut bindings::shrink_control,
+) -> c_ulong {
     add(&RSTATS.scan_calls, 1);
-    let nr = nr_to_scan as u64;
+    // SAFETY: the kernel passes a valid `shrink_control` for the duration of the call.
+    let nr = unsafe { (*sc).nr_to_scan } as u64;
     add(&RSTATS.scanned, nr);
     let freed = crate::shared().map_or(0, |s| host_scan(s, nr));
     match reclaim::scan_result(freed) {
         Some(n) => {
             add(&RSTATS.freed, n);
-            c_long::try_from(n).unwrap_or(c_long::MAX)
+            c_ulong::try_from(n).unwrap_or(c_ulong::MAX - 2)
         }
         None => {
             add(&RSTATS.stops, 1);
-            0
+            bindings::SHRINK_STOP as c_ulong
         }
     }
 }
@@ -224,28 +241,49 @@ extern "C" fn rkmem_reclaim_work() {
     }
 }
 
-/// Owner of the shrinker registration and of the background trimmer: registered after the
-/// shared state exists, removed (waiting for callbacks in progress) before it goes.
-pub(crate) struct Reclaim(());
+/// Owner of the shrinker registration (made from Rust, as binder makes its own) and of the
+/// background trimmer: registered after the shared state exists, removed (waiting for
+/// callbacks in progress) before it goes.
+///
+/// # Invariants
+///
+/// `shrinker` came from `shrinker_alloc`, is registered, and is freed only in `drop`.
+pub(crate) struct Reclaim {
+    shrinker: NonNull<bindings::shrinker>,
+}
+
+// SAFETY: the shrinker is touched only by `register` and `drop` (and by the kernel's reclaim,
+// which serialises its own use of it); the pointer may be moved between and used from any task.
+unsafe impl Send for Reclaim {}
+// SAFETY: as above: `&Reclaim` gives no access to the shrinker.
+unsafe impl Sync for Reclaim {}
 
 impl Reclaim {
-    /// Installs `w` and registers the shrinker.
+    /// Installs `w` and registers the shrinker, named `rkmem` (as the kernel lists shrinkers).
     pub(crate) fn register(w: Watermarks) -> Result<Reclaim> {
         set_watermarks(w);
-        // SAFETY: called once at load, after the shared state is published; unregistered in
-        // `drop`.
-        let r = unsafe { rkmem_shrinker_register() };
-        if r < 0 {
-            return Err(Error::from_errno(r));
+        // SAFETY: a static NUL-terminated name without conversion specifiers.
+        let s = unsafe { bindings::shrinker_alloc(0, c"rkmem".as_char_ptr()) };
+        let shrinker = NonNull::new(s).ok_or(ENOMEM)?;
+        // SAFETY: `shrinker` is freshly allocated and not yet registered, so nobody else reads
+        // these fields; the callbacks match the kernel's prototypes.
+        unsafe {
+            (&raw mut (*s).count_objects).write(Some(count_objects));
+            (&raw mut (*s).scan_objects).write(Some(scan_objects));
+            (&raw mut (*s).seeks).write(bindings::DEFAULT_SEEKS as c_int);
         }
-        Ok(Reclaim(()))
+        // SAFETY: fully initialised; called once at load, after the shared state the callbacks
+        // read is published. INVARIANT: registered here, freed in `drop`.
+        unsafe { bindings::shrinker_register(s) };
+        Ok(Reclaim { shrinker })
     }
 }
 
 impl Drop for Reclaim {
     fn drop(&mut self) {
-        // SAFETY: registered in `register`; `shrinker_free` waits for callbacks in progress.
-        unsafe { rkmem_shrinker_unregister() };
+        // SAFETY: registered in `register` (type invariant); `shrinker_free` unregisters it and
+        // waits for callbacks in progress.
+        unsafe { bindings::shrinker_free(self.shrinker.as_ptr()) };
         // SAFETY: the work item is static; this waits for a run in progress and nothing queues
         // it again (user entry points are gone by now).
         unsafe { rkmem_reclaim_cancel() };

@@ -22,7 +22,6 @@ ssize_t rkmem_proc_write(unsigned long id, const char *buf, size_t len);
 
 /* Machine facts (machine.c) */
 unsigned long rkmem_totalram_pages(void);
-unsigned int rkmem_nr_cpu_ids(void);
 unsigned int rkmem_pin_cpu(void);
 void rkmem_unpin_cpu(void);
 
@@ -51,12 +50,6 @@ int rkmem_objs_flush(struct rkmem_objs __percpu *p, unsigned int cpu, bool try_o
 /* Blocks of the host kernel's page allocator for the arena (blocks.c) */
 void *rkmem_block_alloc(unsigned int order, bool may_sleep);
 void rkmem_block_free(void *addr, unsigned int order);
-
-/* The shrinker (reclaim.c registers it; the callbacks are Rust: reclaim.rs) */
-int rkmem_shrinker_register(void);
-void rkmem_shrinker_unregister(void);
-unsigned long rkmem_shrink_count(void);
-long rkmem_shrink_scan(unsigned long nr_to_scan);
 
 /* The background trimmer (reclaim.c owns the work item; the work is Rust: reclaim.rs) */
 void rkmem_reclaim_kick(void);

@@ -12,11 +12,6 @@ unsigned long rkmem_totalram_pages(void)
 	return totalram_pages();
 }
 
-unsigned int rkmem_nr_cpu_ids(void)
-{
-	return nr_cpu_ids;
-}
-
 /* For the self-test of the per-CPU object arrays: stay on this CPU (may still sleep). */
 unsigned int rkmem_pin_cpu(void)
 {

@@ -204,7 +204,11 @@ fn callback_sigs() -> BTreeMap<String, (String, Sig)> {
         let text = squash(src);
         for part in text.split("extern \"C\" fn ").skip(1) {
             if let Some((name, sig)) = rust_sig(part) {
-                out.insert(name, (file.to_string(), sig));
+                // Only the glue's callbacks: kernel callbacks (the shrinker's) are typed by
+                // the kernel's bindings, not by glue.h.
+                if name.starts_with("rkmem_") {
+                    out.insert(name, (file.to_string(), sig));
+                }
             }
         }
     }

@@ -461,9 +461,7 @@ pub(crate) fn run(user: UserSlice, kept: &Mutex<Option<Kept>>) -> Result {
     }
     (b.rkmem_objs, b.rkmem_pages, b.host_objs, b.host_pages) = (0, 0, 0, 0);
     let shared = crate::shared().ok_or(ENODEV)?;
-    // SAFETY: see `SharedOwner::new`: the arena outlives every cache and pool; the ones made
-    // here are dropped before this call returns.
-    let arena: &'static Arena = unsafe { &*core::ptr::from_ref(&shared.arena) };
+    let arena: &'static Arena = &shared.arena;
     let n = b.iters;
     let warm = n.min(uapi::RKMEM_BENCH_BATCH);
     // Whatever this call does, the file's kept caches are taken out: a slab call with the flag

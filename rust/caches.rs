@@ -22,16 +22,14 @@ const FIRST_USER_ID: u32 = 100;
 const MAX_USER_CACHES: usize = 256;
 
 /// The user caches.
-pub(crate) struct Registry {
-    caches: KVec<Arc<Cache>>,
-}
+pub(crate) type Registry = crate::registry::Registry<Cache, MAX_USER_CACHES>;
 
-impl Registry {
-    /// No caches.
-    pub(crate) const fn new() -> Registry {
-        Registry {
-            caches: KVec::new(),
-        }
+impl crate::registry::Owned for Cache {
+    fn id(&self) -> u32 {
+        self.id
+    }
+    fn owner(&self) -> u64 {
+        self.owner
     }
 }
 
@@ -143,10 +141,8 @@ pub(crate) fn create(
         return Err(EINVAL);
     }
     let mut r = reg.lock();
-    if r.caches.len() >= MAX_USER_CACHES {
-        return Err(ENOSPC);
-    }
-    let taken = r.caches.iter().any(|c| c.name().as_bytes() == name)
+    r.check_room()?;
+    let taken = r.iter().any(|c| c.name().as_bytes() == name)
         || CLASS_NAMES.iter().any(|n| n.as_bytes() == name);
     if taken {
         return Err(EEXIST);
@@ -156,49 +152,38 @@ pub(crate) fn create(
         Cache::new(arena, id, name, size, align, ctor, debug, owner)?,
         GFP_KERNEL,
     )?;
-    r.caches.push(c.clone(), GFP_KERNEL)?;
+    r.push(c.clone())?;
     Ok(c)
 }
 
 /// The cache `id` of `owner`.
 pub(crate) fn find(reg: &Mutex<Registry>, id: u32, owner: u64) -> Option<Arc<Cache>> {
-    reg.lock()
-        .caches
-        .iter()
-        .find(|c| c.id == id && c.owner == owner)
-        .cloned()
+    reg.lock().find(id, owner)
 }
 
 /// Destroys cache `id` of `owner`: `ENOENT` if there is none, `EBUSY` (and a report of the
 /// leak) while objects of it are allocated.
 pub(crate) fn destroy(reg: &Mutex<Registry>, id: u32, owner: u64) -> Result {
-    let mut r = reg.lock();
-    let pos = r
-        .caches
-        .iter()
-        .position(|c| c.id == id && c.owner == owner)
-        .ok_or(ENOENT)?;
-    let c = &r.caches[pos];
-    c.drain_cpu();
-    let live = c.objects_in_use();
-    if live != 0 {
-        pr_warn!(
-            "cache {}: destroy refused, {} object(s) still allocated (leak)\n",
-            c.name(),
-            live
-        );
-        return Err(EBUSY);
-    }
     // The last reference goes with the file's handles (none left: no live objects), so the
     // cache and its slabs are freed here.
-    r.caches.remove(pos)?;
-    Ok(())
+    reg.lock().remove(id, owner, |c| {
+        c.drain_cpu();
+        let live = c.objects_in_use();
+        if live != 0 {
+            pr_warn!(
+                "cache {}: destroy refused, {} object(s) still allocated (leak)\n",
+                c.name(),
+                live
+            );
+            return Err(EBUSY);
+        }
+        Ok(())
+    })
 }
 
 /// Destroys every cache of `owner` (its file is being closed; its objects are freed already).
 pub(crate) fn destroy_owned(reg: &Mutex<Registry>, owner: u64) {
-    let mut r = reg.lock();
-    r.caches.retain(|c| c.owner != owner);
+    reg.lock().remove_owned(owner);
 }
 
 /// Trims every cache: per-CPU objects back to their slabs, empty slabs back to the arena.
@@ -230,7 +215,7 @@ pub(crate) fn trim_mode(
         one(c);
     }
     if let Some(r) = crate::arena::acquire(reg, try_only) {
-        for c in r.caches.iter() {
+        for c in r.iter() {
             one(c);
         }
     }
@@ -249,7 +234,7 @@ pub(crate) fn reclaimable(classes: &Classes, reg: &Mutex<Registry>) -> (u64, u64
         add(c);
     }
     if let Some(r) = reg.try_lock() {
-        for c in r.caches.iter() {
+        for c in r.iter() {
             add(c);
         }
     }
@@ -262,7 +247,7 @@ pub(crate) fn add_empty_pages_by_slot(classes: &Classes, reg: &Mutex<Registry>, 
         c.add_empty_pages_by_slot(out);
     }
     if let Some(r) = reg.try_lock() {
-        for c in r.caches.iter() {
+        for c in r.iter() {
             c.add_empty_pages_by_slot(out);
         }
     }
@@ -276,7 +261,7 @@ pub(crate) fn show_slabinfo(
 ) -> fmt::Result {
     w.write_str(slabinfo::SLABINFO_HEADER)?;
     let r = reg.lock();
-    for c in r.caches.iter().rev() {
+    for c in r.iter().rev() {
         slabinfo::write_row(w, &c.slabinfo_row())?;
     }
     for c in classes.as_ref().into_iter().flatten().rev() {

@@ -223,10 +223,7 @@ impl RkmemFile {
             uapi::RKMEM_IOC_SELFTEST => {
                 let shared = crate::shared().ok_or(ENODEV)?;
                 let mut o = crate::selftest::run(&shared.arena)?;
-                // SAFETY: see `SharedOwner::new`; the temporary cache is dropped before this
-                // call returns.
-                let arena: &'static crate::arena::Arena =
-                    unsafe { &*core::ptr::from_ref(&shared.arena) };
+                let arena: &'static crate::arena::Arena = &shared.arena;
                 crate::selftest::run_slab(arena, crate::slab_debug(), &mut o)?;
                 crate::selftest::run_mempool(arena, &mut o)?;
                 crate::selftest::run_objcache(&mut o)?;
@@ -361,9 +358,7 @@ impl RkmemFile {
             return Err(EINVAL);
         }
         let shared = crate::shared().ok_or(ENODEV)?;
-        // SAFETY: see `SharedOwner::new`: the arena outlives every cache, and this file (which
-        // will own the cache) is closed before the module goes away.
-        let arena: &'static crate::arena::Arena = unsafe { &*core::ptr::from_ref(&shared.arena) };
+        let arena: &'static crate::arena::Arena = &shared.arena;
         let ctor = (req.flags & uapi::RKMEM_CACHE_CTOR != 0).then_some(req.ctor_byte as u8);
         let c = caches::create(
             &shared.caches,
@@ -448,9 +443,7 @@ impl RkmemFile {
             }
             _ => return Err(EINVAL),
         };
-        // SAFETY: see `SharedOwner::new`: the arena outlives every pool (pools are dropped with
-        // their file, or before the arena in `Shared`).
-        let arena: &'static crate::arena::Arena = unsafe { &*core::ptr::from_ref(&shared.arena) };
+        let arena: &'static crate::arena::Arena = &shared.arena;
         let pool = crate::mempool::create(
             &shared.pools,
             arena,

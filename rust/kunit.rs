@@ -25,11 +25,7 @@ mod tests {
     }
 
     fn arena() -> Result<&'static Arena> {
-        let shared = crate::shared().ok_or(ENODEV)?;
-        // SAFETY: see `SharedOwner::new`: the arena lives until the module's shared state is
-        // dropped, after KUnit has run the module's suites (they run when the module goes live
-        // and finish before `init` of the next state change; unload waits for them).
-        Ok(unsafe { &*core::ptr::from_ref(&shared.arena) })
+        Ok(&crate::shared().ok_or(ENODEV)?.arena)
     }
 
     #[test]

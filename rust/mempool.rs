@@ -316,20 +316,19 @@ impl fmt::Write for LabelWriter<'_> {
 const MAX_POOLS: usize = 256;
 
 /// The mempools created by user space (each owned by its open file).
-pub(crate) struct Pools {
-    list: KVec<Arc<Mempool>>,
-    next_id: u32,
-}
+pub(crate) type Pools = crate::registry::Registry<Mempool, MAX_POOLS>;
 
-impl Pools {
-    /// No pools.
-    pub(crate) const fn new() -> Pools {
-        Pools {
-            list: KVec::new(),
-            next_id: 1,
-        }
+impl crate::registry::Owned for Mempool {
+    fn id(&self) -> u32 {
+        self.id
+    }
+    fn owner(&self) -> u64 {
+        self.owner
     }
 }
+
+/// Source of pool ids, never reused.
+static NEXT_POOL_ID: Atomic<u32> = Atomic::new(1);
 
 /// Creates a pool owned by `owner` and preallocates its reserve.
 pub(crate) fn create(
@@ -340,22 +339,19 @@ pub(crate) fn create(
     min: usize,
     fail_source: bool,
 ) -> Result<Arc<Mempool>> {
-    let id = {
-        let mut p = pools.lock();
-        if p.list.len() >= MAX_POOLS {
-            return Err(ENOSPC);
-        }
-        let id = p.next_id;
-        p.next_id = id.checked_add(1).ok_or(ENOSPC)?;
-        id
-    };
+    pools.lock().check_room()?;
+    let id = NEXT_POOL_ID.fetch_add(1, Relaxed);
+    if id == 0 || id == u32::MAX {
+        NEXT_POOL_ID.store(u32::MAX, Relaxed);
+        return Err(ENOSPC);
+    }
     let pool = Arc::pin_init(
         Mempool::new(arena, id, owner, source, min, fail_source)?,
         GFP_KERNEL,
     )?;
     // On failure the pool's drop gives back what it preallocated.
     pool.fill()?;
-    pools.lock().list.push(pool.clone(), GFP_KERNEL)?;
+    pools.lock().push(pool.clone())?;
     Ok(pool)
 }
 
@@ -365,38 +361,27 @@ pub(crate) fn find(
     id: u32,
     owner: u64,
 ) -> Option<Arc<Mempool>> {
-    pools
-        .lock()
-        .list
-        .iter()
-        .find(|p| p.id == id && p.owner == owner)
-        .cloned()
+    pools.lock().find(id, owner)
 }
 
 /// Destroys pool `id` of `owner`: `ENOENT` if there is none, `EBUSY` while elements are out.
 pub(crate) fn destroy(pools: &kernel::sync::Mutex<Pools>, id: u32, owner: u64) -> Result {
-    let mut p = pools.lock();
-    let pos = p
-        .list
-        .iter()
-        .position(|x| x.id == id && x.owner == owner)
-        .ok_or(ENOENT)?;
-    if p.list[pos].out() != 0 {
-        return Err(EBUSY);
-    }
-    p.list.remove(pos)?;
-    Ok(())
+    pools.lock().remove(
+        id,
+        owner,
+        |p| if p.out() != 0 { Err(EBUSY) } else { Ok(()) },
+    )
 }
 
 /// Destroys every pool of `owner` (its file is closing; its elements are freed already).
 pub(crate) fn destroy_owned(pools: &kernel::sync::Mutex<Pools>, owner: u64) {
-    pools.lock().list.retain(|p| p.owner != owner);
+    pools.lock().remove_owned(owner);
 }
 
 /// Renders `/proc/rkmem/mempools`.
 pub(crate) fn show(w: &mut impl fmt::Write, pools: &kernel::sync::Mutex<Pools>) -> fmt::Result {
     w.write_str(crate::rkcore::mempool::MEMPOOLS_HEADER)?;
-    for p in pools.lock().list.iter() {
+    for p in pools.lock().iter() {
         p.write_row(w)?;
     }
     Ok(())

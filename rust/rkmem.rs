@@ -51,6 +51,7 @@ mod mempool;
 mod objcache;
 mod procfs;
 mod reclaim;
+mod registry;
 mod selftest;
 mod stats;
 

@@ -39,21 +39,15 @@ use kernel::{
     sync::atomic::{Acquire, Atomic, Release},
 };
 
-mod arena;
-mod bench;
-mod cache;
-mod caches;
-mod dev;
-mod ffi;
-#[cfg(CONFIG_KUNIT)]
-mod kunit;
-mod mempool;
-mod objcache;
-mod procfs;
-mod reclaim;
-mod registry;
-mod selftest;
-mod stats;
+// The module's files by role: the allocators users get memory from, the interfaces to user
+// space and to the C glue, and the in-kernel checks and benchmarks that measure them.
+mod allocators;
+mod checks;
+mod interfaces;
+
+use allocators::{arena, classes, mempool, percpu, reclaim, registry, slab};
+use checks::{bench, selftest};
+use interfaces::{dev, ffi, procfs, stats};
 
 #[path = "core/mod.rs"]
 pub mod rkcore;
@@ -179,10 +173,10 @@ pub(crate) struct Shared {
     #[pin]
     pub(crate) pools: kernel::sync::Mutex<mempool::Pools>,
     /// rkmalloc's size-class caches.
-    pub(crate) classes: caches::Classes,
+    pub(crate) classes: classes::Classes,
     /// The caches created by user space.
     #[pin]
-    pub(crate) caches: kernel::sync::Mutex<caches::Registry>,
+    pub(crate) caches: kernel::sync::Mutex<classes::Registry>,
     /// rkmem's page allocator.
     #[pin]
     pub(crate) arena: arena::Arena,
@@ -192,7 +186,7 @@ impl Shared {
     /// Trims what `flags` (`RKMEM_TRIM_*`) name; returns (slabs released, the arena's trim).
     pub(crate) fn trim(&self, flags: u32) -> (usize, arena::Trimmed) {
         let slabs = if flags & uapi::RKMEM_TRIM_SLABS != 0 {
-            caches::trim(&self.classes, &self.caches)
+            classes::trim(&self.classes, &self.caches)
         } else {
             0
         };
@@ -234,8 +228,8 @@ impl SharedOwner {
         let shared = KVBox::pin_init(
             try_pin_init!(Shared {
                 pools <- kernel::new_mutex!(mempool::Pools::new(), "rkmem_pools"),
-                classes: caches::Classes::new(),
-                caches <- kernel::new_mutex!(caches::Registry::new(), "rkmem_caches"),
+                classes: classes::Classes::new(),
+                caches <- kernel::new_mutex!(classes::Registry::new(), "rkmem_caches"),
                 arena <- arena,
             }),
             GFP_KERNEL,
@@ -247,7 +241,7 @@ impl SharedOwner {
         // so dropped first) or by open files, which are all closed before the module (and so
         // this owner) goes away.
         let arena: &'static arena::Arena = unsafe { &*core::ptr::from_ref(&shared.arena) };
-        caches::create_classes(&shared.classes, arena, slab_debug())?;
+        classes::create_classes(&shared.classes, arena, slab_debug())?;
         SHARED.store(core::ptr::from_ref::<Shared>(&shared), Release);
         Ok(SharedOwner { _shared: shared })
     }

@@ -26,7 +26,7 @@ unsigned int rkmem_pin_cpu(void);
 void rkmem_unpin_cpu(void);
 
 /*
- * Per-CPU object caches (objs.c; used by cache.rs through objcache.rs): arrays of up to `cap`
+ * Per-CPU object caches (objs.c; used by allocators/slab.rs through allocators/percpu.rs): arrays of up to `cap`
  * object addresses per CPU behind a local lock. pop returns 0 and push false when the array
  * is empty or full (or its lock is held: the caller takes its slow path). flush empties
  * `cpu`'s array into out[cap] in an IPI to it (directly if it is offline): the count, -EBUSY

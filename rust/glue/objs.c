@@ -10,7 +10,7 @@
 #include "glue.h"
 
 /*
- * Per-CPU object caches of rkmem's slab caches (cache.rs), the same scheme as SLUB's per-CPU
+ * Per-CPU object caches of rkmem's slab caches (allocators/slab.rs), the same scheme as SLUB's per-CPU
  * sheaves: each possible CPU has an array of free objects behind a local_trylock_t. The
  * owning CPU pops and pushes with the lock taken, which on !RT only disables preemption: no
  * atomic instruction, no shared cache line, one call from Rust. Refills and drains move
@@ -18,7 +18,7 @@
  * IPI to that CPU, where a try-lock refuses to interrupt the owner's critical section, or
  * directly while that CPU is offline (kept so by the hotplug lock) or when the cache is being
  * destroyed (nobody else holds it). `count` is written with WRITE_ONCE so that other CPUs may
- * read it for statistics. The capacity has one source, objcache.rs's CAP, which sizes the
+ * read it for statistics. The capacity has one source, allocators/percpu.rs's CAP, which sizes the
  * Rust side's buffers and is passed to rkmem_objs_create.
  */
 struct rkmem_objs {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The module's C glue interface, `rust/glue/glue.h`, against its Rust side: the declarations of
-//! `rust/ffi.rs` (functions the glue defines and Rust calls) and the `#[no_mangle] extern "C"`
+//! `rust/interfaces/ffi.rs` (functions the glue defines and Rust calls) and the `#[no_mangle] extern "C"`
 //! callbacks the Rust modules define for the glue. Every function of the header must appear on
 //! exactly one side, with the same number of arguments and matching types (C type to Rust type
 //! by the table in [`rust_of_c`]); nothing may be declared on the Rust side that the header
@@ -15,11 +15,17 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 const HEADER: &str = include_str!("../../../rust/glue/glue.h");
-const FFI: &str = include_str!("../../../rust/ffi.rs");
+const FFI: &str = include_str!("../../../rust/interfaces/ffi.rs");
 /// The Rust modules that define callbacks for the glue.
 const CALLBACK_SOURCES: [(&str, &str); 2] = [
-    ("procfs.rs", include_str!("../../../rust/procfs.rs")),
-    ("reclaim.rs", include_str!("../../../rust/reclaim.rs")),
+    (
+        "procfs.rs",
+        include_str!("../../../rust/interfaces/procfs.rs"),
+    ),
+    (
+        "reclaim.rs",
+        include_str!("../../../rust/allocators/reclaim.rs"),
+    ),
 ];
 
 /// A function: name, argument types, return type (normalised spellings).
@@ -185,7 +191,7 @@ fn rust_sig(s: &str) -> Option<(String, Sig)> {
     Some((name, Sig { args, ret }))
 }
 
-/// The functions `rust/ffi.rs` declares.
+/// The functions `rust/interfaces/ffi.rs` declares.
 fn ffi_sigs() -> BTreeMap<String, Sig> {
     let mut out = BTreeMap::new();
     let text = squash(FFI);

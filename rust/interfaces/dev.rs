@@ -11,7 +11,7 @@
 //! also when the process is killed, frees everything it holds.
 
 use crate::arena::SLOT_PAGES;
-use crate::caches::{self, RkAlloc};
+use crate::classes::{self, RkAlloc};
 use crate::rkcore::buddy::BlockKind;
 use crate::stats::{inc, STATS};
 use crate::uapi::{self, RkmemArenaMap, RkmemBlock, RkmemHandle, RkmemIo, RkmemPagesAlloc};
@@ -118,7 +118,7 @@ impl PinnedDrop for RkmemFile {
         drop(tree);
         if let Some(shared) = crate::shared() {
             crate::mempool::destroy_owned(&shared.pools, self.id);
-            caches::destroy_owned(&shared.caches, self.id);
+            classes::destroy_owned(&shared.caches, self.id);
         }
     }
 }
@@ -198,7 +198,7 @@ impl RkmemFile {
                 if c.reserved != 0 {
                     return Err(EINVAL);
                 }
-                caches::destroy(&crate::shared().ok_or(ENODEV)?.caches, c.id, self.id)?;
+                classes::destroy(&crate::shared().ok_or(ENODEV)?.caches, c.id, self.id)?;
             }
             uapi::RKMEM_IOC_OBJ_ALLOC => self.obj_alloc(user)?,
             uapi::RKMEM_IOC_POOL_CREATE => self.pool_create(user)?,
@@ -226,7 +226,7 @@ impl RkmemFile {
                 let arena: &'static crate::arena::Arena = &shared.arena;
                 crate::selftest::run_slab(arena, crate::slab_debug(), &mut o)?;
                 crate::selftest::run_mempool(arena, &mut o)?;
-                crate::selftest::run_objcache(&mut o)?;
+                crate::selftest::run_percpu(&mut o)?;
                 user.writer().write(&RkmemSelftest {
                     passed: o.passed,
                     failed: o.failed,
@@ -360,7 +360,7 @@ impl RkmemFile {
         let shared = crate::shared().ok_or(ENODEV)?;
         let arena: &'static crate::arena::Arena = &shared.arena;
         let ctor = (req.flags & uapi::RKMEM_CACHE_CTOR != 0).then_some(req.ctor_byte as u8);
-        let c = caches::create(
+        let c = classes::create(
             &shared.caches,
             arena,
             &req.name[..len],
@@ -376,7 +376,7 @@ impl RkmemFile {
         req.objsize = c.layout.stride() as u32;
         drop(c);
         if let Err(e) = w.write(&req) {
-            let _ = caches::destroy(&shared.caches, req.id, self.id);
+            let _ = classes::destroy(&shared.caches, req.id, self.id);
             return Err(e);
         }
         Ok(())
@@ -394,12 +394,12 @@ impl RkmemFile {
             if (1..=uapi::RKMEM_RKMALLOC_MAX).contains(&req.size) {
                 self.precheck(req.size)?;
             }
-            caches::rkmalloc(&shared.classes, &shared.arena, req.size, true)?
+            classes::rkmalloc(&shared.classes, &shared.arena, req.size, true)?
         } else {
             if req.size != 0 {
                 return Err(EINVAL);
             }
-            let c = caches::find(&shared.caches, req.cache_id, self.id).ok_or(ENOENT)?;
+            let c = classes::find(&shared.caches, req.cache_id, self.id).ok_or(ENOENT)?;
             let obj = c.alloc(true)?;
             RkAlloc::Object(c, obj)
         };
@@ -431,7 +431,7 @@ impl RkmemFile {
         let shared = crate::shared().ok_or(ENODEV)?;
         let source = match req.source {
             uapi::RKMEM_POOL_SRC_CACHE if req.size == 0 && req.order == 0 => {
-                Source::Cache(caches::find(&shared.caches, req.cache_id, self.id).ok_or(ENOENT)?)
+                Source::Cache(classes::find(&shared.caches, req.cache_id, self.id).ok_or(ENOENT)?)
             }
             uapi::RKMEM_POOL_SRC_RKMALLOC if req.cache_id == 0 && req.order == 0 => {
                 Source::rkmalloc(&shared.classes, req.size)?

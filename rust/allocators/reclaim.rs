@@ -108,7 +108,7 @@ pub(crate) fn on_pressure(free: u64, may_sleep: bool) {
 fn reclaimable(shared: &Shared) -> Reclaimable {
     let (pcp_pages, free_block_pages) = shared.arena.reclaimable();
     let (empty_slab_pages, cpu_object_pages) =
-        crate::caches::reclaimable(&shared.classes, &shared.caches);
+        crate::classes::reclaimable(&shared.classes, &shared.caches);
     Reclaimable {
         pcp_pages: pcp_pages as u64,
         cpu_object_pages,
@@ -129,7 +129,7 @@ fn host_pages(shared: &Shared) -> Option<u64> {
     let mut cached: KVVec<usize> = KVVec::with_capacity(n, gfp).ok()?;
     cached.extend_with(n, 0, gfp).ok()?;
     let (present, min) = shared.arena.slot_usage(&mut free, &mut cached)?;
-    crate::caches::add_empty_pages_by_slot(&shared.classes, &shared.caches, &mut cached);
+    crate::classes::add_empty_pages_by_slot(&shared.classes, &shared.caches, &mut cached);
     Some(reclaim::host_reclaimable_pages(
         &free,
         &cached,
@@ -146,7 +146,7 @@ fn host_scan(shared: &Shared, nr: u64) -> u64 {
     let (_, free_blocks) = shared.arena.reclaimable();
     let plan = reclaim::scan_plan(free_blocks as u64, nr);
     if plan.drain_caches {
-        crate::caches::trim_mode(&shared.classes, &shared.caches, true, usize::MAX);
+        crate::classes::trim_mode(&shared.classes, &shared.caches, true, usize::MAX);
         shared.arena.drain_pcps_mode(true);
     }
     let max = usize::try_from(plan.release_pages).unwrap_or(usize::MAX);
@@ -167,7 +167,7 @@ fn shrink(shared: &Shared, budget: u64) -> u64 {
         }
         freed += match step {
             Step::Slabs => {
-                crate::caches::trim_mode(&shared.classes, &shared.caches, true, budget - freed).1
+                crate::classes::trim_mode(&shared.classes, &shared.caches, true, budget - freed).1
             }
             Step::Pcp => shared.arena.drain_pcps_mode(true),
             Step::Blocks => {

@@ -50,7 +50,7 @@ mod tests {
     #[test]
     fn per_cpu_object_arrays_match_a_model() -> Result {
         let mut o = Outcome::default();
-        selftest::run_objcache(&mut o)?;
+        selftest::run_percpu(&mut o)?;
         assert!(o.passed > 0);
         assert_eq!(o.failed, 0);
         Ok(())

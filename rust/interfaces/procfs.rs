@@ -146,7 +146,7 @@ extern "C" fn rkmem_proc_show(m: *mut bindings::seq_file, id: c_ulong) -> c_int 
         Some(ProcFile::Buddyinfo) => shared.arena.show_buddyinfo(&mut w),
         Some(ProcFile::Extfrag) => shared.arena.show_extfrag(&mut w),
         Some(ProcFile::Slabinfo) => {
-            crate::caches::show_slabinfo(&mut w, &shared.classes, &shared.caches)
+            crate::classes::show_slabinfo(&mut w, &shared.classes, &shared.caches)
         }
         Some(ProcFile::Shrinker) => crate::reclaim::show_shrinker(&mut w, shared),
         Some(ProcFile::Watermarks) => crate::reclaim::show_watermarks(&mut w, shared),

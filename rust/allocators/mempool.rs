@@ -13,9 +13,9 @@
 //! shrinker never takes them.
 
 use crate::arena::{Arena, Pages};
-use crate::cache::Cache;
 use crate::rkcore::mempool::{PoolRow, Reserve};
 use crate::rkcore::sizeclass::{self, Route};
+use crate::slab::Cache;
 use core::fmt;
 use kernel::{
     new_condvar, new_spinlock,
@@ -39,7 +39,7 @@ pub(crate) enum Source {
 
 impl Source {
     /// The source of rkmalloc(`size`) elements: a size class or exact pages (not vmalloc).
-    pub(crate) fn rkmalloc(classes: &crate::caches::Classes, size: u64) -> Result<Source> {
+    pub(crate) fn rkmalloc(classes: &crate::classes::Classes, size: u64) -> Result<Source> {
         let size = usize::try_from(size).map_err(|_| EINVAL)?;
         match sizeclass::class_for(size).map_err(|_| EINVAL)? {
             Route::Slab(c) => {

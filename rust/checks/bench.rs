@@ -17,9 +17,9 @@
 //! contended as in real use).
 
 use crate::arena::{Arena, Pages, PAGE_SIZE};
-use crate::cache::Cache;
-use crate::caches::{self, RkAlloc};
+use crate::classes::{self, RkAlloc};
 use crate::mempool::{Mempool, Source};
+use crate::slab::Cache;
 use crate::uapi::{self, RkmemBench};
 use core::ptr::NonNull;
 use kernel::ffi::c_void;
@@ -168,7 +168,7 @@ fn bench_cache(arena: &'static Arena, b: &RkmemBench) -> Result<Arc<Cache>> {
     Arc::pin_init(
         Cache::new(
             arena,
-            crate::caches::temporary_cache_id()?,
+            crate::classes::temporary_cache_id()?,
             b"rkmem-bench",
             b.size as usize,
             b.align as usize,
@@ -245,7 +245,7 @@ fn slub_layout(size: u32, align: u32) -> Result<(u32, u32)> {
     Ok((objs, 1 << order))
 }
 
-/// Frees what [`caches::rkmalloc`] returned.
+/// Frees what [`classes::rkmalloc`] returned.
 fn rkfree(arena: &Arena, a: RkAlloc) -> Result {
     let ok = match a {
         RkAlloc::Object(c, obj) => c.free(obj).is_ok(),
@@ -521,7 +521,7 @@ pub(crate) fn run(user: UserSlice, kept: &Mutex<Option<Kept>>) -> Result {
             let rk = |k: u32| -> Result<u64> {
                 let t0 = now_ns();
                 for _ in 0..k {
-                    let a = caches::rkmalloc(&shared.classes, arena, size as u64, true)?;
+                    let a = classes::rkmalloc(&shared.classes, arena, size as u64, true)?;
                     rkfree(arena, a)?;
                 }
                 Ok(now_ns() - t0)

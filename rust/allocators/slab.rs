@@ -23,7 +23,7 @@
 //! red zones and poison), counted, and reported in dmesg with the cache name and object index.
 
 use crate::arena::{Arena, Pages, PAGE_SIZE};
-use crate::objcache::{nr_cpu_ids, ObjCache, CAP as CPU_CAP};
+use crate::percpu::{nr_cpu_ids, ObjCache, CAP as CPU_CAP};
 use crate::rkcore::depot::{cpu_tunables, Depot, DEPOT_FACTOR, MAX_BATCH};
 use crate::rkcore::slab::{CacheLists, SlabFreeError, SlabLayout, SlabList, Transition};
 use crate::rkcore::slabinfo::SlabinfoRow;

@@ -6,8 +6,8 @@
 //! consistent: what was allocated here is freed correctly afterwards.
 
 use crate::arena::{Arena, Pages};
-use crate::cache::{Cache, CacheFreeError};
 use crate::rkcore::buddy::FreeError;
+use crate::slab::{Cache, CacheFreeError};
 use kernel::prelude::*;
 use kernel::sync::{atomic::Relaxed, Arc};
 
@@ -100,7 +100,7 @@ pub(crate) fn run_slab(arena: &'static Arena, debug: bool, o: &mut Outcome) -> R
     let c = Arc::pin_init(
         Cache::new(
             arena,
-            crate::caches::temporary_cache_id()?,
+            crate::classes::temporary_cache_id()?,
             b"rkmem-selftest",
             117,
             1,
@@ -203,7 +203,7 @@ pub(crate) fn run_slab(arena: &'static Arena, debug: bool, o: &mut Outcome) -> R
 /// magics that carry it refuse an object of the one freed into the other.
 fn two_temporary_caches(arena: &'static Arena, debug: bool, o: &mut Outcome) -> Result {
     let new = || -> Result<Arc<Cache>> {
-        let id = crate::caches::temporary_cache_id()?;
+        let id = crate::classes::temporary_cache_id()?;
         Arc::pin_init(
             Cache::new(arena, id, b"rkmem-selftest", 117, 1, None, debug, u64::MAX)?,
             GFP_KERNEL,
@@ -238,8 +238,8 @@ use crate::ffi::{rkmem_pin_cpu, rkmem_unpin_cpu};
 /// stack whose drains take the oldest objects, under a pseudo-random sequence of pops, pushes,
 /// refills and drains on one CPU (migration disabled), then emptied by `flush` (an IPI to the
 /// CPU) and by `take_all`.
-pub(crate) fn run_objcache(o: &mut Outcome) -> Result {
-    use crate::objcache::{nr_cpu_ids, ObjCache, CAP};
+pub(crate) fn run_percpu(o: &mut Outcome) -> Result {
+    use crate::percpu::{nr_cpu_ids, ObjCache, CAP};
     const LIMIT: usize = 8;
     let mut c = ObjCache::new(LIMIT)?;
     o.check("limit 0 refused", ObjCache::new(0).err() == Some(EINVAL));

@@ -4,9 +4,9 @@
 //! user space creates through `/dev/rkmem` (owned by the open file that made them).
 
 use crate::arena::{Arena, Pages};
-use crate::cache::Cache;
 use crate::rkcore::sizeclass::{self, Route, CLASS_NAMES, CLASS_SIZES};
 use crate::rkcore::slabinfo;
+use crate::slab::Cache;
 use core::fmt;
 use kernel::{
     prelude::*,

@@ -2,7 +2,7 @@
 #
 # rkmem's front door.
 #   make run     set up, build, boot QEMU, load rkmem and show it working
-#   make check   every test: host tests, then the guest suite on the fast and debug kernels
+#   make check   every test: host tests, then the guest suite on the fast, debug and um kernels
 # Other targets:
 #   make         build rkmem.ko for the fast kernel (CLIPPY=1 runs clippy on it)
 #   make setup   install the toolchain and sources (idempotent)

@@ -18,7 +18,10 @@
 //!    cache or pool is created or destroyed, which may take every lock below.
 //! 3. The arena's `grow` mutex: held while a 4 MiB block is taken from, or given back to, the
 //!    host kernel. Taking a block may enter the host's reclaim and so rkmem's own shrinker,
-//!    which therefore only try-locks `grow`.
+//!    which therefore only try-locks `grow` (and the registries' mutexes). The shrinker takes
+//!    the spinlocks below blocking where it must (a slab back to its cache's `inner`, a page
+//!    back to the arena): that cannot deadlock, because an allocation that may enter reclaim
+//!    may sleep, and nothing sleeps with an rkmem spinlock held.
 //! 4. Spinlocks, never held across a sleep: a mempool's `reserve` (its drain frees elements to
 //!    their source under it) before a cache's `depot` and `inner`, before the arena's per-CPU
 //!    `pcp` slots, before the arena's `inner` (the buddy lists). A slab goes back to the arena

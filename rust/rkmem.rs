@@ -4,8 +4,10 @@
 //! exposes them through `/proc/rkmem/` and `/dev/rkmem`, and is measured against SLUB, the page
 //! allocator and `mm/mempool.c` in the same boot.
 //!
-//! Layout: `rkcore` is the pure logic (tested on the host), the other modules are the thin kernel
-//! glue: the misc device (`dev`), procfs (`procfs` + `glue/procfs.c`; the C glue is `rust/glue/`, one file per concern) and counters (`stats`).
+//! Layout: `rkcore` is the pure logic (tested on the host); `allocators` run it over real
+//! memory, locks and per-CPU state; `interfaces` are the misc device (`dev`), procfs (`procfs`
+//! with `glue/procfs.c`), the counters (`stats`) and the declarations of the C glue (`ffi`;
+//! the glue is `rust/glue/`, one file per concern); `checks` measure and test the allocators.
 //!
 //! # Lock order
 //!

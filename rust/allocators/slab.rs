@@ -412,8 +412,8 @@ impl Cache {
     /// beyond the kept ones back to the arena.
     fn return_to_slab(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
         let release = self.free_locked(&mut self.inner.lock(), obj)?;
-        if let Some(slab) = release {
-            self.release_slab(slab);
+        if let Some(page) = release {
+            self.release_slab(page);
         }
         Ok(())
     }
@@ -433,10 +433,10 @@ impl Cache {
                 let slab = obj & !(self.layout.slab_bytes() - 1);
                 match self.free_locked_at(&mut inner, *obj, known == Some(slab)) {
                     Ok(None) => known = Some(slab),
-                    Ok(Some(slab)) => {
+                    Ok(Some(page)) => {
                         known = None;
                         if let Some(r) = release.get_mut(n) {
-                            *r = slab;
+                            *r = page;
                             n += 1;
                         }
                     }
@@ -444,13 +444,13 @@ impl Cache {
                 }
             }
         }
-        for slab in &release[..n] {
-            self.release_slab(*slab);
+        for page in &release[..n] {
+            self.release_slab(*page);
         }
     }
 
-    /// Frees `obj` in its slab with `inner` held; returns the slab if it must go back to the
-    /// arena (after the lock is dropped).
+    /// Frees `obj` in its slab with `inner` held; returns the slab's first page if it must go
+    /// back to the arena (after the lock is dropped, by [`Cache::release_slab`]).
     fn free_locked(
         &self,
         inner: &mut Inner,
@@ -508,9 +508,9 @@ impl Cache {
                 .move_to(layout, &mut h, m.from, m.to, slab as u64);
         }
         if t.release {
-            self.unlist(inner, SlabList::Empty, slab as u64);
+            let page = self.unlist(inner, SlabList::Empty, slab as u64);
             inner.counts.slab_released();
-            return Ok(Some(slab));
+            return Ok(page);
         }
         Ok(None)
     }
@@ -520,31 +520,30 @@ impl Cache {
     /// pointer into the slab is refused without its memory being read: the slab's pages may
     /// belong to someone else as soon as [`Cache::release_slab`] has given them back. (Tags are
     /// set under `inner` too, in `new_slab`, before the slab goes on a list.)
-    fn unlist(&self, inner: &mut Inner, list: SlabList, slab: u64) {
+    /// Returns the slab's first page, for [`Cache::release_slab`].
+    fn unlist(&self, inner: &mut Inner, list: SlabList, slab: u64) -> Option<usize> {
         let mut h = SlabHeaders {
             layout: &self.layout,
         };
         inner.lists.remove(&self.layout, &mut h, list, slab);
-        if let Some(page) = self.arena.page_of(slab as usize) {
-            let pages = Pages::Order {
-                page,
-                order: self.layout.order(),
-            };
-            self.arena.set_tag(pages, 0);
+        let page = self.arena.page_of(slab as usize)?;
+        self.arena.set_tag(self.slab_pages(page), 0);
+        Some(page)
+    }
+
+    /// The slab whose first page is `page`.
+    fn slab_pages(&self, page: usize) -> Pages {
+        Pages::Order {
+            page,
+            order: self.layout.order(),
         }
     }
 
-    /// Gives a slab that [`Cache::unlist`] took off the lists (so untagged) back to the arena,
-    /// with `inner` dropped.
-    fn release_slab(&self, slab: usize) {
-        if let Some(page) = self.arena.page_of(slab) {
-            let pages = Pages::Order {
-                page,
-                order: self.layout.order(),
-            };
-            let _ = self.arena.free(pages);
-            inc(&self.stats.slabs_released);
-        }
+    /// Gives the slab at `page` that [`Cache::unlist`] took off the lists (so untagged) back to
+    /// the arena, with `inner` dropped.
+    fn release_slab(&self, page: usize) {
+        let _ = self.arena.free(self.slab_pages(page));
+        inc(&self.stats.slabs_released);
     }
 
     fn bad_free(&self, obj: usize, e: CacheFreeError, index: Option<u32>) -> CacheFreeError {
@@ -688,15 +687,14 @@ impl Cache {
                 let Some(slab) = inner.lists.first(SlabList::Empty) else {
                     break;
                 };
-                self.unlist(inner, SlabList::Empty, slab);
+                let page = self.unlist(inner, SlabList::Empty, slab);
                 inner.counts.slab_released();
-                untagged &= self
-                    .arena
-                    .page_of(slab as usize)
-                    .is_some_and(|p| self.arena.tag_of(p) == 0);
-                slab
+                untagged &= page.is_some_and(|p| self.arena.tag_of(p) == 0);
+                page
             };
-            self.release_slab(slab as usize);
+            if let Some(page) = slab {
+                self.release_slab(page);
+            }
             released += 1;
         }
         (released, untagged)
@@ -810,10 +808,11 @@ impl PinnedDrop for Cache {
                     let Some(slab) = inner.lists.first(list) else {
                         break;
                     };
-                    self.unlist(inner, list, slab);
-                    slab
+                    self.unlist(inner, list, slab)
                 };
-                self.release_slab(slab as usize);
+                if let Some(page) = slab {
+                    self.release_slab(page);
+                }
             }
         }
     }

@@ -53,7 +53,10 @@ if head -c 4 "$kernel" | grep -q ELF; then
 	ulimit -c 0
 else
 	kind=QEMU
-	accel=(-accel tcg -cpu max)
+	# One TCG thread for all vCPUs: the kernel patches its own text
+	# (JUMP_LABEL), and with a thread per vCPU a vCPU can run a stale
+	# translation of a patched instruction (see qemu/config-fast).
+	accel=(-accel tcg,thread=single -cpu max)
 	if [ "${KVM:-0}" = 1 ]; then
 		[ -w /dev/kvm ] || { echo "boot.sh: KVM=1 but /dev/kvm is not usable" >&2; exit 2; }
 		accel=(-accel kvm -cpu host)

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Bitmap slab caches on top of the arena: the kernel side of `rkcore::slab`.
+//! Bitmap slab caches on top of the arena: the kernel side of `rkcore::cache`.
 //!
-//! A cache takes slabs (2^order pages, naturally aligned) from the arena, lays them out with
-//! `SlabLayout` (header + bitmap + objects), keeps them on full/partial/empty lists threaded
-//! through the slab headers (`rkcore::slablist`), and fronts them with per-CPU object caches
-//! ([`ObjCache`]) refilled and drained in batches, like SLUB's per-CPU sheaves.
+//! A cache takes slabs (2^order pages, naturally aligned) from the arena and hands them to its
+//! [`SlabSet`] (the host-tested composition: layout, lists, counts, owner tags, what a free
+//! refuses, when a slab goes back), which it runs under its lock over the arena's memory
+//! ([`SlabMem`]). In front of the slabs sit per-CPU object caches ([`ObjCache`]) refilled and
+//! drained in batches, like SLUB's per-CPU sheaves, and a depot of full batches.
 //!
 //! # Locking
 //!
@@ -24,10 +25,11 @@
 
 use crate::arena::{Arena, Pages, PAGE_SIZE};
 use crate::percpu::{nr_cpu_ids, ObjCache, CAP as CPU_CAP};
+use crate::rkcore::cache::{self as core_cache, FreeError, Repaired, SlabMemory, SlabSet};
 use crate::rkcore::depot::{cpu_tunables, Depot, DEPOT_FACTOR, MAX_BATCH};
-use crate::rkcore::slab::{CacheLists, SlabFreeError, SlabLayout, SlabList, Transition};
+use crate::rkcore::slab::{SlabLayout, SlabList};
 use crate::rkcore::slabinfo::SlabinfoRow;
-use crate::rkcore::slablist::{Headers, SlabLists};
+use crate::rkcore::slablist::Headers;
 use kernel::{
     new_spinlock,
     prelude::*,
@@ -68,32 +70,59 @@ pub(crate) enum CacheFreeError {
     DoubleFree,
 }
 
-struct Inner {
-    counts: CacheLists,
-    lists: SlabLists,
-    seq: u64,
-}
-
-/// Slab headers reached by address.
+/// A cache's slabs, in the arena's memory.
 ///
 /// # Invariants
 ///
-/// Only used under the cache's `inner` lock, with addresses of slabs of this cache (on its lists,
-/// or just initialised and about to be put on one): each is the start of a live slab of
-/// `layout.slab_bytes()` bytes taken from the arena, whose first `layout.header_bytes()` bytes
-/// only the cache touches, under that lock.
-struct SlabHeaders<'a> {
+/// Only handed to the cache's [`SlabSet`] (under the cache's `inner` lock, or for a new slab
+/// that no list holds yet) and to [`core_cache::on_alloc`] for an object the cache is handing
+/// out. By [`SlabMemory`]'s contract they reach headers only of slabs of this cache (on its
+/// lists, tagged as its own, or being prepared, reached by nobody else) and bytes only of an
+/// object's slot that the caller alone holds: each is inside a live slab of `layout.slab_bytes()`
+/// bytes taken from the arena, whose header bytes only the cache touches, under that lock.
+struct SlabMem<'a> {
     layout: &'a SlabLayout,
+    arena: &'a Arena,
 }
 
-impl Headers for SlabHeaders<'_> {
+impl Headers for SlabMem<'_> {
     fn header(&mut self, slab: u64) -> &mut [u8] {
         // SAFETY: by the type invariant `slab` is the start of a live slab of this cache, its
-        // header bytes are touched by nobody else while `inner` is held, and `header_bytes` is
-        // within the slab.
+        // header bytes are touched by nobody else while `inner` is held (or before the slab is on
+        // a list), and `header_bytes` is within the slab.
         unsafe {
             core::slice::from_raw_parts_mut(slab as usize as *mut u8, self.layout.header_bytes())
         }
+    }
+}
+
+impl SlabMemory for SlabMem<'_> {
+    /// The slab's first page in the arena.
+    type Pages = usize;
+
+    fn owner(&self, slab: u64) -> Option<u32> {
+        self.arena
+            .page_of(slab as usize)
+            .map(|p| self.arena.tag_of(p))
+    }
+
+    fn set_owner(&mut self, slab: u64, owner: u32) -> Option<usize> {
+        let page = self.arena.page_of(slab as usize)?;
+        self.arena.set_tag(
+            Pages::Order {
+                page,
+                order: self.layout.order(),
+            },
+            owner,
+        );
+        Some(page)
+    }
+
+    fn bytes(&mut self, slab: u64, offset: usize, len: usize) -> &mut [u8] {
+        // SAFETY: by the type invariant the bytes are an object's slot (or part of it) that the
+        // caller alone holds, or a slot of a slab nobody else reaches yet, inside a live slab of
+        // this cache.
+        unsafe { core::slice::from_raw_parts_mut((slab as usize + offset) as *mut u8, len) }
     }
 }
 
@@ -101,9 +130,9 @@ impl Headers for SlabHeaders<'_> {
 ///
 /// # Invariants
 ///
-/// Every slab on `inner.lists` was taken from the arena with `layout.order()` and initialised
-/// for this cache (`layout.init` with `id`); `inner.counts` counts them per list. Objects in the
-/// per-CPU caches are allocated in their slabs' bitmaps.
+/// Every slab of `inner` was taken from the arena with `layout.order()` and prepared for this
+/// cache (`SlabSet::prepare` with `id`); `inner.layout()` is `layout`. Objects in the per-CPU
+/// caches and the depot are allocated in their slabs' bitmaps.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Cache {
     pub(crate) id: u32,
@@ -113,7 +142,7 @@ pub(crate) struct Cache {
     ctor: Option<u8>,
     use_cpu: bool,
     #[pin]
-    inner: SpinLock<Inner>,
+    inner: SpinLock<SlabSet>,
     /// The per-CPU arrays of free objects.
     cpu: ObjCache,
     /// The per-CPU arrays' limit and batch.
@@ -170,7 +199,8 @@ impl Cache {
             DEPOT_FACTOR,
         )
         .map_err(|_| EINVAL)?;
-        let keep = crate::rkcore::slab::default_keep_empty(size);
+        // Built here: inside `try_pin_init!`, `layout` and `id` name the fields initialised above.
+        let slabs = SlabSet::new(layout, id, crate::rkcore::slab::default_keep_empty(size));
         Ok(try_pin_init!(Self {
             id,
             name: n,
@@ -178,11 +208,7 @@ impl Cache {
             layout,
             ctor,
             use_cpu: !debug,
-            inner <- new_spinlock!(Inner {
-                counts: CacheLists::new(layout.objects(), keep),
-                lists: SlabLists::new(),
-                seq: 0,
-            }, "rkmem_cache"),
+            inner <- new_spinlock!(slabs, "rkmem_cache"),
             cpu,
             cpu_limit,
             cpu_batch,
@@ -244,12 +270,24 @@ impl Cache {
                 (self.take_from_slabs(&mut one) == 1).then_some(one[0])
             };
             if let Some(obj) = got {
-                if self.layout.is_debug() {
-                    self.debug_on_alloc(obj, site);
-                } else if let Some(b) = self.ctor {
-                    // Constructed at slab creation; objects come back constructed only if their
-                    // users restore them, so (unlike SLUB) rkmem re-applies the constructor.
-                    self.fill(obj, b);
+                // Constructed at slab creation; objects come back constructed only if their
+                // users restore them, so (unlike SLUB) rkmem re-applies the constructor.
+                if self.layout.is_debug() || self.ctor.is_some() {
+                    let mut mem = self.mem();
+                    // The object was just taken from its slab: the caller alone holds it (the
+                    // `SlabMem` invariant).
+                    if let Some(c) =
+                        core_cache::on_alloc(&self.layout, &mut mem, obj, site, self.ctor)
+                    {
+                        inc(&self.stats.corruptions);
+                        if self.may_report() {
+                            pr_err!(
+                                "cache {}: {} in a free object found on allocation (repaired)\n",
+                                self.name(),
+                                format_args!("{c}")
+                            );
+                        }
+                    }
                 }
                 return Ok(obj);
             }
@@ -276,104 +314,32 @@ impl Cache {
         Some(obj)
     }
 
-    fn fill(&self, obj: usize, byte: u8) {
-        // SAFETY: `obj` is an object this cache is handing out: nobody else holds it, and it
-        // spans `object_size` bytes inside its slab.
-        unsafe { core::ptr::write_bytes(obj as *mut u8, byte, self.object_size()) };
+    /// The cache's memory, for its [`SlabSet`] (see [`SlabMem`]'s invariant).
+    fn mem(&self) -> SlabMem<'_> {
+        SlabMem {
+            layout: &self.layout,
+            arena: self.arena,
+        }
     }
 
     /// Allocates up to `out.len()` objects from the slabs (partial first, then empty); never takes
     /// a new slab. Returns how many it took.
     fn take_from_slabs(&self, out: &mut [usize]) -> usize {
-        let mut inner = self.inner.lock();
-        let inner = &mut *inner;
-        let layout = &self.layout;
-        let mut h = SlabHeaders { layout };
-        let mut taken = 0;
-        while taken < out.len() {
-            let (list, slab) = match (
-                inner.lists.first(SlabList::Partial),
-                inner.lists.first(SlabList::Empty),
-            ) {
-                (Some(s), _) => (SlabList::Partial, s),
-                (None, Some(s)) => (SlabList::Empty, s),
-                (None, None) => break,
-            };
-            let hdr = h.header(slab);
-            let before = layout.in_use(hdr);
-            let color = layout.header_color(hdr);
-            let mut idx = [0u32; CPU_BATCH];
-            let want = (out.len() - taken).min(CPU_BATCH);
-            let n = layout.alloc_bulk(hdr, &mut idx[..want]);
-            let after = layout.in_use(hdr);
-            for i in &idx[..n] {
-                if let Some(off) = layout.object_offset(color, *i) {
-                    out[taken] = slab as usize + off;
-                    taken += 1;
-                }
-            }
-            let t = inner.counts.transition(before, after);
-            if let Some(m) = t.moved {
-                inner.lists.move_to(layout, &mut h, m.from, m.to, slab);
-            } else if n == 0 {
-                // Cannot happen (the lists say the slab has room); do not spin on it.
-                let _ = list;
-                break;
-            }
-        }
-        taken
+        self.inner.lock().take(&mut self.mem(), out)
     }
 
     /// Takes a new slab from the arena and puts it on the empty list.
     fn new_slab(&self, may_sleep: bool) -> Result {
         let pages = self.arena.alloc(self.layout.order(), may_sleep)?;
-        let slab = self.arena.addr_of(pages.first());
-        let seq = {
-            let mut inner = self.inner.lock();
-            inner.seq += 1;
-            inner.seq
-        };
-        let color = self.layout.color_offset(seq);
-        {
-            let mut h = SlabHeaders {
-                layout: &self.layout,
-            };
-            // The slab is ours alone until it is on a list; the headers invariant holds.
-            if self
-                .layout
-                .init(h.header(slab as u64), color, self.id)
-                .is_err()
-            {
-                let _ = self.arena.free(pages);
-                return Err(EINVAL);
-            }
+        let slab = self.arena.addr_of(pages.first()) as u64;
+        let color = self.inner.lock().next_color();
+        // The slab is ours alone until it is on a list (the `SlabMem` invariant).
+        let mut mem = self.mem();
+        if SlabSet::prepare(&self.layout, self.id, &mut mem, slab, color, self.ctor).is_err() {
+            let _ = self.arena.free(pages);
+            return Err(EINVAL);
         }
-        for i in 0..self.layout.objects() {
-            if self.layout.is_debug() {
-                if let Some(off) = self.layout.slot_offset(color, i) {
-                    // SAFETY: the slot lies inside the new slab, which nobody else can reach yet.
-                    let slot = unsafe {
-                        core::slice::from_raw_parts_mut(
-                            (slab + off) as *mut u8,
-                            self.layout.stride(),
-                        )
-                    };
-                    let _ = self.layout.debug_init(slot);
-                }
-            } else if let (Some(b), Some(off)) = (self.ctor, self.layout.object_offset(color, i)) {
-                self.fill(slab + off, b);
-            }
-        }
-        let mut inner = self.inner.lock();
-        let inner = &mut *inner;
-        let mut h = SlabHeaders {
-            layout: &self.layout,
-        };
-        self.arena.set_tag(pages, self.id + 1);
-        inner
-            .lists
-            .push(&self.layout, &mut h, SlabList::Empty, slab as u64);
-        inner.counts.slab_added();
+        self.inner.lock().add(&mut mem, slab);
         inc(&self.stats.slabs_new);
         Ok(())
     }
@@ -411,156 +377,91 @@ impl Cache {
     /// Clears `obj`'s bit in its slab, moves the slab between lists and gives an empty slab
     /// beyond the kept ones back to the arena.
     fn return_to_slab(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
-        let release = self.free_locked(&mut self.inner.lock(), obj)?;
-        if let Some(page) = release {
-            self.release_slab(page);
+        let mut mem = self.mem();
+        let freed = self
+            .inner
+            .lock()
+            .free(&mut mem, obj, &mut |r| self.repaired(r));
+        match freed {
+            Ok(release) => {
+                if let Some(page) = release {
+                    self.release_slab(page);
+                }
+                Ok(())
+            }
+            Err(e) => Err(self.bad_free(e)),
         }
-        Ok(())
     }
 
     /// [`Cache::return_to_slab`] for a batch (a per-CPU cache's drain), under one lock
     /// acquisition. Refused objects are counted and reported; the rest of the batch goes on.
     fn return_batch(&self, objs: &[usize]) {
-        let mut release = [0usize; CPU_CAP];
-        let mut n = 0;
-        {
-            let mut inner = self.inner.lock();
-            // A batch often holds neighbours from one slab: once a slab is found to be this
-            // cache's, the next object in it skips the page lookup. It stays this cache's while
-            // `inner` is held, unless this loop releases it.
-            let mut known = None;
-            for obj in objs {
-                let slab = obj & !(self.layout.slab_bytes() - 1);
-                match self.free_locked_at(&mut inner, *obj, known == Some(slab)) {
-                    Ok(None) => known = Some(slab),
-                    Ok(Some(page)) => {
-                        known = None;
-                        if let Some(r) = release.get_mut(n) {
-                            *r = page;
-                            n += 1;
-                        }
-                    }
-                    Err(_) => {}
-                }
-            }
-        }
-        for page in &release[..n] {
+        let mut release = [None; CPU_CAP];
+        let mut mem = self.mem();
+        let n = self.inner.lock().free_batch(
+            &mut mem,
+            objs,
+            &mut release,
+            &mut |_, e| {
+                self.bad_free(e);
+            },
+            &mut |r| self.repaired(r),
+        );
+        for page in release[..n].iter().flatten() {
             self.release_slab(*page);
         }
     }
 
-    /// Frees `obj` in its slab with `inner` held; returns the slab's first page if it must go
-    /// back to the arena (after the lock is dropped, by [`Cache::release_slab`]).
-    fn free_locked(
-        &self,
-        inner: &mut Inner,
-        obj: usize,
-    ) -> core::result::Result<Option<usize>, CacheFreeError> {
-        self.free_locked_at(inner, obj, false)
-    }
-
-    /// [`Cache::free_locked`]; `slab_known`: the caller found `obj`'s slab to be this cache's
-    /// under the same hold of `inner` and has not seen it released since.
-    fn free_locked_at(
-        &self,
-        inner: &mut Inner,
-        obj: usize,
-        slab_known: bool,
-    ) -> core::result::Result<Option<usize>, CacheFreeError> {
-        let layout = &self.layout;
-        let slab = obj & !(layout.slab_bytes() - 1);
-        if !slab_known {
-            // Where the pointer belongs is decided from the arena's page tags, without reading
-            // the memory it points to: only a slab of this cache is ever touched.
-            let Some(page) = self.arena.page_of(slab) else {
-                return Err(self.bad_free(obj, CacheFreeError::Foreign, None));
-            };
-            // Checked under `inner`: a slab of this cache is tagged while it is on the lists.
-            if self.arena.tag_of(page) != self.id + 1 {
-                return Err(self.bad_free(obj, CacheFreeError::NotAnObject, None));
-            }
-        }
-        let mut h = SlabHeaders { layout };
-        // The page is tagged with this cache and `slab` is aligned to the slab size, so it is
-        // the start of one of this cache's slabs: the headers invariant holds.
-        let hdr = h.header(slab as u64);
-        let index = match layout.locate(hdr, self.id, obj - slab) {
-            Ok(i) => i,
-            Err(SlabFreeError::DoubleFree { index }) => {
-                return Err(self.bad_free(obj, CacheFreeError::DoubleFree, Some(index)))
-            }
-            Err(_) => return Err(self.bad_free(obj, CacheFreeError::NotAnObject, None)),
-        };
-        let color = layout.header_color(hdr);
-        if layout.is_debug() {
-            self.debug_on_free(slab, color, index);
-        }
-        let hdr = h.header(slab as u64);
-        let before = layout.in_use(hdr);
-        if layout.free(hdr, index).is_err() {
-            return Err(self.bad_free(obj, CacheFreeError::DoubleFree, Some(index)));
-        }
-        let after = layout.in_use(hdr);
-        let t: Transition = inner.counts.transition(before, after);
-        if let Some(m) = t.moved {
-            inner
-                .lists
-                .move_to(layout, &mut h, m.from, m.to, slab as u64);
-        }
-        if t.release {
-            let page = self.unlist(inner, SlabList::Empty, slab as u64);
-            inner.counts.slab_released();
-            return Ok(page);
-        }
-        Ok(None)
-    }
-
-    /// Takes `slab` off `list` for release, with `inner` held, and clears its pages' tags
-    /// before the lock is dropped. A free checks the tag under `inner`, so from here on a stale
-    /// pointer into the slab is refused without its memory being read: the slab's pages may
-    /// belong to someone else as soon as [`Cache::release_slab`] has given them back. (Tags are
-    /// set under `inner` too, in `new_slab`, before the slab goes on a list.)
-    /// Returns the slab's first page, for [`Cache::release_slab`].
-    fn unlist(&self, inner: &mut Inner, list: SlabList, slab: u64) -> Option<usize> {
-        let mut h = SlabHeaders {
-            layout: &self.layout,
-        };
-        inner.lists.remove(&self.layout, &mut h, list, slab);
-        let page = self.arena.page_of(slab as usize)?;
-        self.arena.set_tag(self.slab_pages(page), 0);
-        Some(page)
-    }
-
-    /// The slab whose first page is `page`.
-    fn slab_pages(&self, page: usize) -> Pages {
-        Pages::Order {
-            page,
-            order: self.layout.order(),
-        }
-    }
-
-    /// Gives the slab at `page` that [`Cache::unlist`] took off the lists (so untagged) back to
+    /// Gives the slab at `page`, which [`SlabSet`] took off the lists (and untagged), back to
     /// the arena, with `inner` dropped.
     fn release_slab(&self, page: usize) {
-        let _ = self.arena.free(self.slab_pages(page));
+        let _ = self.arena.free(Pages::Order {
+            page,
+            order: self.layout.order(),
+        });
         inc(&self.stats.slabs_released);
     }
 
-    fn bad_free(&self, obj: usize, e: CacheFreeError, index: Option<u32>) -> CacheFreeError {
+    /// Counts and reports a refused free.
+    fn bad_free(&self, e: FreeError) -> CacheFreeError {
         inc(&self.stats.bad_frees);
-        let what = match e {
-            CacheFreeError::Foreign => "pointer outside rkmem's arena",
-            CacheFreeError::NotAnObject => "pointer that is not an object of this cache",
-            CacheFreeError::DoubleFree => "double free",
-        };
-        let _ = obj;
         if self.may_report() {
-            match index {
-                Some(i) => pr_warn!("cache {}: refused {} of object {}\n", self.name(), what, i),
-                None => pr_warn!("cache {}: refused free of a {}\n", self.name(), what),
+            match e {
+                FreeError::DoubleFree { index } => {
+                    pr_warn!(
+                        "cache {}: refused double free of object {}\n",
+                        self.name(),
+                        index
+                    )
+                }
+                FreeError::Foreign => pr_warn!(
+                    "cache {}: refused free of a pointer outside rkmem's arena\n",
+                    self.name()
+                ),
+                FreeError::NotAnObject => pr_warn!(
+                    "cache {}: refused free of a pointer that is not an object of this cache\n",
+                    self.name()
+                ),
             }
         }
-        e
+        match e {
+            FreeError::Foreign => CacheFreeError::Foreign,
+            FreeError::NotAnObject => CacheFreeError::NotAnObject,
+            FreeError::DoubleFree { .. } => CacheFreeError::DoubleFree,
+        }
+    }
+
+    /// Counts and reports damage a debug free found and repaired.
+    fn repaired(&self, r: Repaired) {
+        inc(&self.stats.corruptions);
+        if self.may_report() {
+            pr_err!(
+                "cache {}: object {}: {} (repaired)\n",
+                self.name(),
+                r.index,
+                format_args!("{}", r.what)
+            );
+        }
     }
 
     /// Reports are printed for the first [`MAX_REPORTS`] problems of a cache, then only counted.
@@ -573,51 +474,6 @@ impl Cache {
             );
         }
         n < MAX_REPORTS
-    }
-
-    fn debug_on_alloc(&self, obj: usize, site: u64) {
-        let layout = &self.layout;
-        let slot = obj - layout.object_in_slot();
-        // SAFETY: the object was just taken from its slab by this cache: its slot is ours.
-        let bytes = unsafe { core::slice::from_raw_parts_mut(slot as *mut u8, layout.stride()) };
-        if let Err(c) = layout.debug_on_alloc(bytes, site) {
-            inc(&self.stats.corruptions);
-            if self.may_report() {
-                pr_err!(
-                    "cache {}: {} in a free object found on allocation (repaired)\n",
-                    self.name(),
-                    format_args!("{c}")
-                );
-            }
-            let _ = layout.debug_init(bytes);
-            let _ = layout.debug_on_alloc(bytes, site);
-        }
-        if let Some(b) = self.ctor {
-            self.fill(obj, b);
-        }
-    }
-
-    fn debug_on_free(&self, slab: usize, color: u32, index: u32) {
-        let layout = &self.layout;
-        let Some(off) = layout.slot_offset(color, index) else {
-            return;
-        };
-        // SAFETY: the object is allocated in its slab (checked by `locate`) and is being freed
-        // by its holder: nobody else uses its slot now.
-        let bytes =
-            unsafe { core::slice::from_raw_parts_mut((slab + off) as *mut u8, layout.stride()) };
-        if let Err(c) = layout.debug_on_free(bytes) {
-            inc(&self.stats.corruptions);
-            if self.may_report() {
-                pr_err!(
-                    "cache {}: object {}: {} (repaired)\n",
-                    self.name(),
-                    index,
-                    format_args!("{c}")
-                );
-            }
-            let _ = layout.debug_init(bytes);
-        }
     }
 
     /// Empties the per-CPU caches into the slabs; returns the objects moved.
@@ -683,12 +539,9 @@ impl Cache {
                 let Some(mut inner) = crate::arena::acquire(&self.inner, try_only) else {
                     break;
                 };
-                let inner = &mut *inner;
-                let Some(slab) = inner.lists.first(SlabList::Empty) else {
+                let Some(page) = inner.pop_empty(&mut self.mem()) else {
                     break;
                 };
-                let page = self.unlist(inner, SlabList::Empty, slab);
-                inner.counts.slab_released();
                 untagged &= page.is_some_and(|p| self.arena.tag_of(p) == 0);
                 page
             };
@@ -703,33 +556,26 @@ impl Cache {
     /// Adds the pages of each empty slab to `out[slot]` of the arena slot it lies in (a try-lock:
     /// a busy cache adds nothing).
     pub(crate) fn add_empty_pages_by_slot(&self, out: &mut [usize]) {
-        let Some(mut inner) = self.inner.try_lock() else {
+        let Some(inner) = self.inner.try_lock() else {
             return;
         };
-        let inner = &mut *inner;
-        let mut h = SlabHeaders {
-            layout: &self.layout,
-        };
         let pages = self.layout.pages();
-        let n = inner.counts.empty() as usize;
-        inner
-            .lists
-            .for_each(&self.layout, &mut h, SlabList::Empty, n, |slab| {
-                if let Some(o) = self
-                    .arena
-                    .slot_of_addr(slab as usize)
-                    .and_then(|s| out.get_mut(s))
-                {
-                    *o += pages;
-                }
-            });
+        inner.for_each_empty(&mut self.mem(), |slab| {
+            if let Some(o) = self
+                .arena
+                .slot_of_addr(slab as usize)
+                .and_then(|s| out.get_mut(s))
+            {
+                *o += pages;
+            }
+        });
     }
 
     /// What the cache could give back now, in pages (try-locks: a busy cache counts nothing):
     /// (pages of empty slabs, an estimate of the pages its per-CPU objects keep in use).
     pub(crate) fn reclaimable(&self) -> (u64, u64) {
         let pages = self.layout.pages() as u64;
-        let empty = self.inner.try_lock().map_or(0, |i| i.counts.empty()) * pages;
+        let empty = self.inner.try_lock().map_or(0, |i| i.counts().empty()) * pages;
         let cached = self.cpu_cached_mode(true);
         let per_page = (u64::from(self.layout.objects()) / pages).max(1);
         (empty, cached.div_ceil(per_page))
@@ -754,14 +600,14 @@ impl Cache {
         let cached = self.cpu_cached();
         self.inner
             .lock()
-            .counts
+            .counts()
             .objects_in_use()
             .saturating_sub(cached)
     }
 
     /// This cache's row of `/proc/rkmem/slabinfo`.
     pub(crate) fn slabinfo_row(&self) -> SlabinfoRow<'_> {
-        let counts = self.inner.lock().counts;
+        let counts = *self.inner.lock().counts();
         let row = SlabinfoRow::from_cache(self.name(), &self.layout, &counts);
         if self.use_cpu {
             let shared = self.depot.lock().len() as u64;
@@ -790,7 +636,7 @@ impl PinnedDrop for Cache {
             }
             self.return_batch(&out[..n]);
         }
-        let in_use = self.inner.lock().counts.objects_in_use();
+        let in_use = self.inner.lock().counts().objects_in_use();
         if in_use != 0 {
             pr_warn!(
                 "cache {}: destroyed with {} object(s) in use\n",
@@ -802,13 +648,8 @@ impl PinnedDrop for Cache {
         // Slabs still holding objects go back too: the cache is gone and so are its users.
         for list in [SlabList::Partial, SlabList::Full] {
             loop {
-                let slab = {
-                    let mut inner = self.inner.lock();
-                    let inner = &mut *inner;
-                    let Some(slab) = inner.lists.first(list) else {
-                        break;
-                    };
-                    self.unlist(inner, list, slab)
+                let Some(slab) = self.inner.lock().pop_any(&mut self.mem(), list) else {
+                    break;
                 };
                 if let Some(page) = slab {
                     self.release_slab(page);

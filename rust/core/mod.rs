@@ -7,6 +7,7 @@
 //! `cargo test`. The kernel side only owns memory, locks and the kernel's interfaces.
 
 pub mod buddy;
+pub mod cache;
 pub mod depot;
 pub mod extfrag;
 pub mod mempool;

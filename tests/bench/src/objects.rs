@@ -4,8 +4,9 @@
 //! `slabmalloc`'s `ZoneAllocator`. Both get 4 KiB pages from the heap, only on a slow path that a
 //! warmed-up benchmark never takes, and neither gives pages back during a run.
 
-use crate::rkcore::slab::{CacheLists, SlabLayout, SlabList};
-use crate::rkcore::slablist::{Headers, SlabLists};
+use crate::rkcore::cache::{Repaired, SlabMemory, SlabSet};
+use crate::rkcore::slab::SlabLayout;
+use crate::rkcore::slablist::Headers;
 use crate::trace::Op;
 use slabmalloc::{AllocablePage, AllocationError, Allocator, ObjectPage, ZoneAllocator};
 use std::alloc::Layout;
@@ -65,34 +66,100 @@ fn failed(what: &str, e: impl std::fmt::Debug) -> ! {
     panic!("{what}: {e:?}")
 }
 
-/// Slab headers over real slabs: the first `header_bytes` of the page at the slab's address.
-struct SlabHeaders {
-    bytes: usize,
+/// Pages for slabs in 4 MiB chunks taken from the heap, each page with an owner tag, found by
+/// address with a search over the chunks: the module's arena (slots of 1024 pages, page tags,
+/// `Arena::page_of`) in miniature, so that the free path does what the module's does.
+struct ChunkMem {
+    chunks: Vec<*mut u8>,
+    tags: Vec<u32>,
+    /// Pages handed out so far (in chunk order).
+    used: usize,
+    header_bytes: usize,
 }
 
-impl Headers for SlabHeaders {
+/// Pages per chunk (the arena's slot).
+const CHUNK_PAGES: usize = 1024;
+
+fn chunk_layout() -> Layout {
+    Layout::from_size_align(CHUNK_PAGES * PAGE, PAGE).expect("valid layout")
+}
+
+impl ChunkMem {
+    /// The page index of `addr`, if it is in a chunk.
     #[inline]
-    fn header(&mut self, slab: u64) -> &mut [u8] {
-        // SAFETY: every slab named to the lists is a live page from `new_page` owned by the
-        // cache (`PAGE >= bytes`), and the benchmark never holds another reference into a header
-        // while the lists or layout use this one (objects live past the header).
-        unsafe { std::slice::from_raw_parts_mut(slab as *mut u8, self.bytes) }
+    fn page_of(&self, addr: u64) -> Option<usize> {
+        self.chunks.iter().enumerate().find_map(|(i, &base)| {
+            let off = (addr as usize).checked_sub(base as usize)?;
+            (off < CHUNK_PAGES * PAGE).then_some(i * CHUNK_PAGES + off / PAGE)
+        })
+    }
+
+    /// A page nobody uses yet (a new chunk when the last is used up).
+    fn new_page(&mut self) -> u64 {
+        if self.used == self.chunks.len() * CHUNK_PAGES {
+            // SAFETY: the layout has a non-zero size.
+            let p = unsafe { std::alloc::alloc_zeroed(chunk_layout()) };
+            assert!(!p.is_null(), "out of memory");
+            self.chunks.push(p);
+            self.tags.resize(self.chunks.len() * CHUNK_PAGES, 0);
+        }
+        let page = self.used;
+        self.used += 1;
+        self.chunks[page / CHUNK_PAGES] as u64 + ((page % CHUNK_PAGES) * PAGE) as u64
     }
 }
 
-/// One rkmem slab cache, driven as `rust/cache.rs` drives it without its per-CPU cache and
-/// locks: allocate from the first partial slab, else the first empty one; free by address
-/// (mask to the slab, check magic and bitmap with `locate`, then `free`); after each operation
-/// [`CacheLists`] says whether the slab changes lists and [`SlabLists`] moves it. Slabs are one
-/// page (`max_order` 0) like slabmalloc's, and empty slabs are kept (`keep_empty` = all) as
-/// slabmalloc keeps its pages.
+impl Headers for ChunkMem {
+    #[inline]
+    fn header(&mut self, slab: u64) -> &mut [u8] {
+        // SAFETY: `SlabSet` names only slabs it owns (on its lists, tagged as its own, or being
+        // prepared): pages of a live chunk (`PAGE >= header_bytes`), and the benchmark never
+        // holds another reference into a header while the set uses this one.
+        unsafe { std::slice::from_raw_parts_mut(slab as *mut u8, self.header_bytes) }
+    }
+}
+
+impl SlabMemory for ChunkMem {
+    type Pages = usize;
+
+    #[inline]
+    fn owner(&self, slab: u64) -> Option<u32> {
+        self.page_of(slab).map(|p| self.tags[p])
+    }
+
+    fn set_owner(&mut self, slab: u64, owner: u32) -> Option<usize> {
+        let p = self.page_of(slab)?;
+        self.tags[p] = owner;
+        Some(p)
+    }
+
+    #[inline]
+    fn bytes(&mut self, slab: u64, offset: usize, len: usize) -> &mut [u8] {
+        // SAFETY: `SlabSet` asks only for a slot of an object being allocated or freed, or of a
+        // slab being prepared, inside a page of a live chunk; nothing else references it then.
+        unsafe { std::slice::from_raw_parts_mut((slab as usize + offset) as *mut u8, len) }
+    }
+}
+
+impl Drop for ChunkMem {
+    fn drop(&mut self) {
+        for &p in &self.chunks {
+            // SAFETY: allocated with this layout in `new_page`; nothing uses the slabs any more.
+            unsafe { std::alloc::dealloc(p, chunk_layout()) };
+        }
+    }
+}
+
+/// One rkmem slab cache: the module's own composition, `rkcore::cache::SlabSet`, as
+/// `rust/allocators/slab.rs` runs it without its per-CPU arrays and locks: allocations from the
+/// first partial slab, else the first empty one; frees by address (the owner tag of the page,
+/// then magic and bitmap, then the lists). Slabs are one page (`max_order` 0) like slabmalloc's,
+/// and empty slabs are kept (`keep_empty` = all) as slabmalloc keeps its pages.
 pub struct RkCache {
-    layout: SlabLayout,
-    counts: CacheLists,
-    lists: SlabLists,
+    set: SlabSet,
+    mem: ChunkMem,
     id: u32,
-    seq: u64,
-    pages: Vec<*mut u8>,
+    slabs: Vec<u64>,
 }
 
 impl RkCache {
@@ -100,120 +167,80 @@ impl RkCache {
     pub fn new(size: usize, align: usize) -> RkCache {
         let layout = SlabLayout::new(size, align, PAGE, 0).expect("valid slab layout");
         RkCache {
-            counts: CacheLists::new(layout.objects(), u32::MAX),
-            layout,
-            lists: SlabLists::new(),
+            set: SlabSet::new(layout, 7, u32::MAX),
+            mem: ChunkMem {
+                chunks: Vec::new(),
+                tags: Vec::new(),
+                used: 0,
+                header_bytes: layout.header_bytes(),
+            },
             id: 7,
-            seq: 0,
-            pages: Vec::new(),
+            slabs: Vec::new(),
         }
     }
 
     /// Objects per slab.
     pub fn objects_per_slab(&self) -> u32 {
-        self.layout.objects()
-    }
-
-    fn headers(&self) -> SlabHeaders {
-        SlabHeaders {
-            bytes: self.layout.header_bytes(),
-        }
+        self.set.layout().objects()
     }
 
     #[cold]
     #[inline(never)]
     fn new_slab(&mut self) {
-        let page = new_page();
-        self.pages.push(page);
-        self.seq += 1;
-        let color = self.layout.color_offset(self.seq);
-        let mut h = self.headers();
-        let slab = page as u64;
-        if let Err(e) = self.layout.init(h.header(slab), color, self.id) {
+        let slab = self.mem.new_page();
+        self.slabs.push(slab);
+        let color = self.set.next_color();
+        let layout = *self.set.layout();
+        if let Err(e) = SlabSet::prepare(&layout, self.id, &mut self.mem, slab, color, None) {
             failed("rkmem slab init", e)
         }
-        self.lists.push(&self.layout, &mut h, SlabList::Empty, slab);
-        self.counts.slab_added();
+        self.set.add(&mut self.mem, slab);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn repaired(r: Repaired) {
+    failed("rkmem slab free", r)
 }
 
 impl ObjAlloc for RkCache {
     #[inline]
     fn alloc(&mut self) -> NonNull<u8> {
         loop {
-            let slab = match (
-                self.lists.first(SlabList::Partial),
-                self.lists.first(SlabList::Empty),
-            ) {
-                (Some(s), _) | (None, Some(s)) => s,
-                (None, None) => {
-                    self.new_slab();
-                    continue;
-                }
-            };
-            let layout = &self.layout;
-            let mut h = self.headers();
-            let hdr = h.header(slab);
-            let Some(index) = layout.alloc(hdr) else {
-                failed("rkmem slab alloc", "slab on a list with room is full")
-            };
-            let after = layout.in_use(hdr);
-            let Some(off) = layout.object_offset(layout.header_color(hdr), index) else {
-                failed("rkmem slab alloc", "bad index")
-            };
-            if let Some(m) = self.counts.after_alloc(after) {
-                self.lists.move_to(layout, &mut h, m.from, m.to, slab);
+            let mut one = [0usize; 1];
+            if self.set.take(&mut self.mem, &mut one) == 1 {
+                // SAFETY: an object address inside a live page: not null.
+                return unsafe { NonNull::new_unchecked(one[0] as *mut u8) };
             }
-            // SAFETY: `slab` is a non-null page address and `off` is inside the page.
-            return unsafe { NonNull::new_unchecked((slab as usize + off) as *mut u8) };
+            self.new_slab();
         }
     }
 
     #[inline]
     fn free(&mut self, obj: NonNull<u8>) {
-        let layout = &self.layout;
-        let obj = obj.as_ptr() as usize;
-        let slab = obj & !(layout.slab_bytes() - 1);
-        let mut h = self.headers();
-        let hdr = h.header(slab as u64);
-        let index = match layout.locate(hdr, self.id, obj - slab) {
-            Ok(i) => i,
-            Err(e) => failed("rkmem slab locate", e),
-        };
-        if let Err(e) = layout.free(hdr, index) {
-            failed("rkmem slab free", e)
-        }
-        let t = self.counts.after_free(layout.in_use(hdr));
-        if let Some(m) = t.moved {
-            self.lists
-                .move_to(layout, &mut h, m.from, m.to, slab as u64);
-        }
-        if t.release {
-            failed("rkmem slab free", "release with keep_empty = all")
+        match self
+            .set
+            .free(&mut self.mem, obj.as_ptr() as usize, &mut repaired)
+        {
+            Ok(None) => {}
+            Ok(Some(_)) => failed("rkmem slab free", "release with keep_empty = all"),
+            Err(e) => failed("rkmem slab free", e),
         }
     }
 
     fn census(&mut self) -> Census {
-        let per_slab = self.layout.objects() as usize;
-        let mut h = self.headers();
+        let per_slab = self.set.layout().objects() as usize;
+        let layout = *self.set.layout();
         let used: usize = self
-            .pages
+            .slabs
             .iter()
-            .map(|&p| self.layout.in_use(h.header(p as u64)) as usize)
+            .map(|&p| layout.in_use(self.mem.header(p)) as usize)
             .sum();
         Census {
-            free: self.pages.len() * per_slab - used,
+            free: self.slabs.len() * per_slab - used,
             used,
-            slabs: self.pages.len(),
-        }
-    }
-}
-
-impl Drop for RkCache {
-    fn drop(&mut self) {
-        for &p in &self.pages {
-            // SAFETY: allocated by `new_page` with this layout; nothing uses the slabs any more.
-            unsafe { std::alloc::dealloc(p, page_layout()) };
+            slabs: self.slabs.len(),
         }
     }
 }

@@ -1,0 +1,825 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The slabs of one cache: the composition the module's `Cache` runs under its lock, and the
+//! host benchmark and tests run unchanged.
+//!
+//! [`SlabSet`] puts the pieces together: the geometry ([`SlabLayout`]), the three lists threaded
+//! through the slab headers ([`SlabLists`]), the counts that say when a slab changes lists or
+//! goes back ([`CacheLists`]), and the owner tags of the memory under the slabs (the arena's
+//! page tags, as `struct page` names its slab cache). Every decision of the slab path lives
+//! here: which slab an allocation comes from, how a batch is taken, how a free finds its slab
+//! and what it refuses, when a slab moves or is released, and the order that makes release safe
+//! against a stale free (a slab is untagged before it is off the caller's lock, so a later free
+//! into it is refused from the tag alone, without its memory being read).
+//!
+//! The memory is reached through [`SlabMemory`]: the module implements it over arena pages
+//! (under the cache lock), the tests over a byte buffer with made-up addresses.
+
+use super::slab::{CacheLists, Corruption, InitError, SlabFreeError, SlabLayout, SlabList};
+use super::slablist::{Headers, SlabLists};
+
+/// Most objects [`SlabSet::take`] moves per slab visit (a bound on its stack buffer).
+pub const TAKE_CHUNK: usize = 64;
+
+/// The memory of a cache's slabs, reached by address.
+///
+/// [`SlabSet`] calls [`Headers::header`] and [`SlabMemory::bytes`] only for slabs it owns:
+/// slabs on its lists, a slab being added, or a slab whose owner tag ([`SlabMemory::owner`]) is
+/// its own (a slab is tagged while it is on the lists); and [`SlabMemory::bytes`] only for the
+/// slot of an object that is being allocated or freed, or of a slab not yet on the lists.
+pub trait SlabMemory: Headers {
+    /// What names a slab's pages when it is given back (the module: the arena page index).
+    type Pages: Copy;
+    /// The owner tag of the memory at the slab-aligned address `slab`: `None` if it is not memory
+    /// that slabs come from, `Some(0)` if no cache owns it, else the owning cache's tag.
+    fn owner(&self, slab: u64) -> Option<u32>;
+    /// Tags the pages of the slab at `slab` with `owner` (0 clears); returns its pages (`None`
+    /// if `slab` is not memory that slabs come from).
+    fn set_owner(&mut self, slab: u64, owner: u32) -> Option<Self::Pages>;
+    /// The `len` bytes at `offset` in the slab at `slab`.
+    fn bytes(&mut self, slab: u64, offset: usize, len: usize) -> &mut [u8];
+}
+
+/// Why a free was refused. Nothing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeError {
+    /// Not an address of memory that slabs come from.
+    Foreign,
+    /// Not an object of this cache (another cache's slab, a free page, a header, padding).
+    NotAnObject,
+    /// The object is free already.
+    DoubleFree {
+        /// Its index in its slab.
+        index: u32,
+    },
+}
+
+/// Something a free found and repaired, for the caller to count and report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Repaired {
+    /// The object's index in its slab.
+    pub index: u32,
+    /// What was damaged.
+    pub what: Corruption,
+}
+
+/// The slabs of one cache (see the module documentation).
+///
+/// # Invariants
+///
+/// Every slab on `lists` was prepared with [`SlabSet::prepare`] for `id`, added with
+/// [`SlabSet::add`] (so tagged with [`SlabSet::tag`]) and is counted in `counts` on the list it
+/// is on, the one its in-use count gives.
+#[derive(Debug)]
+pub struct SlabSet {
+    layout: SlabLayout,
+    id: u32,
+    counts: CacheLists,
+    lists: SlabLists,
+    seq: u64,
+}
+
+impl SlabSet {
+    /// No slabs yet; slabs laid out by `layout` for cache `id`; at most `keep_empty` empty slabs
+    /// kept (the rest go back when they empty).
+    pub fn new(layout: SlabLayout, id: u32, keep_empty: u32) -> SlabSet {
+        SlabSet {
+            counts: CacheLists::new(layout.objects(), keep_empty),
+            layout,
+            id,
+            lists: SlabLists::new(),
+            seq: 0,
+        }
+    }
+
+    /// The layout of the slabs.
+    #[inline]
+    pub fn layout(&self) -> &SlabLayout {
+        &self.layout
+    }
+
+    /// The counts per list.
+    #[inline]
+    pub fn counts(&self) -> &CacheLists {
+        &self.counts
+    }
+
+    /// The owner tag of this cache's slabs (its id + 1: 0 means no owner).
+    #[inline]
+    pub fn tag(&self) -> u32 {
+        self.id.wrapping_add(1)
+    }
+
+    /// The color offset of the next new slab (slabs take the colors in turn).
+    pub fn next_color(&mut self) -> u32 {
+        self.seq += 1;
+        self.layout.color_offset(self.seq)
+    }
+
+    /// Prepares a new slab at `slab` (slab-aligned memory that nobody else reaches) for cache
+    /// `id` with color offset `color`: header and bitmap, debug red zones and poison, and every
+    /// object filled with `ctor` if given. Needs no lock: the slab is not on a list yet.
+    pub fn prepare(
+        layout: &SlabLayout,
+        id: u32,
+        mem: &mut impl SlabMemory,
+        slab: u64,
+        color: u32,
+        ctor: Option<u8>,
+    ) -> Result<(), InitError> {
+        layout.init(mem.header(slab), color, id)?;
+        for i in 0..layout.objects() {
+            if layout.is_debug() {
+                if let Some(off) = layout.slot_offset(color, i) {
+                    let _ = layout.debug_init(mem.bytes(slab, off, layout.stride()));
+                }
+            } else if let (Some(b), Some(off)) = (ctor, layout.object_offset(color, i)) {
+                mem.bytes(slab, off, layout.object_size()).fill(b);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the prepared slab at `slab` to the empty list, tagging its pages as this cache's
+    /// first (under the caller's lock, before any free can find it).
+    pub fn add(&mut self, mem: &mut impl SlabMemory, slab: u64) {
+        mem.set_owner(slab, self.tag());
+        self.lists.push(&self.layout, mem, SlabList::Empty, slab);
+        self.counts.slab_added();
+    }
+
+    /// Allocates up to `out.len()` objects from the slabs, partial ones first, then empty ones;
+    /// never adds a slab. Returns how many it took (their addresses are `out[..n]`).
+    pub fn take(&mut self, mem: &mut impl SlabMemory, out: &mut [usize]) -> usize {
+        let layout = &self.layout;
+        let mut taken = 0;
+        while taken < out.len() {
+            let slab = match (
+                self.lists.first(SlabList::Partial),
+                self.lists.first(SlabList::Empty),
+            ) {
+                (Some(s), _) | (None, Some(s)) => s,
+                (None, None) => break,
+            };
+            let hdr = mem.header(slab);
+            let before = layout.in_use(hdr);
+            let color = layout.header_color(hdr);
+            let want = (out.len() - taken).min(TAKE_CHUNK);
+            let n = if want == 1 {
+                // One object (a debug cache, a cache with a constructor): no batch buffer.
+                match layout.alloc(hdr) {
+                    Some(i) => {
+                        if let Some(off) = layout.object_offset(color, i) {
+                            out[taken] = slab as usize + off;
+                            taken += 1;
+                        }
+                        1
+                    }
+                    None => 0,
+                }
+            } else {
+                let mut idx = [0u32; TAKE_CHUNK];
+                let n = layout.alloc_bulk(hdr, &mut idx[..want]);
+                for i in &idx[..n] {
+                    if let Some(off) = layout.object_offset(color, *i) {
+                        out[taken] = slab as usize + off;
+                        taken += 1;
+                    }
+                }
+                n
+            };
+            let after = layout.in_use(mem.header(slab));
+            let t = self.counts.transition(before, after);
+            if let Some(m) = t.moved {
+                self.lists.move_to(layout, mem, m.from, m.to, slab);
+            } else if n == 0 {
+                // Cannot happen (the lists say the slab has room); do not spin on it.
+                break;
+            }
+        }
+        taken
+    }
+
+    /// The slab-aligned start of the slab `obj` would lie in.
+    #[inline]
+    pub fn slab_of(&self, obj: usize) -> u64 {
+        (obj & !(self.layout.slab_bytes() - 1)) as u64
+    }
+
+    /// Frees the object at `obj`; `Ok(Some(pages))` if its slab emptied and must go back (it
+    /// is off the lists and untagged: give `pages` back after dropping the lock). Where `obj`
+    /// belongs is decided from the owner tag, without reading the memory it points to; only a
+    /// slab of this cache is ever touched. `repaired` hears of damage found (debug layouts).
+    pub fn free<M: SlabMemory>(
+        &mut self,
+        mem: &mut M,
+        obj: usize,
+        repaired: &mut impl FnMut(Repaired),
+    ) -> Result<Option<M::Pages>, FreeError> {
+        self.free_in(mem, obj, false, repaired)
+    }
+
+    /// [`SlabSet::free`] for a batch under one hold of the caller's lock. Slabs to give back
+    /// go to `release` (at most its length; one more would be kept on the empty list); each
+    /// refused object goes to `refused`, and the rest of the batch goes on. Returns how many
+    /// entries of `release` it filled.
+    pub fn free_batch<M: SlabMemory>(
+        &mut self,
+        mem: &mut M,
+        objs: &[usize],
+        release: &mut [Option<M::Pages>],
+        refused: &mut impl FnMut(usize, FreeError),
+        repaired: &mut impl FnMut(Repaired),
+    ) -> usize {
+        let mut n = 0;
+        // A batch often holds neighbours from one slab: once a slab is found to be this cache's,
+        // the next object in it skips the tag lookup. It stays this cache's while the caller's
+        // lock is held, unless this loop releases it.
+        let mut known = None;
+        for &obj in objs {
+            let slab = self.slab_of(obj);
+            match self.free_in(mem, obj, known == Some(slab), repaired) {
+                Ok(None) => known = Some(slab),
+                Ok(Some(pages)) => {
+                    known = None;
+                    if let Some(r) = release.get_mut(n) {
+                        *r = Some(pages);
+                        n += 1;
+                    }
+                }
+                Err(e) => refused(obj, e),
+            }
+        }
+        n
+    }
+
+    fn free_in<M: SlabMemory>(
+        &mut self,
+        mem: &mut M,
+        obj: usize,
+        slab_known: bool,
+        repaired: &mut impl FnMut(Repaired),
+    ) -> Result<Option<M::Pages>, FreeError> {
+        let slab = self.slab_of(obj);
+        let layout = &self.layout;
+        if !slab_known {
+            match mem.owner(slab) {
+                None => return Err(FreeError::Foreign),
+                Some(t) if t != self.id.wrapping_add(1) => return Err(FreeError::NotAnObject),
+                Some(_) => {}
+            }
+        }
+        // Tagged as this cache's and slab-aligned: one of this cache's slabs, on its lists.
+        let hdr = mem.header(slab);
+        let index = match layout.locate(hdr, self.id, obj - slab as usize) {
+            Ok(i) => i,
+            Err(SlabFreeError::DoubleFree { index }) => {
+                return Err(FreeError::DoubleFree { index })
+            }
+            Err(_) => return Err(FreeError::NotAnObject),
+        };
+        let color = layout.header_color(hdr);
+        if layout.is_debug() {
+            if let Some(off) = layout.slot_offset(color, index) {
+                let slot = mem.bytes(slab, off, layout.stride());
+                if let Err(what) = layout.debug_on_free(slot) {
+                    let _ = layout.debug_init(slot);
+                    repaired(Repaired { index, what });
+                }
+            }
+        }
+        let hdr = mem.header(slab);
+        let before = layout.in_use(hdr);
+        if layout.free(hdr, index).is_err() {
+            return Err(FreeError::DoubleFree { index });
+        }
+        let after = layout.in_use(hdr);
+        let t = self.counts.transition(before, after);
+        if let Some(m) = t.moved {
+            self.lists.move_to(layout, mem, m.from, m.to, slab);
+        }
+        if t.release {
+            let pages = self.unlist(mem, SlabList::Empty, slab);
+            self.counts.slab_released();
+            return Ok(pages);
+        }
+        Ok(None)
+    }
+
+    /// Takes `slab` off `list` and clears its owner tag (before the caller's lock is dropped:
+    /// from here on a stale pointer into the slab is refused without its memory being read,
+    /// and its pages may be someone else's as soon as they are given back).
+    fn unlist<M: SlabMemory>(
+        &mut self,
+        mem: &mut M,
+        list: SlabList,
+        slab: u64,
+    ) -> Option<M::Pages> {
+        self.lists.remove(&self.layout, mem, list, slab);
+        mem.set_owner(slab, 0)
+    }
+
+    /// Takes the first empty slab off the lists for release (untagged; give its pages back
+    /// after dropping the lock).
+    pub fn pop_empty<M: SlabMemory>(&mut self, mem: &mut M) -> Option<Option<M::Pages>> {
+        let slab = self.lists.first(SlabList::Empty)?;
+        let pages = self.unlist(mem, SlabList::Empty, slab);
+        self.counts.slab_released();
+        Some(pages)
+    }
+
+    /// Takes the first slab of `list` off the lists, whatever it holds (a cache being
+    /// destroyed: its users are gone). Its counts stay: the set is not used again.
+    pub fn pop_any<M: SlabMemory>(
+        &mut self,
+        mem: &mut M,
+        list: SlabList,
+    ) -> Option<Option<M::Pages>> {
+        let slab = self.lists.first(list)?;
+        Some(self.unlist(mem, list, slab))
+    }
+
+    /// Calls `f` with each empty slab.
+    pub fn for_each_empty(&self, mem: &mut impl SlabMemory, f: impl FnMut(u64)) {
+        let n = self.counts.empty() as usize;
+        self.lists
+            .for_each(&self.layout, mem, SlabList::Empty, n, f);
+    }
+}
+
+/// Prepares the object at `obj`, just taken from its slab, for its user: in a debug layout its
+/// slot's red zones and poison are checked (and repaired: the damage is returned) and
+/// `call_site` recorded; then `ctor`, if any, fills it.
+pub fn on_alloc(
+    layout: &SlabLayout,
+    mem: &mut impl SlabMemory,
+    obj: usize,
+    call_site: u64,
+    ctor: Option<u8>,
+) -> Option<Corruption> {
+    let slab = (obj & !(layout.slab_bytes() - 1)) as u64;
+    let off = obj - slab as usize;
+    let mut damage = None;
+    if layout.is_debug() {
+        let slot = mem.bytes(slab, off - layout.object_in_slot(), layout.stride());
+        if let Err(c) = layout.debug_on_alloc(slot, call_site) {
+            damage = Some(c);
+            let _ = layout.debug_init(slot);
+            let _ = layout.debug_on_alloc(slot, call_site);
+        }
+    }
+    if let Some(b) = ctor {
+        mem.bytes(slab, off, layout.object_size()).fill(b);
+    }
+    damage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    extern crate std;
+    use std::collections::HashSet;
+    use std::vec;
+    use std::vec::Vec;
+    use std::{assert, assert_eq, panic};
+
+    const PAGE: usize = 4096;
+    /// Made-up address of the first page of the test memory (slab-aligned for every order).
+    const BASE: usize = 0x4000_0000;
+
+    /// Slab memory over a byte buffer: `pages` pages at made-up addresses from `BASE`, with an
+    /// owner tag per page and a count of reads of pages not owned by the set under test.
+    struct TestMem {
+        bytes: Vec<u8>,
+        tags: Vec<u32>,
+        order: u32,
+        header_bytes: usize,
+        /// The tag the set under test uses: any header read of a page not carrying it is a bug.
+        tag: u32,
+        bad_reads: usize,
+        /// A new slab being prepared (not tagged yet, reached by nobody else).
+        preparing: Option<u64>,
+    }
+
+    impl TestMem {
+        fn new(pages: usize, layout: &SlabLayout, tag: u32) -> TestMem {
+            TestMem {
+                bytes: vec![0xee; pages * PAGE],
+                tags: vec![0; pages],
+                order: layout.order(),
+                header_bytes: layout.header_bytes(),
+                tag,
+                bad_reads: 0,
+                preparing: None,
+            }
+        }
+        fn page(&self, addr: u64) -> Option<usize> {
+            let off = (addr as usize).checked_sub(BASE)?;
+            (off < self.bytes.len()).then_some(off / PAGE)
+        }
+        /// A free slab-aligned block of the set's order (as the arena would hand out).
+        fn new_slab(&mut self, used: &mut HashSet<u64>) -> Option<u64> {
+            let step = 1usize << self.order;
+            (0..self.tags.len())
+                .step_by(step)
+                .map(|p| (BASE + p * PAGE) as u64)
+                .find(|s| used.insert(*s))
+        }
+    }
+
+    impl Headers for TestMem {
+        fn header(&mut self, slab: u64) -> &mut [u8] {
+            let p = self
+                .page(slab)
+                .expect("header of an address outside the memory");
+            if self.tags[p] != self.tag && self.preparing != Some(slab) {
+                self.bad_reads += 1;
+            }
+            let off = p * PAGE;
+            &mut self.bytes[off..off + self.header_bytes]
+        }
+    }
+
+    impl SlabMemory for TestMem {
+        type Pages = usize;
+        fn owner(&self, slab: u64) -> Option<u32> {
+            self.page(slab).map(|p| self.tags[p])
+        }
+        fn set_owner(&mut self, slab: u64, owner: u32) -> Option<usize> {
+            let p = self.page(slab)?;
+            for t in self.tags.iter_mut().skip(p).take(1 << self.order) {
+                *t = owner;
+            }
+            Some(p)
+        }
+        fn bytes(&mut self, slab: u64, offset: usize, len: usize) -> &mut [u8] {
+            let off = (slab as usize - BASE) + offset;
+            &mut self.bytes[off..off + len]
+        }
+    }
+
+    fn set_and_mem(size: usize, debug: bool, keep: u32) -> (SlabSet, TestMem) {
+        let layout = if debug {
+            SlabLayout::new_debug(size, 8, PAGE, 1)
+        } else {
+            SlabLayout::new(size, 8, PAGE, 1)
+        }
+        .unwrap();
+        let set = SlabSet::new(layout, 4, keep);
+        let mem = TestMem::new(64, &layout, set.tag());
+        (set, mem)
+    }
+
+    /// Adds a slab the way the module does: color under the lock, prepare outside, add.
+    fn grow(set: &mut SlabSet, mem: &mut TestMem, used: &mut HashSet<u64>) -> bool {
+        let Some(slab) = mem.new_slab(used) else {
+            return false;
+        };
+        let color = set.next_color();
+        let layout = *set.layout();
+        mem.preparing = Some(slab);
+        SlabSet::prepare(&layout, 4, mem, slab, color, Some(0x5a)).unwrap();
+        mem.preparing = None;
+        set.add(mem, slab);
+        true
+    }
+
+    fn alloc(set: &mut SlabSet, mem: &mut TestMem, used: &mut HashSet<u64>) -> Option<usize> {
+        loop {
+            let mut one = [0usize];
+            if set.take(mem, &mut one) == 1 {
+                return Some(one[0]);
+            }
+            if !grow(set, mem, used) {
+                return None;
+            }
+        }
+    }
+
+    fn no_repair(r: Repaired) {
+        panic!("unexpected repair {r:?}")
+    }
+
+    #[test]
+    fn take_prefers_partial_slabs_then_empty_ones() {
+        let (mut set, mut mem) = set_and_mem(64, false, 8);
+        let mut used = HashSet::new();
+        assert!(grow(&mut set, &mut mem, &mut used));
+        assert!(grow(&mut set, &mut mem, &mut used));
+        let a = alloc(&mut set, &mut mem, &mut used).unwrap();
+        let b = alloc(&mut set, &mut mem, &mut used).unwrap();
+        assert_eq!(
+            set.slab_of(a),
+            set.slab_of(b),
+            "second object from the partial slab"
+        );
+        assert_eq!((set.counts().partial(), set.counts().empty()), (1, 1));
+        assert_eq!(set.counts().objects_in_use(), 2);
+    }
+
+    #[test]
+    fn take_fills_a_batch_across_slabs_and_moves_full_slabs() {
+        let (mut set, mut mem) = set_and_mem(512, false, 8);
+        let mut used = HashSet::new();
+        let per = set.layout().objects() as usize;
+        for _ in 0..3 {
+            assert!(grow(&mut set, &mut mem, &mut used));
+        }
+        let mut out = vec![0usize; per * 2 + 1];
+        assert_eq!(set.take(&mut mem, &mut out), per * 2 + 1);
+        let distinct: HashSet<_> = out.iter().collect();
+        assert_eq!(distinct.len(), out.len(), "every object handed out once");
+        let c = set.counts();
+        assert_eq!((c.full(), c.partial(), c.empty()), (2, 1, 0));
+        let mut more = vec![0usize; per * 2];
+        assert_eq!(set.take(&mut mem, &mut more), per - 1, "never adds a slab");
+    }
+
+    #[test]
+    fn free_refuses_foreign_other_cache_double_and_interior_pointers() {
+        let (mut set, mut mem) = set_and_mem(64, false, 8);
+        let mut used = HashSet::new();
+        let a = alloc(&mut set, &mut mem, &mut used).unwrap();
+        let before = set.counts().objects_in_use();
+        let mut r = no_repair;
+        assert_eq!(set.free(&mut mem, 0x10, &mut r), Err(FreeError::Foreign));
+        // A page no cache owns, and a page another cache owns.
+        let other = (BASE + 40 * PAGE) as u64;
+        assert_eq!(
+            set.free(&mut mem, other as usize + 64, &mut r),
+            Err(FreeError::NotAnObject)
+        );
+        mem.set_owner(other, 99);
+        assert_eq!(
+            set.free(&mut mem, other as usize + 64, &mut r),
+            Err(FreeError::NotAnObject)
+        );
+        assert_eq!(
+            set.free(&mut mem, a + 1, &mut r),
+            Err(FreeError::NotAnObject)
+        );
+        assert_eq!(
+            set.counts().objects_in_use(),
+            before,
+            "refusals change nothing"
+        );
+        assert_eq!(mem.bad_reads, 0, "no memory of another owner was read");
+        assert_eq!(set.free(&mut mem, a, &mut r), Ok(None));
+        assert!(matches!(
+            set.free(&mut mem, a, &mut r),
+            Err(FreeError::DoubleFree { .. })
+        ));
+    }
+
+    #[test]
+    fn a_released_slab_is_untagged_so_a_stale_free_into_it_reads_nothing() {
+        // keep_empty 0: the slab goes back as soon as it empties.
+        let (mut set, mut mem) = set_and_mem(64, false, 0);
+        let mut used = HashSet::new();
+        let a = alloc(&mut set, &mut mem, &mut used).unwrap();
+        let mut r = no_repair;
+        let released = set.free(&mut mem, a, &mut r).unwrap();
+        let page = released.expect("the emptied slab is released");
+        assert_eq!(
+            mem.tags[page], 0,
+            "untagged before the caller drops its lock"
+        );
+        assert_eq!(set.counts().slabs(), 0);
+        // The pages now belong to someone else (say another cache); a stale free is refused
+        // from the tag alone.
+        mem.set_owner(set.slab_of(a), 77);
+        mem.tag = 77;
+        assert_eq!(set.free(&mut mem, a, &mut r), Err(FreeError::NotAnObject));
+        assert_eq!(mem.bad_reads, 0);
+    }
+
+    #[test]
+    fn free_batch_releases_what_empties_and_reports_each_refusal() {
+        let (mut set, mut mem) = set_and_mem(256, false, 1);
+        let mut used = HashSet::new();
+        let per = set.layout().objects() as usize;
+        let objs: Vec<usize> = (0..per * 3)
+            .map(|_| alloc(&mut set, &mut mem, &mut used).unwrap())
+            .collect();
+        assert_eq!(set.counts().full(), 3);
+        let mut batch = objs.clone();
+        batch.insert(5, objs[0]); // freed twice in the batch
+        batch.push(0x10); // foreign
+        let mut release = [None; 4];
+        let mut refusals = Vec::new();
+        let n = set.free_batch(
+            &mut mem,
+            &batch,
+            &mut release,
+            &mut |o, e| refusals.push((o, e)),
+            &mut no_repair,
+        );
+        assert_eq!(n, 2, "three slabs empty, one is kept");
+        assert_eq!(refusals.len(), 2);
+        assert!(matches!(refusals[0].1, FreeError::DoubleFree { .. }));
+        assert_eq!(refusals[1], (0x10, FreeError::Foreign));
+        let c = set.counts();
+        assert_eq!((c.slabs(), c.empty(), c.objects_in_use()), (1, 1, 0));
+    }
+
+    #[test]
+    fn pop_empty_and_for_each_empty_see_exactly_the_empty_slabs() {
+        let (mut set, mut mem) = set_and_mem(128, false, 8);
+        let mut used = HashSet::new();
+        for _ in 0..3 {
+            assert!(grow(&mut set, &mut mem, &mut used));
+        }
+        let _a = alloc(&mut set, &mut mem, &mut used).unwrap();
+        let mut seen = 0;
+        set.for_each_empty(&mut mem, |_| seen += 1);
+        assert_eq!(seen, 2);
+        let mut pages = Vec::new();
+        while let Some(p) = set.pop_empty(&mut mem) {
+            pages.push(p.unwrap());
+        }
+        assert_eq!(pages.len(), 2);
+        assert!(pages.iter().all(|&p| mem.tags[p] == 0));
+        assert_eq!((set.counts().empty(), set.counts().partial()), (0, 1));
+        assert!(set.pop_any(&mut mem, SlabList::Partial).is_some());
+        assert!(set.pop_any(&mut mem, SlabList::Partial).is_none());
+    }
+
+    #[test]
+    fn constructor_fills_new_and_allocated_objects() {
+        let (mut set, mut mem) = set_and_mem(48, false, 8);
+        let mut used = HashSet::new();
+        let a = alloc(&mut set, &mut mem, &mut used).unwrap();
+        let layout = *set.layout();
+        let slab = set.slab_of(a);
+        let off = a - slab as usize;
+        assert!(
+            mem.bytes(slab, off, 48).iter().all(|&b| b == 0x5a),
+            "prepared with ctor"
+        );
+        mem.bytes(slab, off, 48).fill(1);
+        assert_eq!(on_alloc(&layout, &mut mem, a, 0, Some(0x33)), None);
+        assert!(mem.bytes(slab, off, 48).iter().all(|&b| b == 0x33));
+    }
+
+    #[test]
+    fn debug_free_repairs_a_red_zone_and_says_so_and_alloc_records_the_site() {
+        let (mut set, mut mem) = set_and_mem(40, true, 8);
+        let mut used = HashSet::new();
+        let a = alloc(&mut set, &mut mem, &mut used).unwrap();
+        let layout = *set.layout();
+        assert_eq!(on_alloc(&layout, &mut mem, a, 0xabc, None), None);
+        let slab = set.slab_of(a);
+        let slot_off = a - slab as usize - layout.object_in_slot();
+        assert_eq!(
+            layout.debug_call_site(mem.bytes(slab, slot_off, layout.stride())),
+            Some(0xabc)
+        );
+        // Write one byte past the object: the right red zone.
+        let off = a - slab as usize + 40;
+        mem.bytes(slab, off, 1)[0] = 0;
+        let mut seen = Vec::new();
+        assert_eq!(set.free(&mut mem, a, &mut |r| seen.push(r)), Ok(None));
+        assert_eq!(seen.len(), 1);
+        // Repaired: the next allocation of the slot finds it intact.
+        let b = alloc(&mut set, &mut mem, &mut used).unwrap();
+        assert_eq!(b, a);
+        assert_eq!(on_alloc(&layout, &mut mem, b, 1, None), None);
+    }
+
+    #[test]
+    fn debug_alloc_finds_a_write_after_free() {
+        let (mut set, mut mem) = set_and_mem(40, true, 8);
+        let mut used = HashSet::new();
+        let a = alloc(&mut set, &mut mem, &mut used).unwrap();
+        let layout = *set.layout();
+        assert_eq!(on_alloc(&layout, &mut mem, a, 1, None), None);
+        assert_eq!(set.free(&mut mem, a, &mut no_repair), Ok(None));
+        let slab = set.slab_of(a);
+        mem.bytes(slab, a - slab as usize, 1)[0] = 7;
+        let b = alloc(&mut set, &mut mem, &mut used).unwrap();
+        assert_eq!(b, a);
+        assert!(on_alloc(&layout, &mut mem, b, 2, None).is_some());
+        assert_eq!(on_alloc(&layout, &mut mem, b, 2, None), None, "repaired");
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Alloc,
+        Take(usize),
+        Free(usize),
+        FreeBatch(usize),
+        DoubleFree(usize),
+        Stray(usize),
+        PopEmpty,
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        prop::collection::vec(
+            prop_oneof![
+                4 => Just(Op::Alloc),
+                1 => (1usize..40).prop_map(Op::Take),
+                3 => any::<usize>().prop_map(Op::Free),
+                1 => (1usize..40).prop_map(Op::FreeBatch),
+                1 => any::<usize>().prop_map(Op::DoubleFree),
+                1 => any::<usize>().prop_map(Op::Stray),
+                1 => Just(Op::PopEmpty),
+            ],
+            1..300,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Against a model (the set of live objects): every object handed out once and inside
+        /// a slab the set owns; counts, lists and tags agree with the model after every step;
+        /// refused frees change nothing; released pages are untagged; no header of a page the
+        /// set does not own is ever read.
+        #[test]
+        fn slab_set_matches_a_model(
+            size in prop::sample::select(vec![8usize, 24, 40, 64, 100, 256, 700, 2000]),
+            keep in 0u32..3,
+            ops in ops(),
+        ) {
+            let (mut set, mut mem) = set_and_mem(size, false, keep);
+            let mut used = HashSet::new();
+            let mut live: Vec<usize> = Vec::new();
+            let mut freed: Vec<usize> = Vec::new();
+            let mut r = no_repair;
+            let give_back = |mem: &TestMem, used: &mut HashSet<u64>, page: usize| {
+                assert_eq!(mem.tags[page], 0, "released pages are untagged");
+                assert!(used.remove(&((BASE + page * PAGE) as u64)));
+            };
+            for op in ops {
+                match op {
+                    Op::Alloc => {
+                        if let Some(o) = alloc(&mut set, &mut mem, &mut used) {
+                            live.push(o);
+                        }
+                    }
+                    Op::Take(n) => {
+                        let mut out = vec![0usize; n];
+                        let got = set.take(&mut mem, &mut out);
+                        live.extend_from_slice(&out[..got]);
+                    }
+                    Op::Free(i) if !live.is_empty() => {
+                        let o = live.swap_remove(i % live.len());
+                        if let Some(p) = set.free(&mut mem, o, &mut r).unwrap() {
+                            give_back(&mem, &mut used, p);
+                        }
+                        freed.push(o);
+                    }
+                    Op::FreeBatch(n) => {
+                        let n = n.min(live.len());
+                        let batch: Vec<usize> = live.drain(..n).collect();
+                        let mut release = [None; 64];
+                        let k = set.free_batch(&mut mem, &batch, &mut release,
+                            &mut |o, e| panic!("refused {o:#x}: {e:?}"), &mut r);
+                        for p in release[..k].iter().flatten() {
+                            give_back(&mem, &mut used, *p);
+                        }
+                        freed.extend(batch);
+                    }
+                    Op::DoubleFree(i) if !freed.is_empty() => {
+                        let o = freed[i % freed.len()];
+                        if !live.contains(&o) {
+                            let before = *set.counts();
+                            prop_assert!(set.free(&mut mem, o, &mut r).is_err());
+                            prop_assert_eq!(*set.counts(), before);
+                        }
+                    }
+                    Op::Stray(x) => {
+                        // Any address at all, inside the memory or not.
+                        let o = BASE - PAGE + x % (66 * PAGE);
+                        if !live.contains(&o) {
+                            let before = *set.counts();
+                            prop_assert!(set.free(&mut mem, o, &mut r).is_err());
+                            prop_assert_eq!(*set.counts(), before);
+                        }
+                    }
+                    Op::PopEmpty => {
+                        if let Some(p) = set.pop_empty(&mut mem) {
+                            give_back(&mem, &mut used, p.unwrap());
+                        }
+                    }
+                    _ => {}
+                }
+                let distinct: HashSet<_> = live.iter().collect();
+                prop_assert_eq!(distinct.len(), live.len());
+                for o in &live {
+                    prop_assert_eq!(mem.owner(set.slab_of(*o)), Some(set.tag()));
+                }
+                let c = *set.counts();
+                prop_assert_eq!(c.objects_in_use(), live.len() as u64);
+                prop_assert_eq!(c.slabs() as usize, used.len());
+                // Empty slabs beyond `keep` go back as they empty; only a new slab can be one more.
+                prop_assert!(c.empty() <= u64::from(keep.max(1)));
+                let mut empties = 0;
+                set.for_each_empty(&mut mem, |_| empties += 1);
+                prop_assert_eq!(empties, c.empty());
+                prop_assert_eq!(mem.bad_reads, 0);
+            }
+        }
+    }
+}

@@ -4,7 +4,10 @@
 //!
 //! Memory comes from the host kernel's page allocator in order-10 blocks (4 MiB, physically
 //! contiguous), one per *slot*. `rkcore::buddy` manages the pages of all present slots as a
-//! buddy system of orders 0..=10; this file owns the memory, the locks and the per-CPU caches.
+//! buddy system of orders 0..=10. The page path's decisions (per-CPU caches in front of the
+//! buddy system, owner marks and bad-free checks, grow-then-drain when out of pages) are
+//! `rkcore::arena`'s, which this file runs through [`PageEnv`]; it owns the memory, the locks
+//! and the counters.
 //!
 //! # Locking
 //!
@@ -16,14 +19,13 @@
 //!
 //! # Detection of bad frees
 //!
-//! `owner[page]` holds `order + 1` for the first page of every live block handed out by
-//! [`Arena::alloc`] and 0 otherwise. A free exchanges it with 0, so a double free, a free of a
-//! page that is not the start of a live block, or a free with the wrong order is caught in O(1)
-//! even when the block would go to a per-CPU cache, where the buddy allocator cannot see it.
-//! Exact-size allocations bypass the caches and are checked by the buddy allocator itself.
+//! `owner[page]` is the owner mark of `rkcore::arena` (`order + 1` for the first page of every
+//! live block handed out by [`Arena::alloc`]): a double free, a free of a page that is not the
+//! start of a live block, or a free with the wrong order is caught in O(1) even when the block
+//! would go to a per-CPU cache, where the buddy allocator cannot see it.
 
-use crate::rkcore::buddy::{AllocError, Buddy, FreeError, PageMeta};
-use crate::rkcore::pcp::{Pcp, PCP_MAX_ORDER};
+use crate::rkcore::arena::{self as core_arena, CpuPages, Event, Marks, PageAllocError, PageEnv};
+use crate::rkcore::buddy::{Buddy, FreeError, PageMeta};
 use core::fmt;
 use kernel::{
     cpu::CpuId,
@@ -56,26 +58,19 @@ const PCP_HIGH: usize = 256;
 /// ...this many pages at a time; a refill takes `max(PCP_BATCH >> order, 2)` blocks.
 const PCP_BATCH: usize = 32;
 
-/// One CPU's page cache and its event counters. The counters are plain integers under the
-/// per-CPU lock: a shared atomic counter on the fast path would cost more than the allocation.
-#[derive(Clone)]
-struct PcpSlot {
-    pcp: Pcp<PCP_CAP>,
-    hits: u64,
-    allocs: u64,
-    frees: u64,
-}
+/// One CPU's page cache and its counters (see `rkcore::arena::CpuPages`).
+type PcpSlot = CpuPages<PCP_CAP>;
 
-impl core::ops::Deref for PcpSlot {
-    type Target = Pcp<PCP_CAP>;
-    fn deref(&self) -> &Pcp<PCP_CAP> {
-        &self.pcp
+/// The owner marks: an atomic byte per page.
+struct OwnerMarks(KVVec<Atomic<i8>>);
+
+impl Marks for OwnerMarks {
+    fn set(&self, page: usize, mark: i8) -> bool {
+        self.0.get(page).map(|m| m.store(mark, Relaxed)).is_some()
     }
-}
 
-impl core::ops::DerefMut for PcpSlot {
-    fn deref_mut(&mut self) -> &mut Pcp<PCP_CAP> {
-        &mut self.pcp
+    fn take(&self, page: usize) -> Option<i8> {
+        self.0.get(page).map(|m| m.xchg(0, Relaxed))
     }
 }
 
@@ -193,7 +188,7 @@ pub(crate) struct Arena {
     #[pin]
     grow: Mutex<()>,
     slot_addr: KVVec<Atomic<usize>>,
-    owner: KVVec<Atomic<i8>>,
+    owner: OwnerMarks,
     tag: KVVec<Atomic<u32>>,
     min_slots: usize,
     pcp_used: usize,
@@ -236,12 +231,7 @@ impl Arena {
         for _ in 0..npages {
             tag.push(Atomic::new(0), GFP_KERNEL)?;
         }
-        let pcp = PcpSlot {
-            pcp: Pcp::new(PCP_HIGH, PCP_BATCH).map_err(|_| EINVAL)?,
-            hits: 0,
-            allocs: 0,
-            frees: 0,
-        };
+        let pcp = PcpSlot::new(PCP_HIGH, PCP_BATCH).map_err(|_| EINVAL)?;
         let cpus = kernel::cpu::nr_cpu_ids() as usize;
         // One arena per module load (statics are fresh at each load): the first hook stays.
         ON_PRESSURE.populate(on_pressure);
@@ -250,7 +240,7 @@ impl Arena {
             pcp <- pin_init::pin_init_array_from_fn(|_| new_spinlock!(pcp.clone(), "rkmem_pcp")),
             grow <- new_mutex!((), "rkmem_arena_grow"),
             slot_addr,
-            owner,
+            owner: OwnerMarks(owner),
             tag,
             min_slots,
             pcp_used: cpus.clamp(1, PCP_SLOTS),
@@ -312,97 +302,20 @@ impl Arena {
     /// Allocates a block of `2^order` pages. `may_sleep`: the caller may sleep while the arena
     /// grows (otherwise growing is tried without sleeping).
     pub(crate) fn alloc(&self, order: u32, may_sleep: bool) -> Result<Pages> {
-        if order > BLOCK_ORDER {
-            return Err(EINVAL);
-        }
-        let page = match (order <= PCP_MAX_ORDER)
-            .then(|| self.alloc_pcp(order, may_sleep))
-            .transpose()?
-            .flatten()
-        {
-            // Counted in the per-CPU slot.
-            Some(page) => page,
-            None => {
-                let page = self.alloc_buddy(may_sleep, |b| b.alloc(order))?;
-                inc(&self.stats.allocs);
-                page
-            }
-        };
-        let o = self.owner.get(page).ok_or(EINVAL)?;
-        o.store(order as i8 + 1, Relaxed);
+        let page = core_arena::alloc(self, order, BLOCK_ORDER, may_sleep).map_err(to_errno)?;
         Ok(Pages::Order { page, order })
     }
 
     /// Allocates exactly `npages` pages, `1..=1024`.
     pub(crate) fn alloc_exact(&self, npages: usize, may_sleep: bool) -> Result<Pages> {
-        if npages == 0 || npages > SLOT_PAGES {
-            return Err(EINVAL);
-        }
-        let page = self.alloc_buddy(may_sleep, |b| b.alloc_exact(npages))?;
-        inc(&self.stats.allocs);
+        let page =
+            core_arena::alloc_exact(self, npages, SLOT_PAGES, may_sleep).map_err(to_errno)?;
         Ok(Pages::Exact { page, npages })
     }
 
     fn pcp_of_this_cpu(&self) -> &SpinLock<PcpSlot> {
         let cpu = CpuId::current().as_u32() as usize;
         &self.pcp[cpu % PCP_SLOTS]
-    }
-
-    /// The per-CPU fast path: a cached block, or a refill from the buddy allocator.
-    fn alloc_pcp(&self, order: u32, may_sleep: bool) -> Result<Option<usize>> {
-        let mut pcp = self.pcp_of_this_cpu().lock();
-        if let Some(page) = pcp.pop(order) {
-            pcp.hits += 1;
-            pcp.allocs += 1;
-            return Ok(Some(page));
-        }
-        let used = {
-            let mut inner = self.inner.lock();
-            pcp.refill(order, &mut inner.buddy).map_err(|_| EINVAL)?;
-            inner.buddy.used_pages()
-        };
-        inc(&self.stats.pcp_refills);
-        let page = pcp.pop(order);
-        if page.is_some() {
-            pcp.allocs += 1;
-        }
-        drop(pcp);
-        self.check_pressure(used, may_sleep);
-        Ok(page)
-    }
-
-    /// Allocates with `f` from the buddy allocator; when it is out of memory, grows the arena
-    /// until `f` succeeds, and once the arena is at its maximum (or the host has no block),
-    /// drains the per-CPU caches once and tries again before `ENOMEM`.
-    fn alloc_buddy(
-        &self,
-        may_sleep: bool,
-        f: impl Fn(&mut Buddy<KVVec<PageMeta>>) -> Result<usize, AllocError>,
-    ) -> Result<usize> {
-        let mut drained = false;
-        loop {
-            let r = {
-                let mut inner = self.inner.lock();
-                f(&mut inner.buddy).map(|page| (page, inner.buddy.used_pages()))
-            };
-            match r {
-                Ok((page, used)) => {
-                    self.check_pressure(used, may_sleep);
-                    return Ok(page);
-                }
-                Err(AllocError::NoMemory) => {}
-                Err(_) => return Err(EINVAL),
-            }
-            if self.grow(may_sleep)? {
-                continue;
-            }
-            if !drained && self.drain_pcps() > 0 {
-                drained = true;
-                continue;
-            }
-            inc(&self.stats.enomem);
-            return Err(ENOMEM);
-        }
     }
 
     /// Adds one 4 MiB block of the host kernel to the arena. `Ok(false)`: the arena is at its
@@ -444,7 +357,7 @@ impl Arena {
     /// refused with an error, counted, and reported once in dmesg; nothing is corrupted.
     pub(crate) fn free(&self, pages: Pages) -> core::result::Result<(), FreeError> {
         let r = match pages {
-            Pages::Order { page, order } => self.free_order(page, order),
+            Pages::Order { page, order } => core_arena::free(self, page, order, BLOCK_ORDER),
             Pages::Exact { page, npages } => self
                 .inner
                 .lock()
@@ -456,53 +369,6 @@ impl Arena {
             self.report(pages, e);
         }
         r
-    }
-
-    fn free_order(&self, page: usize, order: u32) -> core::result::Result<(), FreeError> {
-        if order > BLOCK_ORDER {
-            return Err(FreeError::BadOrder { order });
-        }
-        let Some(owner) = self.owner.get(page) else {
-            return Err(FreeError::NotOwned);
-        };
-        let prev = owner.xchg(0, Relaxed);
-        if prev != order as i8 + 1 {
-            if prev != 0 {
-                // A live block of another order: put its mark back.
-                owner.store(prev, Relaxed);
-                return Err(FreeError::WrongOrder {
-                    allocated: (prev - 1) as u32,
-                });
-            }
-            // Not the start of a live block. Let the buddy allocator say what it is; a block
-            // that it counts as allocated sits in a per-CPU cache: freed already.
-            return match self.inner.lock().buddy.check_free(page, order) {
-                Ok(()) => Err(FreeError::DoubleFree),
-                Err(e) => Err(e),
-            };
-        }
-        if order <= PCP_MAX_ORDER {
-            let mut pcp = self.pcp_of_this_cpu().lock();
-            match pcp.push(page, order) {
-                Ok(false) => {
-                    pcp.frees += 1;
-                    return Ok(());
-                }
-                Ok(true) => {
-                    pcp.frees += 1;
-                    let mut inner = self.inner.lock();
-                    let d = pcp.drain_batch(order, &mut inner.buddy);
-                    self.count_rejected(d.rejected);
-                    inc(&self.stats.pcp_drains);
-                    return Ok(());
-                }
-                // The list is full: the block goes straight to the buddy allocator.
-                Err(_) => {}
-            }
-        }
-        self.inner.lock().buddy.free(page, order)?;
-        inc(&self.stats.frees);
-        Ok(())
     }
 
     /// Allocations, frees and per-CPU hits so far (the slow paths' atomic counters plus the
@@ -564,13 +430,13 @@ impl Arena {
             let Some(mut pcp) = acquire(pcp, try_only) else {
                 continue;
             };
-            if pcp.count() == 0 {
+            if pcp.pcp.count() == 0 {
                 continue;
             }
             let Some(mut inner) = acquire(&self.inner, try_only) else {
                 continue;
             };
-            let d = pcp.drain_all(&mut inner.buddy);
+            let d = pcp.pcp.drain_all(&mut inner.buddy);
             pages += d.pages;
             self.count_rejected(d.rejected);
             inc(&self.stats.pcp_drains);
@@ -580,7 +446,7 @@ impl Arena {
 
     /// Pages held in the per-CPU caches.
     pub(crate) fn pcp_pages(&self) -> usize {
-        self.pcp.iter().map(|p| p.lock().count()).sum()
+        self.pcp.iter().map(|p| p.lock().pcp.count()).sum()
     }
 
     /// Gives memory back: with `pcp`, the per-CPU caches to the buddy allocator; with `arena`,
@@ -649,7 +515,7 @@ impl Arena {
         };
         for pcp in self.pcp.iter() {
             if let Some(p) = pcp.try_lock() {
-                for (page, order) in p.blocks() {
+                for (page, order) in p.pcp.blocks() {
                     if let Some(c) = cached.get_mut(page / SLOT_PAGES) {
                         *c += 1 << order;
                     }
@@ -670,7 +536,7 @@ impl Arena {
         let pcp = self
             .pcp
             .iter()
-            .filter_map(|p| p.try_lock().map(|p| p.count()))
+            .filter_map(|p| p.try_lock().map(|p| p.pcp.count()))
             .sum();
         let blocks = self.inner.try_lock().map_or(0, |inner| {
             let above = inner
@@ -694,15 +560,6 @@ impl Arena {
         self.slot_addr.len() * SLOT_PAGES
     }
 
-    /// After an allocation that went to the buddy allocator: act on the watermarks (locks
-    /// dropped: see the lock order in the crate root; `may_sleep` as the allocation's).
-    fn check_pressure(&self, used: usize, may_sleep: bool) {
-        let free = self.max_pages().saturating_sub(used) as u64;
-        if let Some(hook) = ON_PRESSURE.as_ref() {
-            hook(free, may_sleep);
-        }
-    }
-
     /// Runs `f` with the buddy allocator locked (for /proc and the arena map).
     pub(crate) fn with_buddy<R>(&self, f: impl FnOnce(&Buddy<KVVec<PageMeta>>) -> R) -> R {
         f(&self.inner.lock().buddy)
@@ -716,6 +573,62 @@ impl Arena {
     /// Renders `/proc/rkmem/extfrag`.
     pub(crate) fn show_extfrag(&self, w: &mut impl fmt::Write) -> fmt::Result {
         self.with_buddy(|b| b.write_extfrag(w, (PAGE_SIZE / 1024) as u64))
+    }
+}
+
+fn to_errno<E: Into<Error>>(e: PageAllocError<E>) -> Error {
+    match e {
+        PageAllocError::Invalid => EINVAL,
+        PageAllocError::NoMemory => ENOMEM,
+        PageAllocError::Grow(e) => e.into(),
+    }
+}
+
+/// The arena's memory, locks and counters, for `rkcore::arena`'s page path. Lock order: a
+/// per-CPU cache's lock, then `inner`; `grow`, `drain_cpus` and `pressure` are called with
+/// neither held (see the crate root).
+impl PageEnv<PCP_CAP> for Arena {
+    type Store = KVVec<PageMeta>;
+    type Error = Error;
+
+    fn with_buddy<R>(&self, f: impl FnOnce(&mut Buddy<KVVec<PageMeta>>) -> R) -> R {
+        f(&mut self.inner.lock().buddy)
+    }
+
+    fn with_cpu<R>(&self, f: impl FnOnce(&mut PcpSlot) -> R) -> R {
+        f(&mut self.pcp_of_this_cpu().lock())
+    }
+
+    fn marks(&self) -> &impl Marks {
+        &self.owner
+    }
+
+    fn grow(&self, may_sleep: bool) -> Result<bool> {
+        Arena::grow(self, may_sleep)
+    }
+
+    fn drain_cpus(&self) -> usize {
+        self.drain_pcps()
+    }
+
+    /// Acts on the watermarks (the hook the crate root wired in; `may_sleep` as the
+    /// allocation's).
+    fn pressure(&self, used_pages: usize, may_sleep: bool) {
+        let free = self.max_pages().saturating_sub(used_pages) as u64;
+        if let Some(hook) = ON_PRESSURE.as_ref() {
+            hook(free, may_sleep);
+        }
+    }
+
+    fn event(&self, e: Event) {
+        match e {
+            Event::Alloc => inc(&self.stats.allocs),
+            Event::Free => inc(&self.stats.frees),
+            Event::Refill => inc(&self.stats.pcp_refills),
+            Event::Drain => inc(&self.stats.pcp_drains),
+            Event::NoMemory => inc(&self.stats.enomem),
+            Event::Rejected(n) => self.count_rejected(n),
+        }
     }
 }
 

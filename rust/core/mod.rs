@@ -6,6 +6,7 @@
 //! host by `tests/host`, where the `#[cfg(test)]` unit and property tests of each file run under
 //! `cargo test`. The kernel side only owns memory, locks and the kernel's interfaces.
 
+pub mod arena;
 pub mod buddy;
 pub mod cache;
 pub mod depot;

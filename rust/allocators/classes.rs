@@ -259,13 +259,9 @@ pub(crate) fn show_slabinfo(
     classes: &Classes,
     reg: &Mutex<Registry>,
 ) -> fmt::Result {
-    w.write_str(slabinfo::SLABINFO_HEADER)?;
     let r = reg.lock();
-    for c in r.iter().rev() {
-        slabinfo::write_row(w, &c.slabinfo_row())?;
-    }
-    for c in classes.as_ref().into_iter().flatten().rev() {
-        slabinfo::write_row(w, &c.slabinfo_row())?;
-    }
-    Ok(())
+    // The files' caches, newest first, then the size classes, largest first.
+    let files = r.iter().rev();
+    let own = classes.as_ref().into_iter().flatten().rev();
+    slabinfo::write_slabinfo(w, Iterator::chain(files, own).map(|c| c.slabinfo_row()))
 }

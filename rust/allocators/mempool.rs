@@ -268,21 +268,19 @@ impl Mempool {
     }
 
     /// Writes this pool's row of /proc/rkmem/mempools.
-    pub(crate) fn write_row(&self, w: &mut impl fmt::Write) -> fmt::Result {
+    /// This pool's row of `/proc/rkmem/mempools`.
+    pub(crate) fn row(&self) -> PoolRow<'_> {
         let (min, reserve, counts) = {
             let r = self.reserve.lock();
             (r.min(), r.curr(), r.counts())
         };
-        crate::rkcore::mempool::write_pool_row(
-            w,
-            &PoolRow {
-                id: self.id,
-                source: self.label(),
-                min,
-                reserve,
-                counts,
-            },
-        )
+        PoolRow {
+            id: self.id,
+            source: self.label(),
+            min,
+            reserve,
+            counts,
+        }
     }
 }
 
@@ -380,9 +378,5 @@ pub(crate) fn destroy_owned(pools: &kernel::sync::Mutex<Pools>, owner: u64) {
 
 /// Renders `/proc/rkmem/mempools`.
 pub(crate) fn show(w: &mut impl fmt::Write, pools: &kernel::sync::Mutex<Pools>) -> fmt::Result {
-    w.write_str(crate::rkcore::mempool::MEMPOOLS_HEADER)?;
-    for p in pools.lock().iter() {
-        p.write_row(w)?;
-    }
-    Ok(())
+    crate::rkcore::mempool::write_mempools(w, pools.lock().iter().map(|p| p.row()))
 }

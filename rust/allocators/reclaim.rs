@@ -315,23 +315,13 @@ pub(crate) fn show_shrinker(w: &mut impl fmt::Write, shared: &Shared) -> fmt::Re
 
 /// Renders `/proc/rkmem/watermarks`.
 pub(crate) fn show_watermarks(w: &mut impl fmt::Write, shared: &Shared) -> fmt::Result {
-    let wm = watermarks();
     let free = shared.arena.free_for_watermarks();
-    text::write_counters(
+    crate::rkcore::reclaim::write_watermarks(
         w,
-        &[
-            ("low", wm.low),
-            ("high", wm.high),
-            ("free", free),
-            ("max_pages", shared.arena.max_pages() as u64),
-        ],
-    )?;
-    let p = match wm.pressure(free) {
-        Pressure::None => "none",
-        Pressure::Async => "async",
-        Pressure::Sync => "sync",
-    };
-    writeln!(w, "pressure {p}")
+        &watermarks(),
+        free,
+        shared.arena.max_pages() as u64,
+    )
 }
 
 /// A write to `/proc/rkmem/watermarks`: `LOW HIGH` in free pages. A bad value is refused with

@@ -229,11 +229,15 @@ pub fn write_pool_row<W: fmt::Write>(w: &mut W, r: &PoolRow<'_>) -> fmt::Result 
     )
 }
 
-/// Writes `/proc/rkmem/mempools`: the header, then one row per pool.
-pub fn write_mempools<W: fmt::Write>(w: &mut W, rows: &[PoolRow<'_>]) -> fmt::Result {
+/// Writes `/proc/rkmem/mempools`: the header, then one row per pool in the order given (the
+/// module's one writer of the file).
+pub fn write_mempools<'a, W: fmt::Write>(
+    w: &mut W,
+    rows: impl IntoIterator<Item = PoolRow<'a>>,
+) -> fmt::Result {
     w.write_str(MEMPOOLS_HEADER)?;
     for r in rows {
-        write_pool_row(w, r)?;
+        write_pool_row(w, &r)?;
     }
     Ok(())
 }
@@ -314,7 +318,7 @@ mod tests {
         };
         write_mempools(
             &mut s,
-            &[PoolRow {
+            [PoolRow {
                 id: 1,
                 source: "cache:t117",
                 min: 16,

@@ -222,10 +222,36 @@ pub fn scan_result(freed: u64) -> Option<u64> {
 /// Batch of a background trim: the pages the worker tries to give back per run.
 pub const ASYNC_BATCH_PAGES: u64 = 256;
 
+/// Writes `/proc/rkmem/watermarks`: the watermarks, the arena's free pages in the watermark
+/// sense and its maximum, `/proc/vmstat` style, then the pressure that level asks for.
+pub fn write_watermarks<W: fmt::Write>(
+    w: &mut W,
+    wm: &Watermarks,
+    free: u64,
+    max_pages: u64,
+) -> fmt::Result {
+    super::text::write_counters(
+        w,
+        &[
+            ("low", wm.low),
+            ("high", wm.high),
+            ("free", free),
+            ("max_pages", max_pages),
+        ],
+    )?;
+    let p = match wm.pressure(free) {
+        Pressure::None => "none",
+        Pressure::Async => "async",
+        Pressure::Sync => "sync",
+    };
+    writeln!(w, "pressure {p}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    extern crate std;
 
     #[test]
     fn pressure_levels() {
@@ -372,5 +398,22 @@ mod tests {
             let text = std::format!("{low} {high}");
             prop_assert_eq!(Watermarks::parse(&text), Ok(w));
         }
+    }
+
+    #[test]
+    fn watermarks_file_names_each_value_and_the_pressure() {
+        let wm = Watermarks {
+            low: 300,
+            high: 100,
+        };
+        let mut t = std::string::String::new();
+        write_watermarks(&mut t, &wm, 200, 4096).unwrap();
+        assert_eq!(
+            t,
+            "low 300\nhigh 100\nfree 200\nmax_pages 4096\npressure async\n"
+        );
+        t.clear();
+        write_watermarks(&mut t, &wm, 50, 4096).unwrap();
+        assert!(t.ends_with("pressure sync\n"));
     }
 }

@@ -110,11 +110,15 @@ pub fn write_row<W: Write>(w: &mut W, r: &SlabinfoRow<'_>) -> fmt::Result {
     )
 }
 
-/// Writes the whole file: the header lines, then one row per cache.
-pub fn write_slabinfo<W: Write>(w: &mut W, rows: &[SlabinfoRow<'_>]) -> fmt::Result {
+/// Writes the whole file: the header lines, then one row per cache, in the order given (the
+/// module's one writer of `/proc/rkmem/slabinfo`).
+pub fn write_slabinfo<'a, W: Write>(
+    w: &mut W,
+    rows: impl IntoIterator<Item = SlabinfoRow<'a>>,
+) -> fmt::Result {
     w.write_str(SLABINFO_HEADER)?;
     for r in rows {
-        write_row(w, r)?;
+        write_row(w, &r)?;
     }
     Ok(())
 }
@@ -169,7 +173,7 @@ mod tests {
             },
         ];
         let mut s = String::new();
-        write_slabinfo(&mut s, &rows).unwrap();
+        write_slabinfo(&mut s, rows.iter().copied()).unwrap();
         assert_eq!(
             s,
             "slabinfo - version: 2.1\n\
@@ -196,7 +200,7 @@ mod tests {
     #[test]
     fn no_caches_still_has_the_header() {
         let mut s = String::new();
-        write_slabinfo(&mut s, &[]).unwrap();
+        write_slabinfo(&mut s, []).unwrap();
         assert_eq!(s, SLABINFO_HEADER);
         assert_eq!(s.lines().count(), 2);
     }

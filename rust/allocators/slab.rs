@@ -133,18 +133,22 @@ impl SlabMemory for SlabMem<'_> {
 /// Every slab of `inner` was taken from the arena with `layout.order()` and prepared for this
 /// cache (`SlabSet::prepare` with `id`); `inner.layout()` is `layout`. Objects in the per-CPU
 /// caches and the depot are allocated in their slabs' bitmaps.
+///
+/// `repr(C)`, the fast path's fields first: [`Cache::alloc`] and [`Cache::free`] read `cpu`,
+/// `use_cpu` and `ctor` only, which then share one cache line.
 #[pin_data(PinnedDrop)]
+#[repr(C)]
 pub(crate) struct Cache {
+    /// The per-CPU arrays of free objects.
+    cpu: ObjCache,
+    use_cpu: bool,
+    ctor: Option<u8>,
     pub(crate) id: u32,
     name: [u8; NAME_MAX],
     name_len: usize,
     pub(crate) layout: SlabLayout,
-    ctor: Option<u8>,
-    use_cpu: bool,
     #[pin]
     inner: SpinLock<SlabSet>,
-    /// The per-CPU arrays of free objects.
-    cpu: ObjCache,
     /// The per-CPU arrays' limit and batch.
     cpu_limit: usize,
     cpu_batch: usize,

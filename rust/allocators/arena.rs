@@ -74,28 +74,68 @@ impl Marks for OwnerMarks {
     }
 }
 
-/// A block of pages handed out by the arena.
+/// What a [`Pages`] handle names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Pages {
+enum Block {
     /// A block of `2^order` pages.
     Order { page: usize, order: u32 },
     /// Exactly `npages` pages (`alloc_pages_exact`).
     Exact { page: usize, npages: usize },
 }
 
+/// A block of pages handed out by the arena: owned, neither `Copy` nor `Clone`, and given
+/// back by moving it into [`Arena::free`]. Safe code gets one only from [`Arena::alloc`] or
+/// [`Arena::alloc_exact`], so it cannot express a double free or a free of pages it was never
+/// given; [`Pages::from_raw_order`] and [`Pages::from_raw_exact`] are the `unsafe` ways back
+/// from a page index (for an allocator that keeps its blocks by address, like a slab cache).
+///
+/// Dropping a handle does not free the block (a handle does not know its arena): it leaks it,
+/// as a forgotten `__free_pages` would; hence `must_use`.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub(crate) struct Pages(Block);
+
 impl Pages {
+    /// The handle of the block of `2^order` pages at page `page`.
+    ///
+    /// # Safety
+    ///
+    /// No other handle of this block may exist: the caller got it from [`Arena::alloc`] with
+    /// this order and turned that handle into its page index, once; or the block is
+    /// deliberately bad (never allocated, or of another order) to test that [`Arena::free`]
+    /// refuses it, which it does from the owner marks without touching the pages.
+    pub(crate) unsafe fn from_raw_order(page: usize, order: u32) -> Pages {
+        Pages(Block::Order { page, order })
+    }
+
+    /// The handle of `npages` pages at page `page` ([`Pages::from_raw_order`] for
+    /// [`Arena::alloc_exact`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Pages::from_raw_order`], with [`Arena::alloc_exact`] and this page count.
+    pub(crate) unsafe fn from_raw_exact(page: usize, npages: usize) -> Pages {
+        Pages(Block::Exact { page, npages })
+    }
+
+    /// The first page's index, the handle given up (for an owner that keeps the block by
+    /// address from now on and returns it with [`Pages::from_raw_order`]).
+    pub(crate) fn into_first(self) -> usize {
+        self.first()
+    }
+
     /// Index of the first page.
     pub(crate) fn first(&self) -> usize {
-        match *self {
-            Pages::Order { page, .. } | Pages::Exact { page, .. } => page,
+        match self.0 {
+            Block::Order { page, .. } | Block::Exact { page, .. } => page,
         }
     }
 
     /// Number of pages.
     pub(crate) fn npages(&self) -> usize {
-        match *self {
-            Pages::Order { order, .. } => 1 << order,
-            Pages::Exact { npages, .. } => npages,
+        match self.0 {
+            Block::Order { order, .. } => 1 << order,
+            Block::Exact { npages, .. } => npages,
         }
     }
 
@@ -284,12 +324,11 @@ impl Arena {
         })
     }
 
-    /// Tags every page of `pages` with `tag` (a slab cache's id + 1; 0 clears), the way
-    /// `struct page` records its slab cache: a free can then check where a pointer belongs
-    /// without reading the memory it points to.
-    pub(crate) fn set_tag(&self, pages: Pages, tag: u32) {
-        let first = pages.first();
-        for t in self.tag.iter().skip(first).take(pages.npages()) {
+    /// Tags the `npages` pages from page `first` with `tag` (a slab cache's id + 1; 0 clears),
+    /// the way `struct page` records its slab cache: a free can then check where a pointer
+    /// belongs without reading the memory it points to.
+    pub(crate) fn set_tag_range(&self, first: usize, npages: usize, tag: u32) {
+        for t in self.tag.iter().skip(first).take(npages) {
             t.store(tag, Relaxed);
         }
     }
@@ -303,14 +342,14 @@ impl Arena {
     /// grows (otherwise growing is tried without sleeping).
     pub(crate) fn alloc(&self, order: u32, may_sleep: bool) -> Result<Pages> {
         let page = core_arena::alloc(self, order, BLOCK_ORDER, may_sleep).map_err(to_errno)?;
-        Ok(Pages::Order { page, order })
+        Ok(Pages(Block::Order { page, order }))
     }
 
     /// Allocates exactly `npages` pages, `1..=1024`.
     pub(crate) fn alloc_exact(&self, npages: usize, may_sleep: bool) -> Result<Pages> {
         let page =
             core_arena::alloc_exact(self, npages, SLOT_PAGES, may_sleep).map_err(to_errno)?;
-        Ok(Pages::Exact { page, npages })
+        Ok(Pages(Block::Exact { page, npages }))
     }
 
     fn pcp_of_this_cpu(&self) -> &SpinLock<PcpSlot> {
@@ -356,9 +395,9 @@ impl Arena {
     /// Frees a block allocated by this arena. A double free, a foreign page or a wrong size is
     /// refused with an error, counted, and reported once in dmesg; nothing is corrupted.
     pub(crate) fn free(&self, pages: Pages) -> core::result::Result<(), FreeError> {
-        let r = match pages {
-            Pages::Order { page, order } => core_arena::free(self, page, order, BLOCK_ORDER),
-            Pages::Exact { page, npages } => self
+        let r = match pages.0 {
+            Block::Order { page, order } => core_arena::free(self, page, order, BLOCK_ORDER),
+            Block::Exact { page, npages } => self
                 .inner
                 .lock()
                 .buddy
@@ -366,7 +405,7 @@ impl Arena {
                 .map(|()| inc(&self.stats.frees)),
         };
         if let Err(e) = r {
-            self.report(pages, e);
+            self.report(&pages, e);
         }
         r
     }
@@ -388,7 +427,7 @@ impl Arena {
         (allocs, frees, hits)
     }
 
-    fn report(&self, pages: Pages, e: FreeError) {
+    fn report(&self, pages: &Pages, e: FreeError) {
         let (counter, kind) = match e {
             FreeError::DoubleFree => (&self.stats.bad_free_double, 0),
             FreeError::NotOwned => (&self.stats.bad_free_foreign, 1),

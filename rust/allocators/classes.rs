@@ -6,7 +6,7 @@
 use crate::arena::{Arena, Pages};
 use crate::rkcore::sizeclass::{self, Route, CLASS_NAMES, CLASS_SIZES};
 use crate::rkcore::slabinfo;
-use crate::slab::Cache;
+use crate::slab::{Cache, Obj};
 use core::fmt;
 use kernel::{
     prelude::*,
@@ -84,17 +84,54 @@ pub(crate) fn create_classes(classes: &Classes, arena: &'static Arena, debug: bo
     Ok(())
 }
 
-/// What rkmalloc handed out.
+/// What rkmalloc handed out: the allocator and its handle, freed with [`RkAlloc::free`].
+#[must_use]
 pub(crate) enum RkAlloc {
     /// An object of a user cache (the handle keeps the cache alive).
-    Object(Arc<Cache>, usize),
+    Object(Arc<Cache>, Obj),
     /// An object of a size-class cache (they live as long as the module's shared state, which
     /// outlives every allocation: no reference count to touch on the fast path).
-    Class(&'static Cache, usize),
+    Class(&'static Cache, Obj),
     /// Whole pages of the arena.
     Pages(Pages),
     /// vmalloc memory, for sizes beyond the largest buddy block.
     Vmalloc(VVec<u8>),
+}
+
+impl RkAlloc {
+    /// Usable bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            RkAlloc::Pages(p) => p.bytes(),
+            RkAlloc::Object(c, _) => c.object_size(),
+            RkAlloc::Class(c, _) => c.object_size(),
+            RkAlloc::Vmalloc(v) => v.len(),
+        }
+    }
+
+    /// Kernel virtual address of the first byte.
+    pub(crate) fn addr(&mut self, arena: &Arena) -> usize {
+        match self {
+            RkAlloc::Pages(p) => arena.addr_of(p.first()),
+            RkAlloc::Object(_, obj) | RkAlloc::Class(_, obj) => obj.addr(),
+            RkAlloc::Vmalloc(v) => v.as_mut_ptr() as usize,
+        }
+    }
+
+    /// Gives the allocation back to its allocator; `false` if the allocator refused it
+    /// (counted and reported there).
+    pub(crate) fn free(self, arena: &Arena) -> bool {
+        match self {
+            RkAlloc::Object(c, obj) => c.free(obj).is_ok(),
+            RkAlloc::Class(c, obj) => c.free(obj).is_ok(),
+            RkAlloc::Pages(p) => arena.free(p).is_ok(),
+            // The vector frees itself.
+            RkAlloc::Vmalloc(v) => {
+                drop(v);
+                true
+            }
+        }
+    }
 }
 
 /// rkmalloc: a size class for small sizes, exact pages up to 4 MiB, vmalloc beyond (like

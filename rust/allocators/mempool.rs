@@ -15,7 +15,7 @@
 use crate::arena::{Arena, Pages};
 use crate::rkcore::mempool::{PoolRow, Reserve};
 use crate::rkcore::sizeclass::{self, Route};
-use crate::slab::Cache;
+use crate::slab::{Cache, Obj};
 use core::fmt;
 use kernel::{
     new_condvar, new_spinlock,
@@ -57,6 +57,23 @@ impl Source {
             Source::Order(o) => crate::arena::PAGE_SIZE << o,
             Source::Exact(n) => n * crate::arena::PAGE_SIZE,
         }
+    }
+}
+
+/// An element of a [`Mempool`]: owned, neither `Copy` nor `Clone`, given back by moving it into
+/// [`Mempool::free`] of the pool it names. Safe code gets one only from [`Mempool::alloc`];
+/// dropping one leaks the element (hence `must_use`).
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub(crate) struct Elem {
+    addr: core::num::NonZeroUsize,
+    pool: u32,
+}
+
+impl Elem {
+    /// The element's kernel virtual address.
+    pub(crate) fn addr(&self) -> usize {
+        self.addr.get()
     }
 }
 
@@ -152,50 +169,66 @@ impl Mempool {
         self.source.bytes()
     }
 
+    /// An element from the source; the pool keeps it by address (the reserve, and the
+    /// [`Elem`] it hands out) until [`Mempool::src_free`] makes the source's handle again.
     fn src_alloc(&self, may_sleep: bool) -> Result<usize> {
         if self.failing.load(Relaxed) {
             return Err(ENOMEM);
         }
         match &self.source {
-            Source::Cache(c) => c.alloc(may_sleep),
+            Source::Cache(c) => Ok(c.alloc(may_sleep)?.into_raw()),
             Source::Order(o) => {
                 let p = self.arena.alloc(*o, may_sleep)?;
-                Ok(self.arena.addr_of(p.first()))
+                Ok(self.arena.addr_of(p.into_first()))
             }
             Source::Exact(n) => {
                 let p = self.arena.alloc_exact(*n, may_sleep)?;
-                Ok(self.arena.addr_of(p.first()))
+                Ok(self.arena.addr_of(p.into_first()))
             }
         }
     }
 
+    /// Gives the element at `e`, which [`Mempool::src_alloc`] took from the source, back to it
+    /// (once: the reserve and the handles hold each element once).
     fn src_free(&self, e: usize) {
         // Refusals are counted and reported by the allocators.
         match &self.source {
             Source::Cache(c) => {
-                let _ = c.free(e);
+                // SAFETY: `e` came from `c.alloc` in `src_alloc` and the pool holds it once.
+                if let Some(obj) = unsafe { Obj::from_raw(e, c) } {
+                    let _ = c.free(obj);
+                }
             }
             Source::Order(order) => {
                 if let Some(page) = self.arena.page_of(e) {
-                    let _ = self.arena.free(Pages::Order {
-                        page,
-                        order: *order,
-                    });
+                    // SAFETY: as above, from `arena.alloc` with this order.
+                    let _ = self
+                        .arena
+                        .free(unsafe { Pages::from_raw_order(page, *order) });
                 }
             }
             Source::Exact(npages) => {
                 if let Some(page) = self.arena.page_of(e) {
-                    let _ = self.arena.free(Pages::Exact {
-                        page,
-                        npages: *npages,
-                    });
+                    // SAFETY: as above, from `arena.alloc_exact` with this count.
+                    let _ = self
+                        .arena
+                        .free(unsafe { Pages::from_raw_exact(page, *npages) });
                 }
             }
         }
     }
 
     /// Allocates an element (see the module documentation).
-    pub(crate) fn alloc(&self, may_sleep: bool) -> Result<usize> {
+    pub(crate) fn alloc(&self, may_sleep: bool) -> Result<Elem> {
+        let e = self.alloc_addr(may_sleep)?;
+        let addr = core::num::NonZeroUsize::new(e).ok_or(EINVAL)?;
+        Ok(Elem {
+            addr,
+            pool: self.id,
+        })
+    }
+
+    fn alloc_addr(&self, may_sleep: bool) -> Result<usize> {
         loop {
             if let Ok(e) = self.src_alloc(false) {
                 self.reserve.lock().note_source_alloc();
@@ -229,8 +262,16 @@ impl Mempool {
     }
 
     /// Frees an element: into the reserve while it is below its minimum (waking a waiter),
-    /// else back to the source.
-    pub(crate) fn free(&self, e: usize) {
+    /// else back to the source. An element of another pool is refused and handed back.
+    pub(crate) fn free(&self, e: Elem) -> core::result::Result<(), Elem> {
+        if e.pool != self.id {
+            return Err(e);
+        }
+        self.free_addr(e.addr.get());
+        Ok(())
+    }
+
+    fn free_addr(&self, e: usize) {
         let back = self.reserve.lock().offer(e);
         match back {
             None => self.freed.notify_one(),

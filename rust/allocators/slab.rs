@@ -59,6 +59,51 @@ fn inc(c: &Atomic<u64>) {
     c.add(1, Relaxed);
 }
 
+/// An object allocated from a [`Cache`]: owned, neither `Copy` nor `Clone`, and given back by
+/// moving it into [`Cache::free`]. Safe code gets one only from [`Cache::alloc`], so it cannot
+/// express a double free or a free of an address that no cache handed out. The handle names
+/// its cache, so a free to another cache is refused before the object could reach that cache's
+/// per-CPU array (and be handed out by it); [`Obj::from_raw`] is the `unsafe` way back from an
+/// address. Dropping a handle leaks the object (it does not know how to free itself), hence
+/// `must_use`.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub(crate) struct Obj {
+    addr: core::num::NonZeroUsize,
+    cache: u32,
+}
+
+impl Obj {
+    /// The object's kernel virtual address.
+    pub(crate) fn addr(&self) -> usize {
+        self.addr.get()
+    }
+
+    /// The address, the handle given up (for an owner that keeps objects by address from now
+    /// on, like a mempool's reserve, and returns them with [`Obj::from_raw`]).
+    pub(crate) fn into_raw(self) -> usize {
+        self.addr.get()
+    }
+
+    /// The handle of the object of `cache` at `addr` (`None` for 0).
+    ///
+    /// # Safety
+    ///
+    /// No other handle of this object may exist: the caller got it from `cache`'s
+    /// [`Cache::alloc`] and turned that handle into `addr` with [`Obj::into_raw`], once; or
+    /// `addr` is deliberately bad (never handed out, already freed, inside an object, another
+    /// cache's) to test that [`Cache::free`] refuses it from the page tags and the slab's
+    /// bitmap. A debug cache checks at once; a cache with per-CPU arrays checks when they drain,
+    /// so the caller must drain them ([`Cache::drain_cpu`]) before that cache allocates again,
+    /// or the bad address could be handed out.
+    pub(crate) unsafe fn from_raw(addr: usize, cache: &Cache) -> Option<Obj> {
+        core::num::NonZeroUsize::new(addr).map(|addr| Obj {
+            addr,
+            cache: cache.id,
+        })
+    }
+}
+
 /// Why a free was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CacheFreeError {
@@ -108,13 +153,7 @@ impl SlabMemory for SlabMem<'_> {
 
     fn set_owner(&mut self, slab: u64, owner: u32) -> Option<usize> {
         let page = self.arena.page_of(slab as usize)?;
-        self.arena.set_tag(
-            Pages::Order {
-                page,
-                order: self.layout.order(),
-            },
-            owner,
-        );
+        self.arena.set_tag_range(page, self.layout.pages(), owner);
         Some(page)
     }
 
@@ -239,20 +278,28 @@ impl Cache {
         self.layout.object_size()
     }
 
-    /// Allocates an object; returns its kernel virtual address.
+    /// Allocates an object.
     ///
     /// In debug mode the caller's source location (`#[track_caller]`) is recorded in the
     /// object's metadata as its allocation call site.
     #[track_caller]
     #[inline]
-    pub(crate) fn alloc(&self, may_sleep: bool) -> Result<usize> {
+    pub(crate) fn alloc(&self, may_sleep: bool) -> Result<Obj> {
         // The fast path: per-CPU caches on, no constructor to apply, an object on this CPU.
         if self.use_cpu && self.ctor.is_none() {
-            if let Some(obj) = self.cpu.pop() {
-                return Ok(obj);
+            if let Some(addr) = self.cpu.pop().and_then(core::num::NonZeroUsize::new) {
+                return Ok(Obj {
+                    addr,
+                    cache: self.id,
+                });
             }
         }
-        self.alloc_slow(may_sleep, core::panic::Location::caller())
+        let addr = self.alloc_slow(may_sleep, core::panic::Location::caller())?;
+        let addr = core::num::NonZeroUsize::new(addr).ok_or(EINVAL)?;
+        Ok(Obj {
+            addr,
+            cache: self.id,
+        })
     }
 
     /// Everything [`Cache::alloc`] does beyond popping this CPU's array.
@@ -343,15 +390,22 @@ impl Cache {
             let _ = self.arena.free(pages);
             return Err(EINVAL);
         }
+        // From here on the cache keeps the slab by address (`release_slab` makes the handle
+        // again).
+        let _ = pages.into_first();
         self.inner.lock().add(&mut mem, slab);
         inc(&self.stats.slabs_new);
         Ok(())
     }
 
-    /// Frees the object at `obj`. In debug mode every check runs; otherwise the object goes to
-    /// the per-CPU cache and is checked when it is drained to its slab.
+    /// Frees `obj`. In debug mode every check runs; otherwise the object goes to the per-CPU
+    /// cache and is checked when it is drained to its slab.
     #[inline]
-    pub(crate) fn free(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
+    pub(crate) fn free(&self, obj: Obj) -> core::result::Result<(), CacheFreeError> {
+        if obj.cache != self.id {
+            return Err(self.bad_free(FreeError::NotAnObject));
+        }
+        let obj = obj.into_raw();
         if !self.use_cpu {
             return self.return_to_slab(obj);
         }
@@ -419,10 +473,11 @@ impl Cache {
     /// Gives the slab at `page`, which [`SlabSet`] took off the lists (and untagged), back to
     /// the arena, with `inner` dropped.
     fn release_slab(&self, page: usize) {
-        let _ = self.arena.free(Pages::Order {
-            page,
-            order: self.layout.order(),
-        });
+        // SAFETY: `page` is the first page of a slab of this cache, taken from the arena by
+        // `new_slab` with this order, whose handle became the slab's address there; the
+        // `SlabSet` took it off its lists and hands each slab back once.
+        let pages = unsafe { Pages::from_raw_order(page, self.layout.order()) };
+        let _ = self.arena.free(pages);
         inc(&self.stats.slabs_released);
     }
 

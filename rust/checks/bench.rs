@@ -19,7 +19,7 @@
 use crate::arena::{Arena, Pages, PAGE_SIZE};
 use crate::classes::{self, RkAlloc};
 use crate::mempool::{Mempool, Source};
-use crate::slab::Cache;
+use crate::slab::{Cache, Obj};
 use crate::uapi::{self, RkmemBench};
 use core::ptr::NonNull;
 use kernel::ffi::c_void;
@@ -247,16 +247,7 @@ fn slub_layout(size: u32, align: u32) -> Result<(u32, u32)> {
 
 /// Frees what [`classes::rkmalloc`] returned.
 fn rkfree(arena: &Arena, a: RkAlloc) -> Result {
-    let ok = match a {
-        RkAlloc::Object(c, obj) => c.free(obj).is_ok(),
-        RkAlloc::Class(c, obj) => c.free(obj).is_ok(),
-        RkAlloc::Pages(p) => arena.free(p).is_ok(),
-        RkAlloc::Vmalloc(v) => {
-            drop(v);
-            true
-        }
-    };
-    if ok {
+    if a.free(arena) {
         Ok(())
     } else {
         Err(EIO)
@@ -274,7 +265,7 @@ fn cache_pairs(c: &Cache, n: u32) -> Result<u64> {
 }
 
 /// Times `rounds` batches of `buf.capacity()` allocations then frees of an rkmem cache.
-fn cache_batch(c: &Cache, buf: &mut KVec<usize>, rounds: u32) -> Result<u64> {
+fn cache_batch(c: &Cache, buf: &mut KVec<Obj>, rounds: u32) -> Result<u64> {
     let batch = buf.capacity();
     let t0 = now_ns();
     for _ in 0..rounds {
@@ -305,7 +296,7 @@ fn cache_batch(c: &Cache, buf: &mut KVec<usize>, rounds: u32) -> Result<u64> {
 
 /// Bytes of the slabs that hold one batch of an rkmem cache (counted as for SLUB: the slabs
 /// holding the live objects).
-fn cache_held(c: &Cache, buf: &mut KVec<usize>) -> Result<u64> {
+fn cache_held(c: &Cache, buf: &mut KVec<Obj>) -> Result<u64> {
     let slab_bytes = c.layout.pages() * PAGE_SIZE;
     let mut r = Ok(());
     for _ in 0..buf.capacity() {
@@ -318,7 +309,7 @@ fn cache_held(c: &Cache, buf: &mut KVec<usize>) -> Result<u64> {
         }
     }
     // Slabs are naturally aligned blocks of the buddy allocator: count the distinct bases.
-    let base = |o: &usize| o & !(slab_bytes - 1);
+    let base = |o: &Obj| o.addr() & !(slab_bytes - 1);
     let slabs = buf
         .iter()
         .enumerate()
@@ -558,7 +549,7 @@ pub(crate) fn run(user: UserSlice, kept: &Mutex<Option<Kept>>) -> Result {
                 let t0 = now_ns();
                 for _ in 0..k {
                     let e = p.alloc(true)?;
-                    p.free(e);
+                    p.free(e).map_err(|_| EIO)?;
                 }
                 Ok(now_ns() - t0)
             };

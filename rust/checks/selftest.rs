@@ -7,7 +7,7 @@
 
 use crate::arena::{Arena, Pages};
 use crate::rkcore::buddy::FreeError;
-use crate::slab::{Cache, CacheFreeError};
+use crate::slab::{Cache, CacheFreeError, Obj};
 use kernel::prelude::*;
 use kernel::sync::{atomic::Relaxed, Arc};
 
@@ -34,14 +34,21 @@ pub(crate) fn run(arena: &Arena) -> Result<Outcome> {
     let mut o = Outcome::default();
     let st = &arena.stats;
 
+    // Every bad handle below is forged on purpose with `Pages::from_raw_*` (its second case):
+    // the arena refuses it from the owner marks or the buddy system's metadata without
+    // touching the pages, and the real handle stays the only one that frees them.
+
     // Double free through the per-CPU path (order 0) and through the buddy path (order 5).
     for order in [0, 5] {
         let p = arena.alloc(order, true)?;
+        let page = p.first();
         let before = st.bad_free_double.load(Relaxed);
         o.check("free of a live block", arena.free(p).is_ok());
+        // SAFETY: the block was freed just above: a deliberately bad handle.
+        let again = unsafe { Pages::from_raw_order(page, order) };
         o.check(
             "double free refused",
-            arena.free(p) == Err(FreeError::DoubleFree),
+            arena.free(again) == Err(FreeError::DoubleFree),
         );
         o.check(
             "double free counted",
@@ -51,46 +58,54 @@ pub(crate) fn run(arena: &Arena) -> Result<Outcome> {
 
     // Wrong order: refused, the block stays live and is then freed with its own order.
     let p = arena.alloc(2, true)?;
-    let Pages::Order { page, .. } = p else {
-        return Err(EINVAL);
+    let page = p.first();
+    // SAFETY: deliberately bad handles of a live block (another order, an inner page).
+    let (wrong, inner) = unsafe {
+        (
+            Pages::from_raw_order(page, 1),
+            Pages::from_raw_order(page + 1, 0),
+        )
     };
     o.check(
         "wrong order refused",
-        arena.free(Pages::Order { page, order: 1 }) == Err(FreeError::WrongOrder { allocated: 2 }),
+        arena.free(wrong) == Err(FreeError::WrongOrder { allocated: 2 }),
     );
     o.check(
         "inner page of a live block refused",
-        arena
-            .free(Pages::Order {
-                page: page + 1,
-                order: 0,
-            })
-            .is_err(),
+        arena.free(inner).is_err(),
     );
     o.check("block intact after refused frees", arena.free(p).is_ok());
 
     // Foreign pages: past the arena, or in a slot that holds no memory.
+    // SAFETY: a deliberately bad handle: no such page.
+    let foreign = unsafe { Pages::from_raw_order(usize::MAX / 2, 0) };
     o.check(
         "foreign page refused",
-        arena.free(Pages::Order {
-            page: usize::MAX / 2,
-            order: 0,
-        }) == Err(FreeError::NotOwned),
+        arena.free(foreign) == Err(FreeError::NotOwned),
     );
 
     // Exact allocations: wrong count refused, then freed with the right one.
     let p = arena.alloc_exact(3, true)?;
     let page = p.first();
+    // SAFETY: deliberately bad handles of a live exact allocation.
+    let (count, block) = unsafe {
+        (
+            Pages::from_raw_exact(page, 4),
+            Pages::from_raw_order(page, 0),
+        )
+    };
     o.check(
         "exact free with the wrong count refused",
-        arena.free(Pages::Exact { page, npages: 4 }).is_err(),
+        arena.free(count).is_err(),
     );
     o.check(
         "exact allocation freed as a block refused",
-        arena.free(Pages::Order { page, order: 0 }).is_err(),
+        arena.free(block).is_err(),
     );
     o.check("exact allocation intact", arena.free(p).is_ok());
-    o.check("exact double free refused", arena.free(p).is_err());
+    // SAFETY: freed just above: a deliberately bad handle.
+    let again = unsafe { Pages::from_raw_exact(page, 3) };
+    o.check("exact double free refused", arena.free(again).is_err());
     Ok(o)
 }
 
@@ -114,13 +129,17 @@ pub(crate) fn run_slab(arena: &'static Arena, debug: bool, o: &mut Outcome) -> R
     let a = c.alloc(true)?;
     let b = c.alloc(true)?;
     o.check("objects are distinct", a != b);
-    o.check("objects do not overlap", a.abs_diff(b) >= 117);
+    o.check("objects do not overlap", a.addr().abs_diff(b.addr()) >= 117);
+    let (a_addr, b_addr) = (a.addr(), b.addr());
 
     // A pointer into the middle of an object, and one outside the arena: refused at once in
     // debug mode; without it, when the per-CPU cache drains (the fast path does not look).
     let bad = st.bad_frees.load(Relaxed);
-    let inner = c.free(a + 1);
-    let foreign = c.free(0x1000);
+    // SAFETY: deliberately bad handles, freed to this cache and drained before it allocates
+    // again (`Obj::from_raw`'s second case): the drain refuses them from the tags and bitmap.
+    let (inner, foreign) = unsafe { (Obj::from_raw(a_addr + 1, &c), Obj::from_raw(0x1000, &c)) };
+    let inner = inner.map_or(Ok(()), |h| c.free(h));
+    let foreign = foreign.map_or(Ok(()), |h| c.free(h));
     c.drain_cpu();
     if debug {
         o.check(
@@ -138,7 +157,9 @@ pub(crate) fn run_slab(arena: &'static Arena, debug: bool, o: &mut Outcome) -> R
     o.check("free of a live object", c.free(a).is_ok());
     c.drain_cpu();
     let bad = st.bad_frees.load(Relaxed);
-    let twice = c.free(a);
+    // SAFETY: `a` was freed above: a deliberately bad handle, drained before the next
+    // allocation.
+    let twice = unsafe { Obj::from_raw(a_addr, &c) }.map_or(Ok(()), |h| c.free(h));
     c.drain_cpu();
     o.check(
         "double free refused",
@@ -146,7 +167,7 @@ pub(crate) fn run_slab(arena: &'static Arena, debug: bool, o: &mut Outcome) -> R
     );
 
     if debug {
-        let slot = b - c.layout.object_in_slot();
+        let slot = b_addr - c.layout.object_in_slot();
         // SAFETY: `b` is a live object of this debug cache, held by this function: its slot
         // (red zones and metadata included, `stride` bytes) is not touched by anyone else.
         let bytes = unsafe { core::slice::from_raw_parts(slot as *const u8, c.layout.stride()) };
@@ -160,7 +181,7 @@ pub(crate) fn run_slab(arena: &'static Arena, debug: bool, o: &mut Outcome) -> R
         let corrupt = st.corruptions.load(Relaxed);
         // SAFETY: in debug mode every object is followed by a red zone of at least 16 bytes in
         // its own slot: the byte after the object belongs to this cache and is not in use.
-        unsafe { core::ptr::write_volatile((b + 117) as *mut u8, 0x42) };
+        unsafe { core::ptr::write_volatile((b_addr + 117) as *mut u8, 0x42) };
         o.check("free after an overrun", c.free(b).is_ok());
         o.check(
             "overrun detected",
@@ -171,24 +192,28 @@ pub(crate) fn run_slab(arena: &'static Arena, debug: bool, o: &mut Outcome) -> R
         let corrupt = st.corruptions.load(Relaxed);
         // SAFETY: `b` was freed just above; its slot stays in the slab (the cache is alive),
         // and nothing else uses it until the next allocation, below.
-        unsafe { core::ptr::write_volatile(b as *mut u8, 0x42) };
+        unsafe { core::ptr::write_volatile(b_addr as *mut u8, 0x42) };
         // First-fit hands out lower free objects first: allocate until `b` comes back.
         let mut got = KVec::with_capacity(c.layout.objects() as usize, GFP_KERNEL)?;
         for _ in 0..c.layout.objects() {
             let x = c.alloc(true)?;
+            let again = x.addr() == b_addr;
             got.push(x, GFP_KERNEL)?;
-            if x == b {
+            if again {
                 break;
             }
         }
-        o.check("freed object handed out again", got.last() == Some(&b));
+        o.check(
+            "freed object handed out again",
+            got.last().is_some_and(|x| x.addr() == b_addr),
+        );
         o.check(
             "write after free detected",
             st.corruptions.load(Relaxed) == corrupt + 1,
         );
         o.check(
             "repaired objects freed",
-            got.iter().all(|x| c.free(*x).is_ok()),
+            got.into_iter().all(|x| c.free(x).is_ok()),
         );
     } else {
         o.check("free of the second object", c.free(b).is_ok());
@@ -212,13 +237,24 @@ fn two_temporary_caches(arena: &'static Arena, debug: bool, o: &mut Outcome) -> 
     let (c1, c2) = (new()?, new()?);
     o.check("temporary caches have distinct ids", c1.id != c2.id);
     let x = c1.alloc(true)?;
+    let x_addr = x.addr();
     let bad = c2.stats.bad_frees.load(Relaxed);
-    // Refused at once in debug mode; otherwise when c2's per-CPU array drains into its slabs.
-    let wrong = c2.free(x);
+    // The handle names c1: refused at once, before c2's per-CPU array could take it.
+    // SAFETY: a second handle of `x`, naming c1, given to c2, which refuses it without
+    // touching the object: `x` stays c1's alone.
+    let named = unsafe { Obj::from_raw(x_addr, &c1) }.map_or(Ok(()), |h| c2.free(h));
+    o.check(
+        "a handle of another cache is refused at once",
+        named == Err(CacheFreeError::NotAnObject) && c2.stats.bad_frees.load(Relaxed) == bad + 1,
+    );
+    // A handle forged for c2: the page tags (id + 1) refuse it, at once in debug mode,
+    // otherwise when c2's per-CPU array drains into its slabs.
+    // SAFETY: deliberately bad for c2 (`Obj::from_raw`'s second case), drained at once.
+    let wrong = unsafe { Obj::from_raw(x_addr, &c2) }.map_or(Ok(()), |h| c2.free(h));
     c2.drain_cpu();
     o.check(
         "an object of another temporary cache is refused",
-        wrong == Err(CacheFreeError::NotAnObject) || c2.stats.bad_frees.load(Relaxed) == bad + 1,
+        wrong == Err(CacheFreeError::NotAnObject) || c2.stats.bad_frees.load(Relaxed) == bad + 2,
     );
     o.check("c2 holds nothing", c2.objects_in_use() == 0);
     o.check("the object is still c1's", c1.free(x).is_ok());
@@ -348,17 +384,17 @@ pub(crate) fn run_mempool(arena: &'static Arena, o: &mut Outcome) -> Result {
         o.check("four reserve elements", got.len() == 4);
         o.check("empty reserve fails at once", p.alloc(false) == Err(ENOMEM));
         if let Some(e) = got.pop() {
-            p.free(e);
+            o.check("an element freed to its pool", p.free(e).is_ok());
         }
         o.check(
             "a free refills the reserve",
             p.alloc(false).is_ok_and(|e| {
-                p.free(e);
+                let _ = p.free(e);
                 true
             }),
         );
         for e in got.drain_all() {
-            p.free(e);
+            let _ = p.free(e);
         }
         o.check("no element out", p.out() == 0);
     }

@@ -12,6 +12,7 @@
 
 use crate::arena::SLOT_PAGES;
 use crate::classes::{self, RkAlloc};
+use crate::mempool::Elem;
 use crate::rkcore::buddy::BlockKind;
 use crate::stats::{inc, STATS};
 use crate::uapi::{self, RkmemArenaMap, RkmemBlock, RkmemHandle, RkmemIo, RkmemPagesAlloc};
@@ -35,33 +36,38 @@ use kernel::{
 /// Module version reported by `RKMEM_IOC_VERSION`.
 const VERSION: (u16, u16, u16) = (0, 4, 0);
 
-/// An allocation held by an open file. Dropping it gives the memory back.
-enum Allocation {
+/// What an open file holds: the allocator and its owned handle.
+enum Held {
     /// From an allocator: pages, an object, rkmalloc.
     Alloc(RkAlloc),
     /// An element of one of the file's mempools.
-    PoolElem(kernel::sync::Arc<crate::mempool::Mempool>, usize),
+    PoolElem(kernel::sync::Arc<crate::mempool::Mempool>, Elem),
 }
 
+/// An allocation held by an open file. Dropping it gives the memory back (the handle moves
+/// out of the `Option` into its allocator's free, once).
+struct Allocation(Option<Held>);
+
 impl Allocation {
+    fn new(h: Held) -> Allocation {
+        Allocation(Some(h))
+    }
+
     /// Usable bytes.
     fn bytes(&self) -> usize {
-        match self {
-            Allocation::Alloc(RkAlloc::Pages(p)) => p.bytes(),
-            Allocation::Alloc(RkAlloc::Object(c, _)) => c.object_size(),
-            Allocation::Alloc(RkAlloc::Class(c, _)) => c.object_size(),
-            Allocation::Alloc(RkAlloc::Vmalloc(v)) => v.len(),
-            Allocation::PoolElem(p, _) => p.element_bytes(),
+        match &self.0 {
+            Some(Held::Alloc(a)) => a.bytes(),
+            Some(Held::PoolElem(p, _)) => p.element_bytes(),
+            None => 0,
         }
     }
 
     /// Kernel virtual address of the first byte.
     fn addr(&mut self, arena: &crate::arena::Arena) -> usize {
-        match self {
-            Allocation::Alloc(RkAlloc::Pages(p)) => arena.addr_of(p.first()),
-            Allocation::Alloc(RkAlloc::Object(_, obj) | RkAlloc::Class(_, obj)) => *obj,
-            Allocation::Alloc(RkAlloc::Vmalloc(v)) => v.as_mut_ptr() as usize,
-            Allocation::PoolElem(_, e) => *e,
+        match &mut self.0 {
+            Some(Held::Alloc(a)) => a.addr(arena),
+            Some(Held::PoolElem(_, e)) => e.addr(),
+            None => 0,
         }
     }
 }
@@ -69,21 +75,17 @@ impl Allocation {
 impl Drop for Allocation {
     fn drop(&mut self) {
         // Refused frees are counted and reported by the allocators; nothing else to do here.
-        match self {
-            Allocation::Alloc(RkAlloc::Pages(p)) => {
+        match self.0.take() {
+            Some(Held::Alloc(a)) => {
                 if let Some(shared) = crate::shared() {
-                    let _ = shared.arena.free(*p);
+                    let _ = a.free(&shared.arena);
                 }
             }
-            Allocation::Alloc(RkAlloc::Object(c, obj)) => {
-                let _ = c.free(*obj);
+            Some(Held::PoolElem(p, e)) => {
+                // The element is this pool's: it came from `p.alloc` below.
+                let _ = p.free(e);
             }
-            Allocation::Alloc(RkAlloc::Class(c, obj)) => {
-                let _ = c.free(*obj);
-            }
-            // The vector frees itself.
-            Allocation::Alloc(RkAlloc::Vmalloc(_)) => {}
-            Allocation::PoolElem(p, e) => p.free(*e),
+            None => {}
         }
     }
 }
@@ -300,9 +302,10 @@ impl RkmemFile {
             }
             arena.alloc(req.order, true)?
         };
-        let handle = self.insert(Allocation::Alloc(RkAlloc::Pages(pages)))?;
+        let bytes = pages.bytes() as u64;
+        let handle = self.insert(Allocation::new(Held::Alloc(RkAlloc::Pages(pages))))?;
         req.handle = handle;
-        req.bytes = pages.bytes() as u64;
+        req.bytes = bytes;
         if let Err(e) = w.write(&req) {
             // User space will never learn the handle: free the allocation again.
             drop(self.take(handle));
@@ -403,7 +406,7 @@ impl RkmemFile {
             let obj = c.alloc(true)?;
             RkAlloc::Object(c, obj)
         };
-        let a = Allocation::Alloc(a);
+        let a = Allocation::new(Held::Alloc(a));
         let bytes = a.bytes();
         let handle = self.insert(a)?;
         req.handle = handle;
@@ -471,7 +474,7 @@ impl RkmemFile {
         let pool = crate::mempool::find(&shared.pools, req.pool_id, self.id).ok_or(ENOENT)?;
         let e = pool.alloc(req.flags & uapi::RKMEM_POOL_MAY_SLEEP != 0)?;
         let bytes = pool.element_bytes();
-        let handle = self.insert(Allocation::PoolElem(pool, e))?;
+        let handle = self.insert(Allocation::new(Held::PoolElem(pool, e)))?;
         req.handle = handle;
         req.bytes = bytes as u64;
         if let Err(e) = w.write(&req) {

@@ -14,7 +14,7 @@ pub const RKMEM_IOC_MAGIC: u32 = 0xB9;
 
 /// Version of this ABI. Bumped on every incompatible change; user space refuses a module whose
 /// `abi_version` differs from the one it was built with.
-pub const RKMEM_ABI_VERSION: u32 = 1;
+pub const RKMEM_ABI_VERSION: u32 = 2;
 
 const IOC_NRBITS: u32 = 8;
 const IOC_TYPEBITS: u32 = 8;
@@ -388,6 +388,12 @@ pub struct RkmemSelftest {
     pub passed: u32,
     /// Checks that failed (each is also named in dmesg).
     pub failed: u32,
+    /// Bad frees this call made on purpose that the arena refused: what it added to the
+    /// `bad_free_*` counters of /proc/rkmem/stats (each refusal counts in exactly one). Calls
+    /// may run concurrently; every check judges its own call's results. Written also when the
+    /// call fails with `ENOMEM` (a check could not allocate): then the counts of what ran. A
+    /// call whose answer cannot be written runs nothing (`EFAULT`). (ABI 2.)
+    pub arena_bad_frees: u64,
 }
 
 /// Run the module's in-kernel checks of paths user space cannot reach through handles: double
@@ -495,7 +501,7 @@ const _: () = assert!(core::mem::size_of::<RkmemIo>() == 32);
 const _: () = assert!(core::mem::size_of::<RkmemBlock>() == 16);
 const _: () = assert!(core::mem::size_of::<RkmemArenaMap>() == 40);
 const _: () = assert!(core::mem::size_of::<RkmemTrim>() == 24);
-const _: () = assert!(core::mem::size_of::<RkmemSelftest>() == 8);
+const _: () = assert!(core::mem::size_of::<RkmemSelftest>() == 16);
 const _: () = assert!(core::mem::size_of::<RkmemCacheCreate>() == 64);
 const _: () = assert!(core::mem::size_of::<RkmemCacheId>() == 8);
 const _: () = assert!(core::mem::size_of::<RkmemObjAlloc>() == 32);

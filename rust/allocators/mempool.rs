@@ -92,6 +92,8 @@ pub(crate) struct Mempool {
     label_len: usize,
     fail_source: bool,
     failing: Atomic<bool>,
+    /// Elements given back to the source so far.
+    src_frees: Atomic<u64>,
     #[pin]
     reserve: SpinLock<Reserve<KVec<usize>>>,
     #[pin]
@@ -136,6 +138,7 @@ impl Mempool {
             label_len,
             fail_source,
             failing: Atomic::new(false),
+            src_frees: Atomic::new(0),
             reserve <- new_spinlock!(reserve, "rkmem_mempool"),
             freed <- new_condvar!("rkmem_mempool_freed"),
             arena,
@@ -191,6 +194,7 @@ impl Mempool {
     /// Gives the element at `e`, which [`Mempool::src_alloc`] took from the source, back to it
     /// (once: the reserve and the handles hold each element once).
     fn src_free(&self, e: usize) {
+        self.src_frees.add(1, Relaxed);
         // Refusals are counted and reported by the allocators.
         match &self.source {
             Source::Cache(c) => {
@@ -308,7 +312,17 @@ impl Mempool {
         self.reserve.lock().counts().out
     }
 
-    /// Writes this pool's row of /proc/rkmem/mempools.
+    /// Elements given back to the source so far.
+    pub(crate) fn source_frees(&self) -> u64 {
+        self.src_frees.load(Relaxed)
+    }
+
+    /// Gives every reserve element back to its source (pool lock, then allocator locks), as
+    /// destroying the pool does.
+    pub(crate) fn drain_reserve(&self) {
+        self.reserve.lock().drain(|e| self.src_free(e));
+    }
+
     /// This pool's row of `/proc/rkmem/mempools`.
     pub(crate) fn row(&self) -> PoolRow<'_> {
         let (min, reserve, counts) = {
@@ -328,8 +342,7 @@ impl Mempool {
 #[pinned_drop]
 impl PinnedDrop for Mempool {
     fn drop(self: Pin<&mut Self>) {
-        // Every reserve element goes back to its source (pool lock, then allocator locks).
-        self.reserve.lock().drain(|e| self.src_free(e));
+        self.drain_reserve();
     }
 }
 

@@ -21,7 +21,7 @@
 /* The ioctl "type" byte of rkmem. */
 #define RKMEM_IOC_MAGIC			0xB9
 /* Version of this ABI; user space refuses a module whose abi_version differs. */
-#define RKMEM_ABI_VERSION		1
+#define RKMEM_ABI_VERSION		2
 
 /* ---- version ---- */
 
@@ -216,6 +216,7 @@ struct rkmem_pool_id {
 struct rkmem_selftest {
 	__u32 passed;
 	__u32 failed;
+	__u64 arena_bad_frees;	/* refused bad frees of this call: its share of bad_free_* */
 };
 
 #define RKMEM_IOC_SELFTEST		_IOR(RKMEM_IOC_MAGIC, 0x20, struct rkmem_selftest)

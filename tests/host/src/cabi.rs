@@ -138,7 +138,7 @@ fn rust_structs() -> Vec<StructInfo> {
         RkmemPoolCreate { source, cache_id, size, order, min_nr, flags, id }
         RkmemPoolAlloc { pool_id, flags, handle, bytes }
         RkmemPoolId { pool_id, min_nr }
-        RkmemSelftest { passed, failed }
+        RkmemSelftest { passed, failed, arena_bad_frees }
         RkmemBench {
             kind, flags, size, align, order, iters, reps, cpu, rkmem_ps, host_ps, rkmem_min_ps,
             host_min_ps, rkmem_bytes, host_bytes, rkmem_objs, rkmem_pages, host_objs,

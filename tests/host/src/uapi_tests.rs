@@ -195,12 +195,12 @@ fn buddy_abi_constants() {
 
 #[test]
 fn selftest_ioctl_number_matches_ior() {
-    // _IOR(0xB9, 0x20, struct rkmem_selftest): 8 bytes.
+    // _IOR(0xB9, 0x20, struct rkmem_selftest): 16 bytes (ABI 2; 8 in ABI 1).
     assert_eq!(
         RKMEM_IOC_SELFTEST,
-        (2 << 30) | (8 << 16) | (0xB9 << 8) | 0x20
+        (2 << 30) | (16 << 16) | (0xB9 << 8) | 0x20
     );
-    assert_eq!(RKMEM_IOC_SELFTEST, 0x8008_b920);
+    assert_eq!(RKMEM_IOC_SELFTEST, 0x8010_b920);
 }
 
 #[test]
@@ -208,7 +208,8 @@ fn selftest_struct_has_no_holes() {
     use core::mem::{offset_of, size_of};
     assert_eq!(offset_of!(RkmemSelftest, passed), 0);
     assert_eq!(offset_of!(RkmemSelftest, failed), 4);
-    assert_eq!(size_of::<RkmemSelftest>(), 8);
+    assert_eq!(offset_of!(RkmemSelftest, arena_bad_frees), 8);
+    assert_eq!(size_of::<RkmemSelftest>(), 16);
 }
 
 // The slab caches' ioctls.

@@ -28,7 +28,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 /// Settings of a run.
@@ -312,9 +311,6 @@ struct Shared {
     hot_fd: AtomicI32,
     stop: AtomicBool,
     maybe_calls: AtomicU64,
-    /// SELFTEST alone (writer), every other step of any thread as a reader: its checks compare
-    /// arena-wide counts before and after.
-    quiet: RwLock<()>,
     /// What the SELFTEST calls added to the `bad_free_*` counters (they free badly on purpose).
     selftest_bad_frees: AtomicU64,
 }
@@ -1316,29 +1312,15 @@ impl Worker<'_> {
     fn selftest(&mut self) {
         let mut s = RkmemSelftest::default();
         let ptr = self.ptr(size_of::<RkmemSelftest>());
-        let shared = self.shared;
-        // Its checks compare arena-wide counts before and after: nothing else of this program
-        // may allocate or free meanwhile (every other step holds `quiet` for reading).
-        let guard = shared.quiet.write().unwrap_or_else(|e| e.into_inner());
-        // No user path reaches the bad-free counters: only these calls move them.
-        let b0 = bad_frees();
+        // Runs alongside everything else: its checks judge its own results, and its answer says
+        // what it added to the `bad_free_*` counters (a call with a bad pointer runs nothing).
         let got = self.send(true, RKMEM_IOC_SELFTEST, &mut s, ptr);
-        let b1 = bad_frees();
-        match (b0, b1) {
-            (Ok(b0), Ok(b1)) => {
-                shared
-                    .selftest_bad_frees
-                    .fetch_add(b1.wrapping_sub(b0), Ordering::Relaxed);
-            }
-            (Err(e), _) | (_, Err(e)) => self.r.fail(e),
-        }
-        drop(guard);
-        // It runs before it writes the answer: with a bad pointer it may also run out of memory.
+        // It may run out of memory part way (it answers with what ran).
         let want: &[Answer] = &[OK, libc::ENOMEM];
         let eff = match ptr {
             Ptr::Bad(_) => {
                 self.r.tally.add("SELFTEST", got);
-                if got != libc::EFAULT && got != libc::ENOMEM {
+                if got != libc::EFAULT {
                     self.r
                         .fail(format!("SELFTEST ptr {ptr:?}: got {}", errno_name(got)));
                 }
@@ -1346,11 +1328,23 @@ impl Worker<'_> {
             }
             _ => self.expect("SELFTEST", RKMEM_IOC_SELFTEST, ptr, want, got, ""),
         };
-        if eff && s.failed != 0 {
-            self.r.fail(format!(
-                "SELFTEST: {} in-kernel checks failed (see dmesg)",
-                s.failed
-            ));
+        if eff {
+            // Answered on success and on ENOMEM alike.
+            self.shared
+                .selftest_bad_frees
+                .fetch_add(s.arena_bad_frees, Ordering::Relaxed);
+        }
+        if eff && got == OK {
+            if s.failed != 0 {
+                self.r.fail(format!(
+                    "SELFTEST: {} in-kernel checks failed (see dmesg)",
+                    s.failed
+                ));
+            }
+            if s.arena_bad_frees == 0 {
+                self.r
+                    .fail("SELFTEST answered that it made no refused bad free".to_string());
+            }
         }
     }
 
@@ -1585,8 +1579,6 @@ impl Worker<'_> {
         if which == 16 && self.rng.below(8) == 0 {
             return self.selftest();
         }
-        let shared = self.shared;
-        let _quiet = shared.quiet.read().unwrap_or_else(|e| e.into_inner());
         match which {
             0 => self.version(),
             1 => self.pages_alloc(),
@@ -1670,15 +1662,11 @@ fn worker(idx: usize, opts: &Options, quota: u64, shared: &Shared) -> Report {
         nr_slots: procfs::stat("arena_max_mb").map_or(16, |mb| (mb / 4) as u32),
         r,
     };
-    {
-        let _quiet = shared.quiet.read().unwrap_or_else(|e| e.into_inner());
-        w.renew_other();
-    }
+    w.renew_other();
     let start_calls = w.r.calls;
     while w.r.calls - start_calls < quota {
         w.step();
     }
-    let _quiet = shared.quiet.read().unwrap_or_else(|e| e.into_inner());
     // Half the threads clean up by ioctl, the others leave it to the release of their files.
     if idx.is_multiple_of(2) {
         w.finish();
@@ -1686,7 +1674,7 @@ fn worker(idx: usize, opts: &Options, quota: u64, shared: &Shared) -> Report {
         w.check_other();
     }
     let r = std::mem::take(&mut w.r);
-    // Closing the files frees what they hold: also under `quiet`.
+    // Closing the files frees what they hold.
     drop(w);
     r
 }
@@ -1698,7 +1686,6 @@ fn churn(shared: &Shared, seed: u64) -> (u64, Vec<String>) {
     let mut opened = 0;
     let mut errors = Vec::new();
     while !shared.stop.load(Ordering::Acquire) {
-        let _quiet = shared.quiet.read().unwrap_or_else(|e| e.into_inner());
         let d = match Device::open() {
             Ok(d) => d,
             Err(e) => {
@@ -1952,7 +1939,6 @@ pub fn run(opts: &Options) -> Result<(), String> {
         hot_fd: AtomicI32::new(-1),
         stop: AtomicBool::new(false),
         maybe_calls: AtomicU64::new(0),
-        quiet: RwLock::new(()),
         selftest_bad_frees: AtomicU64::new(0),
     };
     let start = Instant::now();

@@ -7,7 +7,9 @@ use crate::dev::{self, Device, PagesReq, PAGE_SIZE};
 use crate::map;
 use crate::pattern;
 use crate::procfs;
-use crate::uapi::{self, RkmemArenaMap, RkmemBlock, RkmemIo, RkmemPagesAlloc, RkmemTrim};
+use crate::uapi::{
+    self, RkmemArenaMap, RkmemBlock, RkmemIo, RkmemPagesAlloc, RkmemSelftest, RkmemTrim,
+};
 use nix::errno::Errno;
 use std::process::ExitCode;
 
@@ -78,6 +80,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ),
     ("close_frees_everything", close_frees_everything),
     ("kernel_selftest_passes", kernel_selftest_passes),
+    ("kernel_selftest_concurrent", kernel_selftest_concurrent),
 ];
 
 /// Runs the tests whose name contains `filter` (all when `None`).
@@ -1080,6 +1083,60 @@ fn close_frees_everything() -> Result<(), String> {
     if end != start {
         return Err(format!(
             "after close + trim buddyinfo is {end:?}, before it was {start:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// SELFTEST calls running at the same time, from several threads and files: each passes (its
+/// checks judge its own results, not arena-wide counters), and the `bad_free_*` counters grow
+/// by exactly the sum of what the answers report.
+fn kernel_selftest_concurrent() -> Result<(), String> {
+    let counters = [
+        "bad_free_double",
+        "bad_free_foreign",
+        "bad_free_order",
+        "bad_free_other",
+    ];
+    let sum = || -> Result<u64, String> {
+        counters
+            .iter()
+            .map(|c| procfs::stat(c))
+            .sum::<Result<u64, String>>()
+    };
+    let before = sum()?;
+    let (threads, calls) = (4, 6);
+    let answers = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                sc.spawn(|| -> Result<Vec<RkmemSelftest>, String> {
+                    let d = open()?;
+                    (0..calls)
+                        .map(|_| d.selftest().map_err(|e| format!("RKMEM_IOC_SELFTEST: {e}")))
+                        .collect()
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a thread panicked".into())))
+            .collect::<Result<Vec<_>, String>>()
+    })?;
+    let answers: Vec<RkmemSelftest> = answers.into_iter().flatten().collect();
+    if let Some(a) = answers.iter().find(|a| a.failed != 0 || a.passed == 0) {
+        return Err(format!(
+            "a concurrent call: {} passed, {} failed (see dmesg)",
+            a.passed, a.failed
+        ));
+    }
+    let reported: u64 = answers.iter().map(|a| a.arena_bad_frees).sum();
+    if reported == 0 {
+        return Err("no call reported a refused bad free".into());
+    }
+    let grown = sum()? - before;
+    if grown != reported {
+        return Err(format!(
+            "bad_free_* grew by {grown}, the {} answers report {reported}",
+            answers.len()
         ));
     }
     Ok(())

@@ -25,8 +25,8 @@
 
 use crate::arena::{Arena, Pages, PAGE_SIZE};
 use crate::percpu::{nr_cpu_ids, ObjCache, CAP as CPU_CAP};
-use crate::rkcore::cache::{self as core_cache, FreeError, Repaired, SlabMemory, SlabSet};
-use crate::rkcore::depot::{cpu_tunables, Depot, DEPOT_FACTOR, MAX_BATCH};
+use crate::rkcore::cache::{self as core_cache, FreeError, Front, Repaired, SlabMemory, SlabSet};
+use crate::rkcore::depot::{cpu_tunables, Depot, DEPOT_FACTOR};
 use crate::rkcore::slab::{SlabLayout, SlabList};
 use crate::rkcore::slabinfo::SlabinfoRow;
 use crate::rkcore::slablist::Headers;
@@ -41,8 +41,6 @@ use kernel::{
 
 /// Longest cache name (bytes, without the terminating NUL).
 pub(crate) const NAME_MAX: usize = 31;
-/// The largest batch a per-CPU array moves at a time (see `rkcore::depot::cpu_tunables`).
-const CPU_BATCH: usize = MAX_BATCH;
 /// Problems reported in dmesg per cache before the reports are only counted.
 const MAX_REPORTS: u32 = 5;
 
@@ -346,23 +344,11 @@ impl Cache {
         }
     }
 
-    /// The slow path of a per-CPU allocation: takes a batch from the depot or else from the
-    /// slabs, keeps one object for the caller and puts the rest on this CPU's array (what does
-    /// not fit goes back to the slabs).
+    /// The slow path of a per-CPU allocation (`rkcore::cache::refill`: a batch from the
+    /// depot, else the slabs; one for the caller, the rest on this CPU's array).
     #[inline(never)]
     fn refill_cpu(&self) -> Option<usize> {
-        let mut buf = [0usize; CPU_BATCH];
-        let buf = buf.get_mut(..self.cpu_batch)?;
-        let mut n = self.depot.lock().take(buf);
-        if n == 0 {
-            n = self.take_from_slabs(buf);
-        }
-        let (&mut obj, rest) = buf.get_mut(..n)?.split_last_mut()?;
-        let kept = self.cpu.refill(rest);
-        if let Some(back) = rest.get(kept..) {
-            self.return_batch(back);
-        }
-        Some(obj)
+        core_cache::refill(self, self.cpu_batch)
     }
 
     /// The cache's memory, for its [`SlabSet`] (see [`SlabMem`]'s invariant).
@@ -415,21 +401,12 @@ impl Cache {
         self.free_slow(obj)
     }
 
-    /// The slow path of a per-CPU free: this CPU's array is full; a batch of its oldest
-    /// objects goes to the depot, or to the slabs if the depot is full, then `obj` goes on the
-    /// array (or to its slab).
+    /// The slow path of a per-CPU free (`rkcore::cache::overflow`: this CPU's array is full;
+    /// its oldest batch goes to the depot, or to the slabs if the depot is full, then `obj` on
+    /// the array).
     #[inline(never)]
     fn free_slow(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
-        let mut out = [0usize; CPU_BATCH];
-        let n = self.cpu.drain(&mut out[..self.cpu_batch]);
-        if !self.depot.lock().put(&out[..n]) {
-            self.return_batch(&out[..n]);
-        }
-        if self.cpu.push(obj) {
-            Ok(())
-        } else {
-            self.return_to_slab(obj)
-        }
+        core_cache::overflow(self, obj, self.cpu_batch)
     }
 
     /// Clears `obj`'s bit in its slab, moves the slab between lists and gives an empty slab
@@ -675,6 +652,45 @@ impl Cache {
         } else {
             row
         }
+    }
+}
+
+/// The per-CPU arrays, the depot and the slabs of a cache, for `rkcore::cache`'s refill and
+/// overflow policy; each call takes one lock (the local lock inside the glue, the depot's or
+/// `inner`) and drops it before returning.
+impl Front for Cache {
+    type Error = CacheFreeError;
+
+    fn depot_take(&self, out: &mut [usize]) -> usize {
+        self.depot.lock().take(out)
+    }
+
+    fn depot_put(&self, objs: &[usize]) -> bool {
+        self.depot.lock().put(objs)
+    }
+
+    fn slabs_take(&self, out: &mut [usize]) -> usize {
+        self.take_from_slabs(out)
+    }
+
+    fn slabs_free(&self, objs: &[usize]) {
+        self.return_batch(objs);
+    }
+
+    fn slab_free(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
+        self.return_to_slab(obj)
+    }
+
+    fn cpu_refill(&self, objs: &[usize]) -> usize {
+        self.cpu.refill(objs)
+    }
+
+    fn cpu_drain(&self, out: &mut [usize]) -> usize {
+        self.cpu.drain(out)
+    }
+
+    fn cpu_push(&self, obj: usize) -> bool {
+        self.cpu.push(obj)
     }
 }
 

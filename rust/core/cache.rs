@@ -15,6 +15,7 @@
 //! The memory is reached through [`SlabMemory`]: the module implements it over arena pages
 //! (under the cache lock), the tests over a byte buffer with made-up addresses.
 
+use super::depot::MAX_BATCH;
 use super::slab::{CacheLists, Corruption, InitError, SlabFreeError, SlabLayout, SlabList};
 use super::slablist::{Headers, SlabLists};
 
@@ -372,6 +373,68 @@ pub fn on_alloc(
         mem.bytes(slab, off, layout.object_size()).fill(b);
     }
     damage
+}
+
+/// What sits in front of a cache's slabs, as the module has it: this CPU's array of free
+/// objects, the depot of full batches, and the slabs, each behind its own lock, taken inside
+/// these calls (never two at once).
+pub trait Front {
+    /// Why a free to the slabs was refused.
+    type Error;
+    /// A whole batch from the depot into `out` (`out.len()` objects), or nothing: returns how
+    /// many.
+    fn depot_take(&self, out: &mut [usize]) -> usize;
+    /// Gives a batch to the depot; `false` (nothing taken) if it is full.
+    fn depot_put(&self, objs: &[usize]) -> bool;
+    /// Up to `out.len()` objects from the slabs (never adds a slab): returns how many.
+    fn slabs_take(&self, out: &mut [usize]) -> usize;
+    /// Frees a batch to the slabs (refusals are counted and reported by the implementation).
+    fn slabs_free(&self, objs: &[usize]);
+    /// Frees one object to its slab.
+    fn slab_free(&self, obj: usize) -> Result<(), Self::Error>;
+    /// Puts `objs` on this CPU's array; returns how many fit (the first ones).
+    fn cpu_refill(&self, objs: &[usize]) -> usize;
+    /// Takes up to `out.len()` of the oldest objects off this CPU's array: returns how many.
+    fn cpu_drain(&self, out: &mut [usize]) -> usize;
+    /// Pushes `obj` onto this CPU's array; `false` if it is full.
+    fn cpu_push(&self, obj: usize) -> bool;
+}
+
+/// The slow path of a per-CPU allocation (this CPU's array is empty): a batch of `batch`
+/// objects (at most [`MAX_BATCH`]) from the depot, else from the slabs; one is for the caller,
+/// the rest go on this CPU's array, and what does not fit goes back to the slabs. `None`: the
+/// depot and the slabs had nothing (the caller adds a slab and tries again).
+pub fn refill<F: Front>(f: &F, batch: usize) -> Option<usize> {
+    let mut buf = [0usize; MAX_BATCH];
+    let buf = buf.get_mut(..batch.clamp(1, MAX_BATCH))?;
+    let mut n = f.depot_take(buf);
+    if n == 0 {
+        n = f.slabs_take(buf);
+    }
+    let (&mut obj, rest) = buf.get_mut(..n)?.split_last_mut()?;
+    let kept = f.cpu_refill(rest);
+    if let Some(back) = rest.get(kept..) {
+        if !back.is_empty() {
+            f.slabs_free(back);
+        }
+    }
+    Some(obj)
+}
+
+/// The slow path of a per-CPU free (this CPU's array is full): the array's oldest `batch`
+/// objects go to the depot, or to the slabs if the depot is full; then `obj` goes on the
+/// array, or to its slab if there is still no room.
+pub fn overflow<F: Front>(f: &F, obj: usize, batch: usize) -> Result<(), F::Error> {
+    let mut out = [0usize; MAX_BATCH];
+    let n = f.cpu_drain(&mut out[..batch.clamp(1, MAX_BATCH)]);
+    if n > 0 && !f.depot_put(&out[..n]) {
+        f.slabs_free(&out[..n]);
+    }
+    if f.cpu_push(obj) {
+        Ok(())
+    } else {
+        f.slab_free(obj)
+    }
 }
 
 #[cfg(test)]
@@ -819,6 +882,197 @@ mod tests {
                 set.for_each_empty(&mut mem, |_| empties += 1);
                 prop_assert_eq!(empties, c.empty());
                 prop_assert_eq!(mem.bad_reads, 0);
+            }
+        }
+    }
+
+    /// A front over plain vectors: this CPU's array (capacity `cap`), a depot of at most
+    /// `depot_max` batches, and slabs as a pool of free objects; with a log of the calls.
+    struct TestFront {
+        cpu: core::cell::RefCell<Vec<usize>>,
+        cap: usize,
+        depot: core::cell::RefCell<Vec<Vec<usize>>>,
+        depot_max: usize,
+        slabs: core::cell::RefCell<Vec<usize>>,
+        log: core::cell::RefCell<Vec<&'static str>>,
+    }
+
+    impl TestFront {
+        fn new(cap: usize, depot_max: usize, slab_objs: usize) -> TestFront {
+            TestFront {
+                cpu: Default::default(),
+                cap,
+                depot: Default::default(),
+                depot_max,
+                slabs: core::cell::RefCell::new((1..=slab_objs).map(|i| i * 64).collect()),
+                log: Default::default(),
+            }
+        }
+        fn total(&self) -> usize {
+            self.cpu.borrow().len()
+                + self.depot.borrow().iter().map(Vec::len).sum::<usize>()
+                + self.slabs.borrow().len()
+        }
+    }
+
+    impl Front for TestFront {
+        type Error = ();
+        fn depot_take(&self, out: &mut [usize]) -> usize {
+            self.log.borrow_mut().push("depot_take");
+            match self.depot.borrow_mut().pop() {
+                Some(b) => {
+                    assert_eq!(b.len(), out.len(), "the depot moves whole batches");
+                    out.copy_from_slice(&b);
+                    b.len()
+                }
+                None => 0,
+            }
+        }
+        fn depot_put(&self, objs: &[usize]) -> bool {
+            self.log.borrow_mut().push("depot_put");
+            let mut d = self.depot.borrow_mut();
+            if d.len() == self.depot_max {
+                return false;
+            }
+            d.push(objs.to_vec());
+            true
+        }
+        fn slabs_take(&self, out: &mut [usize]) -> usize {
+            self.log.borrow_mut().push("slabs_take");
+            let mut s = self.slabs.borrow_mut();
+            let n = out.len().min(s.len());
+            for o in out.iter_mut().take(n) {
+                *o = s.pop().unwrap();
+            }
+            n
+        }
+        fn slabs_free(&self, objs: &[usize]) {
+            self.log.borrow_mut().push("slabs_free");
+            self.slabs.borrow_mut().extend_from_slice(objs);
+        }
+        fn slab_free(&self, obj: usize) -> Result<(), ()> {
+            self.log.borrow_mut().push("slab_free");
+            self.slabs.borrow_mut().push(obj);
+            Ok(())
+        }
+        fn cpu_refill(&self, objs: &[usize]) -> usize {
+            let mut c = self.cpu.borrow_mut();
+            let n = objs.len().min(self.cap - c.len());
+            c.extend_from_slice(&objs[..n]);
+            n
+        }
+        fn cpu_drain(&self, out: &mut [usize]) -> usize {
+            let mut c = self.cpu.borrow_mut();
+            let n = out.len().min(c.len());
+            for (o, x) in out.iter_mut().zip(c.drain(..n)) {
+                *o = x;
+            }
+            n
+        }
+        fn cpu_push(&self, obj: usize) -> bool {
+            let mut c = self.cpu.borrow_mut();
+            if c.len() == self.cap {
+                return false;
+            }
+            c.push(obj);
+            true
+        }
+    }
+
+    #[test]
+    fn refill_prefers_the_depot_then_the_slabs_and_keeps_one_for_the_caller() {
+        let f = TestFront::new(64, 4, 100);
+        f.depot.borrow_mut().push((1000..1008).collect());
+        assert_eq!(refill(&f, 8), Some(1007));
+        assert_eq!(*f.cpu.borrow(), (1000..1007).collect::<Vec<_>>());
+        assert_eq!(*f.log.borrow(), ["depot_take"], "the slabs untouched");
+        f.cpu.borrow_mut().clear();
+        f.log.borrow_mut().clear();
+        assert!(refill(&f, 8).is_some());
+        assert_eq!(*f.log.borrow(), ["depot_take", "slabs_take"]);
+        assert_eq!(f.cpu.borrow().len(), 7);
+    }
+
+    #[test]
+    fn refill_returns_what_the_array_cannot_hold_and_none_when_all_is_empty() {
+        let f = TestFront::new(3, 4, 100);
+        let before = f.total();
+        let got = refill(&f, 8).unwrap();
+        assert_eq!(f.cpu.borrow().len(), 3);
+        assert!(
+            f.log.borrow().contains(&"slabs_free"),
+            "4 objects back to the slabs"
+        );
+        assert_eq!(
+            f.total() + 1,
+            before,
+            "one object for the caller, none lost"
+        );
+        assert!(!f.cpu.borrow().contains(&got) && !f.slabs.borrow().contains(&got));
+        let empty = TestFront::new(8, 4, 0);
+        assert_eq!(refill(&empty, 8), None);
+    }
+
+    #[test]
+    fn overflow_moves_the_oldest_batch_to_the_depot_or_else_the_slabs() {
+        let f = TestFront::new(8, 1, 0);
+        f.cpu.borrow_mut().extend(1..=8);
+        overflow(&f, 99, 4).unwrap();
+        assert_eq!(
+            *f.depot.borrow(),
+            [vec![1, 2, 3, 4]],
+            "the oldest four, as a batch"
+        );
+        assert_eq!(*f.cpu.borrow(), [5, 6, 7, 8, 99]);
+        // The depot is full now: the next batch goes to the slabs.
+        f.cpu.borrow_mut().extend([10, 11, 12]);
+        overflow(&f, 100, 4).unwrap();
+        assert_eq!(*f.slabs.borrow(), [5, 6, 7, 8]);
+        assert_eq!(*f.cpu.borrow(), [99, 10, 11, 12, 100]);
+    }
+
+    #[test]
+    fn overflow_frees_to_the_slab_when_the_array_still_has_no_room() {
+        // An array of capacity 0 (a cache whose limit is 0): every free goes to its slab.
+        let f = TestFront::new(0, 1, 0);
+        overflow(&f, 7, 4).unwrap();
+        assert_eq!(*f.slabs.borrow(), [7]);
+        assert_eq!(f.log.borrow().last(), Some(&"slab_free"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Any sequence of per-CPU allocations and frees through the front loses and duplicates
+        /// nothing: every object is in exactly one place (caller, array, depot, slabs).
+        #[test]
+        fn the_front_conserves_objects(
+            (cap, batch) in (1usize..70).prop_flat_map(|cap| (Just(cap), 1..=cap.min(MAX_BATCH))),
+            depot_max in 0usize..4,
+            ops in prop::collection::vec(any::<bool>(), 1..400),
+        ) {
+            let f = TestFront::new(cap, depot_max, 150);
+            let mut held: Vec<usize> = Vec::new();
+            for alloc_op in ops {
+                if alloc_op {
+                    let got = f.cpu.borrow_mut().pop();
+                    let got = got.or_else(|| refill(&f, batch));
+                    if let Some(o) = got {
+                        held.push(o);
+                    }
+                } else if let Some(o) = held.pop() {
+                    if !f.cpu_push(o) {
+                        overflow(&f, o, batch).unwrap();
+                    }
+                }
+                let mut all: Vec<usize> = held.clone();
+                all.extend(f.cpu.borrow().iter());
+                all.extend(f.depot.borrow().iter().flatten());
+                all.extend(f.slabs.borrow().iter());
+                all.sort_unstable();
+                let want: Vec<usize> = (1..=150).map(|i| i * 64).collect();
+                prop_assert_eq!(all, want);
+                prop_assert!(f.cpu.borrow().len() <= cap);
             }
         }
     }

@@ -228,7 +228,7 @@ impl SharedOwner {
         let arena = arena::Arena::new(
             p.arena_initial_mb as usize / block,
             p.arena_max_mb as usize / block,
-            reclaim::on_pressure,
+            Some(reclaim::on_pressure),
         )?;
         let shared = KVBox::pin_init(
             try_pin_init!(Shared {

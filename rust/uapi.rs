@@ -388,17 +388,19 @@ pub struct RkmemSelftest {
     pub passed: u32,
     /// Checks that failed (each is also named in dmesg).
     pub failed: u32,
-    /// Bad frees this call made on purpose that the arena refused: what it added to the
-    /// `bad_free_*` counters of /proc/rkmem/stats (each refusal counts in exactly one). Calls
-    /// may run concurrently; every check judges its own call's results. Written also when the
-    /// call fails with `ENOMEM` (a check could not allocate): then the counts of what ran. A
-    /// call whose answer cannot be written runs nothing (`EFAULT`). (ABI 2.)
+    /// Bad frees of pages this call made on purpose and saw refused. They are made on a private
+    /// arena of one 4 MiB block (the module's code, its own memory), so the module's
+    /// `bad_free_*` counters in /proc/rkmem/stats do not move and no other user's block can be
+    /// hit. Calls may run concurrently; every check judges its own call's results. Written also
+    /// when the call fails with `ENOMEM` (a check could not allocate): then the counts of what
+    /// ran. A call whose answer cannot be written runs nothing (`EFAULT`). (ABI 2.)
     pub arena_bad_frees: u64,
 }
 
 /// Run the module's in-kernel checks of paths user space cannot reach through handles: double
-/// frees, frees of foreign pages, of the wrong order or count. Each must be refused, counted in
-/// /proc/rkmem/stats and leave the allocator intact.
+/// frees, frees of foreign pages, of the wrong order or count (on a private arena), of inner,
+/// foreign and other caches' objects (on temporary caches). Each must be refused, counted, and
+/// leave the allocator intact.
 pub const RKMEM_IOC_SELFTEST: u32 = ior::<RkmemSelftest>(0x20);
 
 /// [`RkmemBench::kind`]: a bitmap slab cache vs a SLUB cache (`SLAB_NO_MERGE`) of `size` and

@@ -61,6 +61,13 @@ const PCP_BATCH: usize = 32;
 /// One CPU's page cache and its counters (see `rkcore::arena::CpuPages`).
 type PcpSlot = CpuPages<PCP_CAP>;
 
+// SAFETY: `CpuPages` is integers and arrays of integers: all zeroes is a valid value of it (an
+// empty cache, zero counters, limits 0 until `set_limits`).
+unsafe impl<const CAP: usize> pin_init::Zeroable for CpuPages<CAP> {}
+
+// The limits `set_limits` is given in `Arena::new` are valid (`1 <= batch <= high <= CAP`).
+const _: () = assert!(1 <= PCP_BATCH && PCP_BATCH <= PCP_HIGH && PCP_HIGH <= PCP_CAP);
+
 /// The owner marks: an atomic byte per page.
 struct OwnerMarks(KVVec<Atomic<i8>>);
 
@@ -232,6 +239,9 @@ pub(crate) struct Arena {
     tag: KVVec<Atomic<u32>>,
     min_slots: usize,
     pcp_used: usize,
+    /// The module's arena (not a private one, the selftest's): [`PageEnv::pressure`] calls the
+    /// hook and refused frees are reported in dmesg (read-only after init).
+    shared: bool,
     pub(crate) stats: ArenaStats,
     reported: [Atomic<bool>; 4],
 }
@@ -250,11 +260,12 @@ static ON_PRESSURE: SetOnce<PressureHook> = SetOnce::new();
 impl Arena {
     /// An arena of at most `max_slots` 4 MiB blocks that keeps at least `min_slots` when trimmed.
     /// It holds no memory until [`Arena::populate`]. `on_pressure` is called, with no lock of
-    /// the arena held, after every allocation that reached the buddy allocator.
+    /// the arena held, after every allocation that reached the buddy allocator; `None`: a
+    /// private arena (the selftest's), whose fill level is nobody's concern.
     pub(crate) fn new(
         min_slots: usize,
         max_slots: usize,
-        on_pressure: PressureHook,
+        on_pressure: Option<PressureHook>,
     ) -> Result<impl PinInit<Self, Error>> {
         let npages = max_slots.checked_mul(SLOT_PAGES).ok_or(EINVAL)?;
         let meta = KVVec::from_elem(PageMeta::INIT, npages, GFP_KERNEL)?;
@@ -271,19 +282,29 @@ impl Arena {
         for _ in 0..npages {
             tag.push(Atomic::new(0), GFP_KERNEL)?;
         }
-        let pcp = PcpSlot::new(PCP_HIGH, PCP_BATCH).map_err(|_| EINVAL)?;
         let cpus = kernel::cpu::nr_cpu_ids() as usize;
-        // One arena per module load (statics are fresh at each load): the first hook stays.
-        ON_PRESSURE.populate(on_pressure);
+        // One shared arena per module load (statics are fresh at each load): its hook stays.
+        if let Some(hook) = on_pressure {
+            ON_PRESSURE.populate(hook);
+        }
         Ok(try_pin_init!(Self {
             inner <- new_spinlock!(Inner { buddy }, "rkmem_arena"),
-            pcp <- pin_init::pin_init_array_from_fn(|_| new_spinlock!(pcp.clone(), "rkmem_pcp")),
+            // Each cache is built in place (a `CpuPages` is 4 KiB: never on the stack).
+            pcp <- pin_init::pin_init_array_from_fn(|_| new_spinlock!(
+                pin_init::init_zeroed::<PcpSlot>().chain(|c| {
+                    // Cannot fail: the limits are checked at compile time (above).
+                    let _ = c.pcp.set_limits(PCP_HIGH, PCP_BATCH);
+                    Ok(())
+                }),
+                "rkmem_pcp"
+            )),
             grow <- new_mutex!((), "rkmem_arena_grow"),
             slot_addr,
             owner: OwnerMarks(owner),
             tag,
             min_slots,
             pcp_used: cpus.clamp(1, PCP_SLOTS),
+            shared: on_pressure.is_some(),
             stats: ArenaStats::new(),
             reported: [const { Atomic::new(false) }; 4],
         }))
@@ -438,7 +459,7 @@ impl Arena {
             _ => (&self.stats.bad_free_other, 3),
         };
         inc(counter);
-        if !self.reported[kind].xchg(true, Relaxed) {
+        if self.shared && !self.reported[kind].xchg(true, Relaxed) {
             pr_warn!(
                 "refused a bad free of {} page(s) at page {}: {} (reported once; counted in /proc/rkmem/stats)\n",
                 pages.npages(),
@@ -653,6 +674,9 @@ impl PageEnv<PCP_CAP> for Arena {
     /// Acts on the watermarks (the hook the crate root wired in; `may_sleep` as the
     /// allocation's).
     fn pressure(&self, used_pages: usize, may_sleep: bool) {
+        if !self.shared {
+            return;
+        }
         let free = self.max_pages().saturating_sub(used_pages) as u64;
         if let Some(hook) = ON_PRESSURE.as_ref() {
             hook(free, may_sleep);

@@ -31,7 +31,7 @@ mod tests {
     #[test]
     fn bad_frees_are_refused_and_counted() -> Result {
         let mut o = Outcome::default();
-        selftest::run(arena()?, &mut o)?;
+        selftest::run(&mut o)?;
         tidy();
         assert!(o.passed > 0);
         assert_eq!(o.failed, 0);

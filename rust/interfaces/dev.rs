@@ -230,7 +230,7 @@ impl RkmemFile {
                 let arena: &'static crate::arena::Arena = &shared.arena;
                 let mut o = crate::selftest::Outcome::default();
                 let ran = (|| -> Result {
-                    crate::selftest::run(arena, &mut o)?;
+                    crate::selftest::run(&mut o)?;
                     crate::selftest::run_slab(arena, crate::slab_debug(), &mut o)?;
                     crate::selftest::run_mempool(arena, &mut o)?;
                     crate::selftest::run_percpu(&mut o)

@@ -592,7 +592,7 @@ pub fn run(opts: &Options) -> Result<(), String> {
         sanity(),
     ));
     let after = Snapshot::take()?;
-    checks.extend(before.compare(&after, 0));
+    checks.extend(before.compare(&after));
     let (p, f) = report_checks(&checks);
     println!("stress all: {p} passed, {f} failed");
     if f != 0 {

@@ -8,7 +8,7 @@
 //! grows under its `grow` mutex), so it never waits for a lock. Reserve elements of mempools are
 //! allocated memory as far as the allocators know, so reclaim never takes them.
 
-use crate::rkcore::reclaim::{self, Pressure, Reclaimable, Step, Watermarks, SCAN_ORDER};
+use crate::rkcore::reclaim::{self, Pressure, ReclaimEnv, Reclaimable, Watermarks};
 use crate::rkcore::text;
 use crate::Shared;
 use core::fmt;
@@ -139,45 +139,38 @@ fn host_pages(shared: &Shared) -> Option<u64> {
     ))
 }
 
-/// A shrinker scan for `nr` pages: empties the caches into the buddy lists when the wholly free
-/// blocks alone fall short (those moves give the host nothing and are not counted), then gives
-/// whole free blocks back to the host. Returns the pages the host got (try-locks only).
-fn host_scan(shared: &Shared, nr: u64) -> u64 {
-    let (_, free_blocks) = shared.arena.reclaimable();
-    let plan = reclaim::scan_plan(free_blocks as u64, nr);
-    if plan.drain_caches {
-        crate::classes::trim_mode(&shared.classes, &shared.caches, true, usize::MAX);
-        shared.arena.drain_pcps_mode(true);
+/// The module's caches and arena for `rkcore::reclaim`'s scan and shrink (try-locks only).
+impl ReclaimEnv for Shared {
+    fn trim_slabs(&self, max_pages: usize) -> usize {
+        crate::classes::trim_mode(&self.classes, &self.caches, true, max_pages).1
     }
-    let max = usize::try_from(plan.release_pages).unwrap_or(usize::MAX);
-    let n = shared.arena.release_blocks(true, max) as u64;
+
+    fn drain_pcps(&self) -> usize {
+        self.arena.drain_pcps_mode(true)
+    }
+
+    fn release_blocks(&self, max_pages: usize) -> usize {
+        self.arena.release_blocks(true, max_pages)
+    }
+
+    fn free_block_pages(&self) -> u64 {
+        self.arena.reclaimable().1 as u64
+    }
+}
+
+/// A shrinker scan for `nr` pages (`rkcore::reclaim::host_scan`); returns the pages the host
+/// got.
+fn host_scan(shared: &Shared, nr: u64) -> u64 {
+    let n = reclaim::host_scan(shared, nr);
     add(&RSTATS.pages_to_host, n);
     n
 }
 
-/// The watermark path: frees up to `budget` pages inside the arena (the watermarks measure the
-/// arena's free pages, so cached pages moved back to the buddy lists count), cheapest first,
-/// with try-locks only. Returns the pages freed.
+/// The watermark path (`rkcore::reclaim::shrink`); returns the pages freed inside the arena.
 fn shrink(shared: &Shared, budget: u64) -> u64 {
-    let budget = usize::try_from(budget).unwrap_or(usize::MAX);
-    let mut freed = 0usize;
-    for step in SCAN_ORDER {
-        if freed >= budget {
-            break;
-        }
-        freed += match step {
-            Step::Slabs => {
-                crate::classes::trim_mode(&shared.classes, &shared.caches, true, budget - freed).1
-            }
-            Step::Pcp => shared.arena.drain_pcps_mode(true),
-            Step::Blocks => {
-                let n = shared.arena.release_blocks(true, budget - freed);
-                add(&RSTATS.pages_to_host, n as u64);
-                n
-            }
-        };
-    }
-    freed as u64
+    let (freed, to_host) = reclaim::shrink(shared, budget);
+    add(&RSTATS.pages_to_host, to_host);
+    freed
 }
 
 /// The shrinker's `count_objects`: what a scan could give the host now, or `SHRINK_EMPTY`.

@@ -247,6 +247,57 @@ pub fn write_watermarks<W: fmt::Write>(
     writeln!(w, "pressure {p}")
 }
 
+/// What reclaim can make the module do, each with try-locks only (reclaim never waits for a
+/// lock an allocating path may hold).
+pub trait ReclaimEnv {
+    /// Empties the slab caches' per-CPU arrays and gives up to `max_pages` pages of empty slabs
+    /// back to the buddy allocator; returns those pages.
+    fn trim_slabs(&self, max_pages: usize) -> usize;
+    /// Empties the per-CPU page caches into the buddy allocator; returns the pages moved.
+    fn drain_pcps(&self) -> usize;
+    /// Gives wholly free blocks above the minimum back to the host kernel, up to `max_pages`
+    /// pages (whole blocks); returns the pages given back.
+    fn release_blocks(&self, max_pages: usize) -> usize;
+    /// Pages in wholly free blocks above the minimum now.
+    fn free_block_pages(&self) -> u64;
+}
+
+/// The watermark path: frees up to `budget` pages inside the arena (the watermarks measure the
+/// arena's free pages, so cached pages moved back to the buddy lists count), in
+/// [`SCAN_ORDER`], cheapest first, stopping once the budget is met. Returns (pages freed, of
+/// which given to the host).
+pub fn shrink(env: &impl ReclaimEnv, budget: u64) -> (u64, u64) {
+    let budget = usize::try_from(budget).unwrap_or(usize::MAX);
+    let (mut freed, mut to_host) = (0usize, 0usize);
+    for step in SCAN_ORDER {
+        if freed >= budget {
+            break;
+        }
+        freed += match step {
+            Step::Slabs => env.trim_slabs(budget - freed),
+            Step::Pcp => env.drain_pcps(),
+            Step::Blocks => {
+                let n = env.release_blocks(budget - freed);
+                to_host += n;
+                n
+            }
+        };
+    }
+    (freed as u64, to_host as u64)
+}
+
+/// A shrinker scan for `nr_to_scan` pages ([`scan_plan`]): empties the caches into the buddy
+/// lists only when the wholly free blocks alone fall short (those moves give the host nothing
+/// and are not counted), then gives whole free blocks back. Returns the pages the host got.
+pub fn host_scan(env: &impl ReclaimEnv, nr_to_scan: u64) -> u64 {
+    let plan = scan_plan(env.free_block_pages(), nr_to_scan);
+    if plan.drain_caches {
+        env.trim_slabs(usize::MAX);
+        env.drain_pcps();
+    }
+    env.release_blocks(usize::try_from(plan.release_pages).unwrap_or(usize::MAX)) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,5 +466,90 @@ mod tests {
         t.clear();
         write_watermarks(&mut t, &wm, 50, 4096).unwrap();
         assert!(t.ends_with("pressure sync\n"));
+    }
+
+    /// A module with `slabs` pages in empty slabs, `pcp` pages in per-CPU caches, and blocks
+    /// of 1024 pages: `free_blocks` wholly free ones, and as many more as the slab and pcp
+    /// pages complete once moved back (`completes`).
+    struct Env {
+        slabs: core::cell::Cell<usize>,
+        pcp: core::cell::Cell<usize>,
+        free_blocks: core::cell::Cell<usize>,
+        completes: core::cell::Cell<usize>,
+        log: core::cell::RefCell<std::vec::Vec<&'static str>>,
+    }
+
+    impl Env {
+        fn new(slabs: usize, pcp: usize, free_blocks: usize, completes: usize) -> Env {
+            Env {
+                slabs: slabs.into(),
+                pcp: pcp.into(),
+                free_blocks: free_blocks.into(),
+                completes: completes.into(),
+                log: Default::default(),
+            }
+        }
+    }
+
+    impl ReclaimEnv for Env {
+        fn trim_slabs(&self, max: usize) -> usize {
+            self.log.borrow_mut().push("slabs");
+            let n = self.slabs.get().min(max);
+            self.slabs.set(self.slabs.get() - n);
+            if self.slabs.get() == 0 && self.pcp.get() == 0 {
+                self.free_blocks
+                    .set(self.free_blocks.get() + self.completes.replace(0));
+            }
+            n
+        }
+        fn drain_pcps(&self) -> usize {
+            self.log.borrow_mut().push("pcp");
+            let n = self.pcp.replace(0);
+            if self.slabs.get() == 0 {
+                self.free_blocks
+                    .set(self.free_blocks.get() + self.completes.replace(0));
+            }
+            n
+        }
+        fn release_blocks(&self, max: usize) -> usize {
+            self.log.borrow_mut().push("blocks");
+            let n = self.free_blocks.get().min(max.div_ceil(1024));
+            self.free_blocks.set(self.free_blocks.get() - n);
+            n * 1024
+        }
+        fn free_block_pages(&self) -> u64 {
+            (self.free_blocks.get() * 1024) as u64
+        }
+    }
+
+    #[test]
+    fn shrink_goes_cheapest_first_and_stops_at_its_budget() {
+        let e = Env::new(300, 100, 2, 0);
+        assert_eq!(shrink(&e, 200), (200, 0));
+        assert_eq!(
+            *e.log.borrow(),
+            ["slabs"],
+            "the budget met by empty slabs alone"
+        );
+        let e = Env::new(100, 100, 2, 0);
+        assert_eq!(shrink(&e, 1000), (100 + 100 + 1024, 1024));
+        assert_eq!(*e.log.borrow(), ["slabs", "pcp", "blocks"]);
+    }
+
+    #[test]
+    fn host_scan_counts_only_what_the_host_gets_and_drains_only_when_blocks_fall_short() {
+        // Enough whole free blocks: no cache is touched.
+        let e = Env::new(100, 100, 2, 1);
+        assert_eq!(host_scan(&e, 512), 1024);
+        assert_eq!(*e.log.borrow(), ["blocks"]);
+        // None free, but draining the caches completes one: the host gets that block, and
+        // the pages moved inside rkmem are not counted.
+        let e = Env::new(100, 100, 0, 1);
+        assert_eq!(host_scan(&e, 128), 1024);
+        assert_eq!(*e.log.borrow(), ["slabs", "pcp", "blocks"]);
+        // Nothing completes: moves inside rkmem, nothing for the host (SHRINK_STOP follows).
+        let e = Env::new(100, 100, 0, 0);
+        assert_eq!(host_scan(&e, 128), 0);
+        assert_eq!(scan_result(0), None);
     }
 }

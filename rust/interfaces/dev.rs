@@ -30,7 +30,8 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Mutex,
     },
-    uaccess::{UserPtr, UserSlice},
+    transmute::AsBytes,
+    uaccess::{UserPtr, UserSlice, UserSliceWriter},
 };
 
 /// Module version reported by `RKMEM_IOC_VERSION`.
@@ -281,6 +282,26 @@ impl RkmemFile {
         Ok(handle)
     }
 
+    /// Puts `a` in the handle table and writes `req` back to user space, completed by `fill`
+    /// with the new handle and the allocation's usable bytes. If that write fails, user space
+    /// never learns the handle: the allocation is taken out again and freed.
+    fn publish<T: AsBytes>(
+        &self,
+        a: Allocation,
+        w: &mut UserSliceWriter,
+        req: &mut T,
+        fill: impl FnOnce(&mut T, u64, u64),
+    ) -> Result {
+        let bytes = a.bytes() as u64;
+        let handle = self.insert(a)?;
+        fill(req, handle, bytes);
+        if let Err(e) = w.write(req) {
+            drop(self.take(handle));
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Takes handle `handle` out of the table (the caller drops it, freeing the memory).
     fn take(&self, handle: u64) -> Option<Allocation> {
         let mut h = self.handles.lock();
@@ -313,16 +334,11 @@ impl RkmemFile {
             }
             arena.alloc(req.order, true)?
         };
-        let bytes = pages.bytes() as u64;
-        let handle = self.insert(Allocation::new(Held::Alloc(RkAlloc::Pages(pages))))?;
-        req.handle = handle;
-        req.bytes = bytes;
-        if let Err(e) = w.write(&req) {
-            // User space will never learn the handle: free the allocation again.
-            drop(self.take(handle));
-            return Err(e);
-        }
-        Ok(())
+        let a = Allocation::new(Held::Alloc(RkAlloc::Pages(pages)));
+        self.publish(a, &mut w, &mut req, |r, handle, bytes| {
+            r.handle = handle;
+            r.bytes = bytes;
+        })
     }
 
     fn io(&self, user: UserSlice, write: bool) -> Result {
@@ -418,15 +434,10 @@ impl RkmemFile {
             RkAlloc::Object(c, obj)
         };
         let a = Allocation::new(Held::Alloc(a));
-        let bytes = a.bytes();
-        let handle = self.insert(a)?;
-        req.handle = handle;
-        req.bytes = bytes as u64;
-        if let Err(e) = w.write(&req) {
-            drop(self.take(handle));
-            return Err(e);
-        }
-        Ok(())
+        self.publish(a, &mut w, &mut req, |r, handle, bytes| {
+            r.handle = handle;
+            r.bytes = bytes;
+        })
     }
 }
 
@@ -484,15 +495,11 @@ impl RkmemFile {
         let shared = crate::shared().ok_or(ENODEV)?;
         let pool = crate::mempool::find(&shared.pools, req.pool_id, self.id).ok_or(ENOENT)?;
         let e = pool.alloc(req.flags & uapi::RKMEM_POOL_MAY_SLEEP != 0)?;
-        let bytes = pool.element_bytes();
-        let handle = self.insert(Allocation::new(Held::PoolElem(pool, e)))?;
-        req.handle = handle;
-        req.bytes = bytes as u64;
-        if let Err(e) = w.write(&req) {
-            drop(self.take(handle));
-            return Err(e);
-        }
-        Ok(())
+        let a = Allocation::new(Held::PoolElem(pool, e));
+        self.publish(a, &mut w, &mut req, |r, handle, bytes| {
+            r.handle = handle;
+            r.bytes = bytes;
+        })
     }
 }
 

@@ -19,8 +19,9 @@ use super::depot::MAX_BATCH;
 use super::slab::{CacheLists, Corruption, InitError, SlabFreeError, SlabLayout, SlabList};
 use super::slablist::{Headers, SlabLists};
 
-/// Most objects [`SlabSet::take`] moves per slab visit (a bound on its stack buffer).
-pub const TAKE_CHUNK: usize = 64;
+/// Most objects [`SlabSet::take`] moves per slab visit (a bound on its stack buffer, which it
+/// zeroes on each visit): the largest per-CPU batch, what a refill asks for.
+pub const TAKE_CHUNK: usize = MAX_BATCH;
 
 /// The memory of a cache's slabs, reached by address.
 ///
@@ -204,7 +205,7 @@ impl SlabSet {
     /// The slab-aligned start of the slab `obj` would lie in.
     #[inline]
     pub fn slab_of(&self, obj: usize) -> u64 {
-        (obj & !(self.layout.slab_bytes() - 1)) as u64
+        slab_start(&self.layout, obj)
     }
 
     /// Frees the object at `obj`; `Ok(Some(pages))` if its slab emptied and must go back (it
@@ -348,6 +349,12 @@ impl SlabSet {
     }
 }
 
+/// The slab-aligned start of the slab of `layout` that `obj` would lie in.
+#[inline]
+fn slab_start(layout: &SlabLayout, obj: usize) -> u64 {
+    (obj & !(layout.slab_bytes() - 1)) as u64
+}
+
 /// Prepares the object at `obj`, just taken from its slab, for its user: in a debug layout its
 /// slot's red zones and poison are checked (and repaired: the damage is returned) and
 /// `call_site` recorded; then `ctor`, if any, fills it.
@@ -358,7 +365,7 @@ pub fn on_alloc(
     call_site: u64,
     ctor: Option<u8>,
 ) -> Option<Corruption> {
-    let slab = (obj & !(layout.slab_bytes() - 1)) as u64;
+    let slab = slab_start(layout, obj);
     let off = obj - slab as usize;
     let mut damage = None;
     if layout.is_debug() {

@@ -1744,19 +1744,6 @@ pub struct Snapshot {
     pub buddy_is_load_time: bool,
 }
 
-fn bad_frees() -> Result<u64, String> {
-    let mut n = 0;
-    for c in [
-        "bad_free_double",
-        "bad_free_foreign",
-        "bad_free_order",
-        "bad_free_other",
-    ] {
-        n += procfs::stat(c)?;
-    }
-    Ok(n)
-}
-
 /// Lines of /proc/rkmem/mempools that describe a pool.
 pub fn pool_rows() -> Result<usize, String> {
     Ok(procfs::read("/proc/rkmem/mempools")?
@@ -1778,7 +1765,7 @@ impl Snapshot {
             open_files: procfs::stat("open_files")?,
             ioctls: procfs::stat("ioctls")?,
             ioctl_errors: procfs::stat("ioctl_errors")?,
-            bad_frees: bad_frees()?,
+            bad_frees: procfs::bad_frees()?,
             slab_rows: procfs::slabinfo()?.into_iter().map(|r| r.name).collect(),
             pool_rows: pool_rows()?,
             buddy,

@@ -425,6 +425,19 @@ pub fn stat(name: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("no counter '{name}' in {STATS}"))
 }
 
+/// The module's `bad_free_*` counters of /proc/rkmem/stats, summed.
+pub fn bad_frees() -> Result<u64, String> {
+    [
+        "bad_free_double",
+        "bad_free_foreign",
+        "bad_free_order",
+        "bad_free_other",
+    ]
+    .iter()
+    .map(|c| stat(c))
+    .sum()
+}
+
 /// The buddyinfo of an idle arena right after load: one free order-10 block per 4 MiB of
 /// `arena_initial_mb`.
 pub fn load_time_buddyinfo(arena_initial_mb: u64) -> FreeCounts {

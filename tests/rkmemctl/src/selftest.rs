@@ -1091,25 +1091,12 @@ fn close_frees_everything() -> Result<(), String> {
 /// The deliberate bad frees of pages one SELFTEST makes (and must see refused).
 const SELFTEST_BAD_FREES: u64 = 8;
 
-/// The module's `bad_free_*` counters, summed.
-fn bad_free_sum() -> Result<u64, String> {
-    [
-        "bad_free_double",
-        "bad_free_foreign",
-        "bad_free_order",
-        "bad_free_other",
-    ]
-    .iter()
-    .map(|c| procfs::stat(c))
-    .sum()
-}
-
 /// SELFTEST calls running at the same time, from several threads and files: each passes (its
 /// checks judge its own results, not module-wide counters), each reports its eight refused bad
 /// frees, and the module's `bad_free_*` counters do not move (the page checks run on a private
 /// arena).
 fn kernel_selftest_concurrent() -> Result<(), String> {
-    let before = bad_free_sum()?;
+    let before = procfs::bad_frees()?;
     let (threads, calls) = (4, 6);
     let answers = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..threads)
@@ -1142,7 +1129,7 @@ fn kernel_selftest_concurrent() -> Result<(), String> {
             a.arena_bad_frees
         ));
     }
-    let after = bad_free_sum()?;
+    let after = procfs::bad_frees()?;
     if after != before {
         return Err(format!(
             "bad_free_* moved from {before} to {after} during {} concurrent calls",
@@ -1153,7 +1140,7 @@ fn kernel_selftest_concurrent() -> Result<(), String> {
 }
 
 fn kernel_selftest_passes() -> Result<(), String> {
-    let before = bad_free_sum()?;
+    let before = procfs::bad_frees()?;
     let d = open()?;
     let s = d
         .selftest()
@@ -1170,7 +1157,7 @@ fn kernel_selftest_passes() -> Result<(), String> {
             s.arena_bad_frees
         ));
     }
-    let after = bad_free_sum()?;
+    let after = procfs::bad_frees()?;
     if after != before {
         return Err(format!(
             "bad_free_* moved from {before} to {after}: the checks' frees belong to their private arena"

@@ -183,8 +183,7 @@ pub(crate) struct Shared {
     #[pin]
     pub(crate) caches: kernel::sync::Mutex<classes::Registry>,
     /// rkmem's page allocator.
-    #[pin]
-    pub(crate) arena: arena::Arena,
+    pub(crate) arena: Pin<KVBox<arena::Arena>>,
 }
 
 impl Shared {
@@ -230,25 +229,35 @@ impl SharedOwner {
             p.arena_max_mb as usize / block,
             Some(reclaim::on_pressure),
         )?;
+        // The arena first, in a box of its own: the size-class caches are made before the
+        // shared state and hold a reference to it.
+        let arena = KVBox::pin_init(arena, GFP_KERNEL)?;
+        // On failure the arena's drop gives back what it took.
+        arena.populate()?;
+        // SAFETY: the arena is pinned in its box, which `shared` owns until this owner is
+        // dropped. The caches holding this reference are owned by `shared` itself (declared
+        // before `arena`, so dropped first) or by open files, which are all closed before the
+        // module (and so this owner) goes away.
+        let arena_ref: &'static arena::Arena = unsafe { &*core::ptr::from_ref(&*arena) };
+        let classes = classes::create_classes(arena_ref, slab_debug())?;
         let shared = KVBox::pin_init(
             try_pin_init!(Shared {
                 pools <- kernel::new_mutex!(mempool::Pools::new(), "rkmem_pools"),
-                classes: classes::Classes::new(),
+                classes,
                 caches <- kernel::new_mutex!(classes::Registry::new(), "rkmem_caches"),
-                arena <- arena,
+                arena,
             }),
             GFP_KERNEL,
         )?;
-        // On failure the arena's drop gives back what it took.
-        shared.arena.populate()?;
-        // SAFETY: the arena is pinned in `shared`, which lives until this owner is dropped. The
-        // caches holding this reference are owned by `shared` itself (declared before `arena`,
-        // so dropped first) or by open files, which are all closed before the module (and so
-        // this owner) goes away.
-        let arena: &'static arena::Arena = unsafe { &*core::ptr::from_ref(&shared.arena) };
-        classes::create_classes(&shared.classes, arena, slab_debug())?;
         SHARED.store(core::ptr::from_ref::<Shared>(&shared), Release);
         Ok(SharedOwner { _shared: shared })
+    }
+}
+
+impl SharedOwner {
+    /// The state this owner keeps (pinned in its box: the address does not change).
+    fn get(&self) -> &Shared {
+        &self._shared
     }
 }
 
@@ -275,7 +284,9 @@ impl kernel::InPlaceModule for Rkmem {
         try_pin_init!(Self {
             params: checked_params()?,
             _shared: SharedOwner::new(params)?,
-            _reclaim: reclaim::Reclaim::register(checked_watermarks(params)?)?,
+            // SAFETY: `_reclaim` is declared before `_shared`, so it is dropped (and the
+            // shrinker unregistered) before the state it points at.
+            _reclaim: unsafe { reclaim::Reclaim::register(checked_watermarks(params)?, _shared.get())? },
             _proc: procfs::ProcDir::new()?,
             _misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rkmem" }),
         })

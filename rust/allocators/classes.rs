@@ -12,7 +12,7 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc, Mutex, SetOnce,
+        Arc, Mutex,
     },
 };
 
@@ -33,8 +33,29 @@ impl crate::registry::Owned for Cache {
     }
 }
 
-/// rkmalloc's size-class caches, indexed like [`CLASS_SIZES`].
-pub(crate) type Classes = SetOnce<KVec<Arc<Cache>>>;
+/// rkmalloc's size-class caches, indexed like [`CLASS_SIZES`]: filled once at load, before the
+/// module's state is published, and read-only afterwards. A plain vector, not a `SetOnce`:
+/// its acquire load would sit on rkmalloc's fast path (and on User-Mode Linux, the native
+/// benchmark kernel, `smp_load_acquire` is a load plus `mfence`, ~30 ns per call).
+pub(crate) struct Classes(KVec<Arc<Cache>>);
+
+impl Classes {
+    /// The cache of class `class`.
+    #[inline]
+    pub(crate) fn get(&self, class: usize) -> Option<&Cache> {
+        self.0.get(class).map(|c| &**c)
+    }
+
+    /// The cache of class `class`, shared (for an owner that outlives this call: a mempool).
+    pub(crate) fn get_arc(&self, class: usize) -> Option<Arc<Cache>> {
+        self.0.get(class).cloned()
+    }
+
+    /// Every class cache, smallest first.
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &Cache> {
+        self.0.iter().map(|c| &**c)
+    }
+}
 
 /// Source of the ids of every cache but the size classes: user caches and the benchmark's and
 /// the selftest's temporary caches. Never reused, so the page tags (id + 1) and the slab magics
@@ -59,7 +80,7 @@ pub(crate) fn temporary_cache_id() -> Result<u32> {
 }
 
 /// Creates the size-class caches.
-pub(crate) fn create_classes(classes: &Classes, arena: &'static Arena, debug: bool) -> Result {
+pub(crate) fn create_classes(arena: &'static Arena, debug: bool) -> Result<Classes> {
     let mut v = KVec::with_capacity(CLASS_SIZES.len(), GFP_KERNEL)?;
     for (i, (size, name)) in CLASS_SIZES.iter().zip(CLASS_NAMES.iter()).enumerate() {
         let align = sizeclass::class_align(i).ok_or(EINVAL)?;
@@ -78,10 +99,7 @@ pub(crate) fn create_classes(classes: &Classes, arena: &'static Arena, debug: bo
         )?;
         v.push(c, GFP_KERNEL)?;
     }
-    if !classes.populate(v) {
-        return Err(EBUSY);
-    }
-    Ok(())
+    Ok(Classes(v))
 }
 
 /// What rkmalloc handed out: the allocator and its handle, freed with [`RkAlloc::free`].
@@ -148,7 +166,7 @@ pub(crate) fn rkmalloc(
     let size = usize::try_from(size).map_err(|_| EINVAL)?;
     match sizeclass::class_for(size).map_err(|_| EINVAL)? {
         Route::Slab(class) => {
-            let c = classes.as_ref().and_then(|v| v.get(class)).ok_or(ENODEV)?;
+            let c = classes.get(class).ok_or(ENODEV)?;
             let obj = c.alloc(may_sleep)?;
             Ok(RkAlloc::Class(c, obj))
         }
@@ -248,7 +266,7 @@ pub(crate) fn trim_mode(
         slabs += n;
         pages += n * per;
     };
-    for c in classes.as_ref().into_iter().flatten() {
+    for c in classes.iter() {
         one(c);
     }
     if let Some(r) = crate::arena::acquire(reg, try_only) {
@@ -267,7 +285,7 @@ pub(crate) fn reclaimable(classes: &Classes, reg: &Mutex<Registry>) -> (u64, u64
         empty += e;
         cpu += p;
     };
-    for c in classes.as_ref().into_iter().flatten() {
+    for c in classes.iter() {
         add(c);
     }
     if let Some(r) = reg.try_lock() {
@@ -280,7 +298,7 @@ pub(crate) fn reclaimable(classes: &Classes, reg: &Mutex<Registry>) -> (u64, u64
 
 /// Adds the pages of every cache's empty slabs to `out[slot]` of their arena slot (try-locks).
 pub(crate) fn add_empty_pages_by_slot(classes: &Classes, reg: &Mutex<Registry>, out: &mut [usize]) {
-    for c in classes.as_ref().into_iter().flatten() {
+    for c in classes.iter() {
         c.add_empty_pages_by_slot(out);
     }
     if let Some(r) = reg.try_lock() {
@@ -298,7 +316,7 @@ pub(crate) fn show_slabinfo(
 ) -> fmt::Result {
     let r = reg.lock();
     // The files' caches, newest first, then the size classes, largest first.
-    let files = r.iter().rev();
-    let own = classes.as_ref().into_iter().flatten().rev();
+    let files = r.iter().rev().map(|c| &**c);
+    let own = classes.iter().rev();
     slabinfo::write_slabinfo(w, Iterator::chain(files, own).map(|c| c.slabinfo_row()))
 }

@@ -42,10 +42,7 @@ impl Source {
     pub(crate) fn rkmalloc(classes: &crate::classes::Classes, size: u64) -> Result<Source> {
         let size = usize::try_from(size).map_err(|_| EINVAL)?;
         match sizeclass::class_for(size).map_err(|_| EINVAL)? {
-            Route::Slab(c) => {
-                let c = classes.as_ref().and_then(|v| v.get(c)).ok_or(ENODEV)?;
-                Ok(Source::Cache(c.clone()))
-            }
+            Route::Slab(c) => Ok(Source::Cache(classes.get_arc(c).ok_or(ENODEV)?)),
             Route::Pages(n) => Ok(Source::Exact(n)),
             Route::Vmalloc => Err(EINVAL),
         }

@@ -179,11 +179,13 @@ fn shrink(shared: &Shared, budget: u64) -> u64 {
 ///
 /// Called by the kernel's reclaim for the shrinker [`Reclaim`] registered.
 unsafe extern "C" fn count_objects(
-    _s: *mut bindings::shrinker,
+    s: *mut bindings::shrinker,
     _sc: *mut bindings::shrink_control,
 ) -> c_ulong {
     add(&RSTATS.count_calls, 1);
-    let n = crate::shared().map_or(0, |s| reclaimable(s).count().unwrap_or(0));
+    // SAFETY: `s` is the shrinker `Reclaim::register` made, which the kernel passes back.
+    let shared = unsafe { context(s) };
+    let n = reclaimable(shared).count().unwrap_or(0);
     match n {
         0 => bindings::SHRINK_EMPTY as c_ulong,
         n => c_ulong::try_from(n).unwrap_or(c_ulong::MAX - 2),
@@ -197,14 +199,15 @@ unsafe extern "C" fn count_objects(
 /// Called by the kernel's reclaim for the shrinker [`Reclaim`] registered, with a valid
 /// `shrink_control`.
 unsafe extern "C" fn scan_objects(
-    _s: *mut bindings::shrinker,
+    s: *mut bindings::shrinker,
     sc: *mut bindings::shrink_control,
 ) -> c_ulong {
     add(&RSTATS.scan_calls, 1);
     // SAFETY: the kernel passes a valid `shrink_control` for the duration of the call.
     let nr = unsafe { (*sc).nr_to_scan } as u64;
     add(&RSTATS.scanned, nr);
-    let freed = crate::shared().map_or(0, |s| host_scan(s, nr));
+    // SAFETY: `s` is the shrinker `Reclaim::register` made, which the kernel passes back.
+    let freed = host_scan(unsafe { context(s) }, nr);
     match reclaim::scan_result(freed) {
         Some(n) => {
             add(&RSTATS.freed, n);
@@ -215,6 +218,19 @@ unsafe extern "C" fn scan_objects(
             bindings::SHRINK_STOP as c_ulong
         }
     }
+}
+
+/// The shared state a shrinker callback works on: the shrinker's `private_data`, set by
+/// [`Reclaim::register`] (state passed as context, not through the module's global).
+///
+/// # Safety
+///
+/// `s` is the shrinker of a live [`Reclaim`], as the kernel passes it to the callbacks.
+unsafe fn context<'a>(s: *mut bindings::shrinker) -> &'a Shared {
+    // SAFETY: `register` stored a pointer to a `Shared` that outlives the registration
+    // (`Reclaim`'s invariant); `shrinker_free` in `drop` waits for callbacks in progress, so no
+    // callback runs after the reference could dangle.
+    unsafe { &*(*s).private_data.cast::<Shared>() }
 }
 
 /// The background trimmer: batches until the arena is back above the low watermark or nothing
@@ -240,7 +256,8 @@ extern "C" fn rkmem_reclaim_work() {
 ///
 /// # Invariants
 ///
-/// `shrinker` came from `shrinker_alloc`, is registered, and is freed only in `drop`.
+/// `shrinker` came from `shrinker_alloc`, is registered, and is freed only in `drop`; its
+/// `private_data` points at the [`Shared`] given to `register`, which outlives this value.
 pub(crate) struct Reclaim {
     shrinker: NonNull<bindings::shrinker>,
 }
@@ -252,8 +269,14 @@ unsafe impl Send for Reclaim {}
 unsafe impl Sync for Reclaim {}
 
 impl Reclaim {
-    /// Installs `w` and registers the shrinker, named `rkmem` (as the kernel lists shrinkers).
-    pub(crate) fn register(w: Watermarks) -> Result<Reclaim> {
+    /// Installs `w` and registers the shrinker, named `rkmem` (as the kernel lists shrinkers),
+    /// with `shared` as its context.
+    ///
+    /// # Safety
+    ///
+    /// `shared` outlives the returned value (the module drops its `Reclaim` before the
+    /// [`Shared`]; see `Rkmem`'s field order).
+    pub(crate) unsafe fn register(w: Watermarks, shared: &Shared) -> Result<Reclaim> {
         set_watermarks(w);
         // SAFETY: a static NUL-terminated name without conversion specifiers.
         let s = unsafe { bindings::shrinker_alloc(0, c"rkmem".as_char_ptr()) };
@@ -264,9 +287,11 @@ impl Reclaim {
             (&raw mut (*s).count_objects).write(Some(count_objects));
             (&raw mut (*s).scan_objects).write(Some(scan_objects));
             (&raw mut (*s).seeks).write(bindings::DEFAULT_SEEKS as c_int);
+            (&raw mut (*s).private_data).write(core::ptr::from_ref(shared).cast_mut().cast());
         }
         // SAFETY: fully initialised; called once at load, after the shared state the callbacks
-        // read is published. INVARIANT: registered here, freed in `drop`.
+        // read exists. INVARIANT: registered here, freed in `drop`; `shared` outlives us (the
+        // caller's promise).
         unsafe { bindings::shrinker_register(s) };
         Ok(Reclaim { shrinker })
     }

@@ -29,7 +29,7 @@ use crate::rkcore::buddy::{Buddy, FreeError, PageMeta};
 use core::fmt;
 use kernel::{
     cpu::CpuId,
-    ffi::c_void,
+    ffi::{c_ulong, c_void},
     new_mutex, new_spinlock,
     prelude::*,
     sync::{
@@ -38,7 +38,7 @@ use kernel::{
     },
 };
 
-use crate::ffi::{rkmem_block_alloc, rkmem_block_free};
+use crate::ffi::{rkmem_block_alloc, rkmem_block_free, rkmem_page_tag, rkmem_pages_set_tag};
 
 /// Bytes per page.
 pub(crate) const PAGE_SIZE: usize = kernel::page::PAGE_SIZE;
@@ -347,11 +347,32 @@ impl Arena {
 
     /// Tags the `npages` pages from page `first` with `tag` (a slab cache's id + 1; 0 clears),
     /// the way `struct page` records its slab cache: a free can then check where a pointer
-    /// belongs without reading the memory it points to.
+    /// belongs without reading the memory it points to. The range lies in one slot (a slab)
+    /// and is allocated. The tag is also mirrored into the host's `struct page`s of the range
+    /// (see [`Arena::tag_of_handed_out`]).
     pub(crate) fn set_tag_range(&self, first: usize, npages: usize, tag: u32) {
         for t in self.tag.iter().skip(first).take(npages) {
             t.store(tag, Relaxed);
         }
+        let addr = self.addr_of(first);
+        if addr != 0 && npages != 0 && first % SLOT_PAGES + npages <= SLOT_PAGES {
+            // SAFETY: `addr` is page `first` of a present slot (an allocated range lies in
+            // one), and the range ends inside that slot's block, which this arena owns.
+            unsafe { rkmem_pages_set_tag(addr as *mut c_void, npages as c_ulong, tag as c_ulong) };
+        }
+    }
+
+    /// The tag of the page that holds `addr`, in one load from the host's `struct page` (the
+    /// mirror [`Arena::set_tag_range`] keeps), the way kfree finds a slab's cache.
+    ///
+    /// # Safety
+    ///
+    /// `addr` lies in a range of this arena that is allocated (so in a present block of the
+    /// host's direct map, whose `struct page`s this arena's tags are mirrored into).
+    #[inline]
+    pub(crate) unsafe fn tag_of_handed_out(&self, addr: usize) -> u32 {
+        // SAFETY: `addr` is in the direct map (the caller's promise).
+        unsafe { rkmem_page_tag(addr as *const c_void) as u32 }
     }
 
     /// The tag of page `page` (0 if untagged or not a page of the arena).

@@ -102,14 +102,23 @@ pub(crate) fn create_classes(arena: &'static Arena, debug: bool) -> Result<Class
     Ok(Classes(v))
 }
 
-/// What rkmalloc handed out: the allocator and its handle, freed with [`RkAlloc::free`].
+/// An object of an rkmalloc size class: its address only, as kmalloc returns a pointer. The
+/// free ([`RkAlloc::free`]) finds the class from the address, as kfree must: the arena page
+/// the object lies in, in O(1) from the host block's page metadata, then the page's tag (the
+/// cache id + 1 its slab carries). Owned, neither `Copy` nor `Clone`: safe code gets one only
+/// from [`rkmalloc`], so a double or foreign free cannot be expressed.
+#[derive(Debug)]
+#[must_use]
+pub(crate) struct RkObj(core::num::NonZeroUsize);
+
+/// What rkmalloc handed out, freed with [`RkAlloc::free`].
 #[must_use]
 pub(crate) enum RkAlloc {
     /// An object of a user cache (the handle keeps the cache alive).
     Object(Arc<Cache>, Obj),
-    /// An object of a size-class cache (they live as long as the module's shared state, which
-    /// outlives every allocation: no reference count to touch on the fast path).
-    Class(&'static Cache, Obj),
+    /// An object of a size class. `bytes` is the usable size, kept for the caller's bounds
+    /// checks (as a kmalloc caller knows what it asked for); the free does not use it.
+    Class { obj: RkObj, bytes: u32 },
     /// Whole pages of the arena.
     Pages(Pages),
     /// vmalloc memory, for sizes beyond the largest buddy block.
@@ -122,7 +131,7 @@ impl RkAlloc {
         match self {
             RkAlloc::Pages(p) => p.bytes(),
             RkAlloc::Object(c, _) => c.object_size(),
-            RkAlloc::Class(c, _) => c.object_size(),
+            RkAlloc::Class { bytes, .. } => *bytes as usize,
             RkAlloc::Vmalloc(v) => v.len(),
         }
     }
@@ -131,17 +140,19 @@ impl RkAlloc {
     pub(crate) fn addr(&mut self, arena: &Arena) -> usize {
         match self {
             RkAlloc::Pages(p) => arena.addr_of(p.first()),
-            RkAlloc::Object(_, obj) | RkAlloc::Class(_, obj) => obj.addr(),
+            RkAlloc::Object(_, obj) => obj.addr(),
+            RkAlloc::Class { obj, .. } => obj.0.get(),
             RkAlloc::Vmalloc(v) => v.as_mut_ptr() as usize,
         }
     }
 
     /// Gives the allocation back to its allocator; `false` if the allocator refused it
     /// (counted and reported there).
-    pub(crate) fn free(self, arena: &Arena) -> bool {
+    #[inline]
+    pub(crate) fn free(self, classes: &Classes, arena: &Arena) -> bool {
         match self {
+            RkAlloc::Class { obj, .. } => kfree(classes, arena, obj),
             RkAlloc::Object(c, obj) => c.free(obj).is_ok(),
-            RkAlloc::Class(c, obj) => c.free(obj).is_ok(),
             RkAlloc::Pages(p) => arena.free(p).is_ok(),
             // The vector frees itself.
             RkAlloc::Vmalloc(v) => {
@@ -152,10 +163,41 @@ impl RkAlloc {
     }
 }
 
+/// The size class whose slab holds `addr`, from the page's tag alone (the host
+/// `struct page`'s copy, as kfree reads `slab->slab_cache`).
+///
+/// # Safety
+///
+/// `addr` is an object a size-class cache handed out and that is still allocated.
+#[inline]
+unsafe fn class_of<'a>(classes: &'a Classes, arena: &Arena, addr: usize) -> Option<&'a Cache> {
+    // SAFETY: an allocated object lies in an allocated range (its slab) of the arena.
+    let tag = unsafe { arena.tag_of_handed_out(addr) };
+    // The class caches have ids 1..=12 (tags 2..=13), in class order.
+    let class = (tag as usize).checked_sub(2)?;
+    classes.get(class).filter(|c| c.id as usize == class + 1)
+}
+
+/// kfree: frees an object of a size class, found from its address.
+#[inline]
+fn kfree(classes: &Classes, arena: &Arena, obj: RkObj) -> bool {
+    let addr = obj.0.get();
+    // SAFETY: `obj` came from `rkmalloc` (the only maker of an `RkObj`) and is given up here.
+    let Some(c) = (unsafe { class_of(classes, arena, addr) }) else {
+        pr_err!("rkfree: no size class holds {:#x} (leaked)\n", addr);
+        return false;
+    };
+    // SAFETY: `c` is the cache whose slab holds the object (the page's tag names it, and the
+    // slab cannot have been released while the object is allocated); `obj` was that cache's
+    // only handle, turned into an address by `rkmalloc` and consumed here, once.
+    unsafe { c.free_addr(addr) }.is_ok()
+}
+
 /// rkmalloc: a size class for small sizes, exact pages up to 4 MiB, vmalloc beyond (like
 /// kvmalloc). `EINVAL` for 0 or more than `RKMEM_RKMALLOC_MAX` bytes.
+#[inline]
 pub(crate) fn rkmalloc(
-    classes: &'static Classes,
+    classes: &Classes,
     arena: &Arena,
     size: u64,
     may_sleep: bool,
@@ -168,7 +210,13 @@ pub(crate) fn rkmalloc(
         Route::Slab(class) => {
             let c = classes.get(class).ok_or(ENODEV)?;
             let obj = c.alloc(may_sleep)?;
-            Ok(RkAlloc::Class(c, obj))
+            let bytes = c.object_size() as u32;
+            // The address only: the free finds the class from it.
+            let addr = core::num::NonZeroUsize::new(obj.into_raw()).ok_or(EINVAL)?;
+            Ok(RkAlloc::Class {
+                obj: RkObj(addr),
+                bytes,
+            })
         }
         Route::Pages(n) => Ok(RkAlloc::Pages(arena.alloc_exact(n, may_sleep)?)),
         // Charged to the caller's memory cgroup.

@@ -391,7 +391,19 @@ impl Cache {
         if obj.cache != self.id {
             return Err(self.bad_free(FreeError::NotAnObject));
         }
-        let obj = obj.into_raw();
+        // SAFETY: the handle was this cache's (checked above) and is consumed here.
+        unsafe { self.free_addr(obj.into_raw()) }
+    }
+
+    /// [`Cache::free`] of an address whose cache is known otherwise (kfree-style, from the
+    /// page's tag).
+    ///
+    /// # Safety
+    ///
+    /// `obj` is an object this cache handed out, still allocated, whose handle was given up
+    /// (as for [`Obj::from_raw`]).
+    #[inline(always)]
+    pub(crate) unsafe fn free_addr(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
         if !self.use_cpu {
             return self.return_to_slab(obj);
         }

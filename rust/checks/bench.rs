@@ -246,8 +246,8 @@ fn slub_layout(size: u32, align: u32) -> Result<(u32, u32)> {
 }
 
 /// Frees what [`classes::rkmalloc`] returned.
-fn rkfree(arena: &Arena, a: RkAlloc) -> Result {
-    if a.free(arena) {
+fn rkfree(classes: &classes::Classes, arena: &Arena, a: RkAlloc) -> Result {
+    if a.free(classes, arena) {
         Ok(())
     } else {
         Err(EIO)
@@ -513,7 +513,7 @@ pub(crate) fn run(user: UserSlice, kept: &Mutex<Option<Kept>>) -> Result {
                 let t0 = now_ns();
                 for _ in 0..k {
                     let a = classes::rkmalloc(&shared.classes, arena, size as u64, true)?;
-                    rkfree(arena, a)?;
+                    rkfree(&shared.classes, arena, a)?;
                 }
                 Ok(now_ns() - t0)
             };

@@ -26,7 +26,30 @@ void *rkmem_block_alloc(unsigned int order, bool may_sleep)
 	return page ? page_address(page) : NULL;
 }
 
+/*
+ * The tag of the npages pages from addr (a range of one of the arena's blocks) mirrored into
+ * their struct pages (page->private, which the owner of a non-compound block may use): the
+ * arena's tag array stays the record, this copy lets a free find a slab's cache from an address
+ * in one load, as kfree finds it from the slab's struct page. 0 clears (before a block goes back).
+ */
+void rkmem_pages_set_tag(void *addr, unsigned long npages, unsigned long tag)
+{
+	struct page *page = virt_to_page(addr);
+	unsigned long i;
+
+	for (i = 0; i < npages; i++)
+		set_page_private(page + i, tag);
+}
+
+/* The tag rkmem_pages_set_tag gave the page holding addr, an address rkmem handed out. */
+unsigned long rkmem_page_tag(const void *addr)
+{
+	return page_private(virt_to_page(addr));
+}
+
 void rkmem_block_free(void *addr, unsigned int order)
 {
+	/* The page allocator refuses tail pages with a nonzero private (rkmem_pages_set_tag's). */
+	rkmem_pages_set_tag(addr, 1UL << order, 0);
 	free_pages((unsigned long)addr, order);
 }

@@ -50,6 +50,8 @@ int rkmem_objs_flush(struct rkmem_objs __percpu *p, unsigned int cpu, bool try_o
 /* Blocks of the host kernel's page allocator for the arena (blocks.c) */
 void *rkmem_block_alloc(unsigned int order, bool may_sleep);
 void rkmem_block_free(void *addr, unsigned int order);
+void rkmem_pages_set_tag(void *addr, unsigned long npages, unsigned long tag);
+unsigned long rkmem_page_tag(const void *addr);
 
 /* The background trimmer (reclaim.c owns the work item; the work is Rust: reclaim.rs) */
 void rkmem_reclaim_kick(void);

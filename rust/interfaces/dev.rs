@@ -79,7 +79,7 @@ impl Drop for Allocation {
         match self.0.take() {
             Some(Held::Alloc(a)) => {
                 if let Some(shared) = crate::shared() {
-                    let _ = a.free(&shared.arena);
+                    let _ = a.free(&shared.classes, &shared.arena);
                 }
             }
             Some(Held::PoolElem(p, e)) => {

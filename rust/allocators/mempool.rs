@@ -13,6 +13,7 @@
 //! shrinker never takes them.
 
 use crate::arena::{Arena, Pages};
+use crate::percpu::Counters;
 use crate::rkcore::mempool::{PoolRow, Reserve};
 use crate::rkcore::sizeclass::{self, Route};
 use crate::slab::{Cache, Obj};
@@ -74,6 +75,15 @@ impl Elem {
     }
 }
 
+/// [`Mempool`]'s per-CPU counters: elements handed out,
+const ALLOCS: usize = 0;
+/// elements freed by their users that went back to the source,
+const FREES_TO_SOURCE: usize = 1;
+/// elements freed by their users that the reserve kept,
+const FREES_KEPT: usize = 2;
+/// and reserve elements given back to the source (resize, destroy, a full fill).
+const RESERVE_TO_SOURCE: usize = 3;
+
 /// A mempool.
 ///
 /// # Invariants
@@ -89,8 +99,12 @@ pub(crate) struct Mempool {
     label_len: usize,
     fail_source: bool,
     failing: Atomic<bool>,
-    /// Elements given back to the source so far.
-    src_frees: Atomic<u64>,
+    /// Per-CPU counts ([`ALLOCS`], ...): one add per alloc and per free, no shared line.
+    counts: Counters<4>,
+    /// A copy of the reserve's `is_short`, written under its lock after every change
+    /// ([`Mempool::locked`]) and read without it by frees (`mm/mempool.c`'s check of
+    /// `curr_nr < min_nr` before taking the lock).
+    short: Atomic<bool>,
     #[pin]
     reserve: SpinLock<Reserve<KVec<usize>>>,
     #[pin]
@@ -135,7 +149,8 @@ impl Mempool {
             label_len,
             fail_source,
             failing: Atomic::new(false),
-            src_frees: Atomic::new(0),
+            counts: Counters::new()?,
+            short: Atomic::new(true),
             reserve <- new_spinlock!(reserve, "rkmem_mempool"),
             freed <- new_condvar!("rkmem_mempool_freed"),
             arena,
@@ -149,8 +164,8 @@ impl Mempool {
                 break;
             }
             let e = self.src_alloc(true)?;
-            if let Err(_full) = self.reserve.lock().fill(e) {
-                self.src_free(e);
+            if let Err(_full) = self.locked(|r| r.fill(e)) {
+                self.src_free(e, RESERVE_TO_SOURCE);
             }
         }
         if self.fail_source {
@@ -172,7 +187,7 @@ impl Mempool {
     /// An element from the source; the pool keeps it by address (the reserve, and the
     /// [`Elem`] it hands out) until [`Mempool::src_free`] makes the source's handle again.
     fn src_alloc(&self, may_sleep: bool) -> Result<usize> {
-        if self.failing.load(Relaxed) {
+        if self.fail_source && self.failing.load(Relaxed) {
             return Err(ENOMEM);
         }
         match &self.source {
@@ -190,8 +205,9 @@ impl Mempool {
 
     /// Gives the element at `e`, which [`Mempool::src_alloc`] took from the source, back to it
     /// (once: the reserve and the handles hold each element once).
-    fn src_free(&self, e: usize) {
-        self.src_frees.add(1, Relaxed);
+    /// Counts it in `counter`.
+    fn src_free(&self, e: usize, counter: usize) {
+        self.counts.add(counter, 1);
         // Refusals are counted and reported by the allocators.
         match &self.source {
             Source::Cache(c) => {
@@ -231,11 +247,13 @@ impl Mempool {
 
     fn alloc_addr(&self, may_sleep: bool) -> Result<usize> {
         loop {
+            // The common path: the source serves it, the reserve is not touched.
             if let Ok(e) = self.src_alloc(false) {
-                self.reserve.lock().note_source_alloc();
+                self.counts.add(ALLOCS, 1);
                 return Ok(e);
             }
-            if let Some(e) = self.reserve.lock().take() {
+            if let Some(e) = self.locked(|r| r.take()) {
+                self.counts.add(ALLOCS, 1);
                 return Ok(e);
             }
             if !may_sleep {
@@ -244,7 +262,7 @@ impl Mempool {
             }
             // mempool_alloc's second chance: the source, allowed to sleep this time.
             if let Ok(e) = self.src_alloc(true) {
-                self.reserve.lock().note_source_alloc();
+                self.counts.add(ALLOCS, 1);
                 return Ok(e);
             }
             let mut r = self.reserve.lock();
@@ -273,10 +291,23 @@ impl Mempool {
     }
 
     fn free_addr(&self, e: usize) {
-        let back = self.reserve.lock().offer(e);
+        // The common path: the reserve is full, the element goes back to the source without
+        // the lock (a stale hint only sends it there when the reserve could have kept it). As
+        // mempool_free's smp_rmb: a waiter exists only after a take emptied the reserve and
+        // set the hint under the lock; this free's element was handed over after that, so
+        // with the read barrier it sees the hint set (the unlock in `locked` orders the store).
+        kernel::sync::barrier::smp_mb(kernel::sync::barrier::Read);
+        if !self.short.load(Relaxed) {
+            self.src_free(e, FREES_TO_SOURCE);
+            return;
+        }
+        let back = self.locked(|r| r.offer(e));
         match back {
-            None => self.freed.notify_one(),
-            Some(e) => self.src_free(e),
+            None => {
+                self.counts.add(FREES_KEPT, 1);
+                self.freed.notify_one()
+            }
+            Some(e) => self.src_free(e, FREES_TO_SOURCE),
         }
     }
 
@@ -290,7 +321,9 @@ impl Mempool {
         let grew = {
             let mut r = self.reserve.lock();
             let grew = min > r.min();
-            r.set_min(min, |e| self.src_free(e)).map_err(|_| EINVAL)?;
+            r.set_min(min, |e| self.src_free(e, RESERVE_TO_SOURCE))
+                .map_err(|_| EINVAL)?;
+            self.short.store(r.is_short(), Relaxed);
             grew
         };
         if !grew {
@@ -306,25 +339,34 @@ impl Mempool {
 
     /// Elements handed out and not yet freed.
     pub(crate) fn out(&self) -> u64 {
-        self.reserve.lock().counts().out
+        let c = &self.counts;
+        (c.sum(ALLOCS) - c.sum(FREES_TO_SOURCE) - c.sum(FREES_KEPT)).max(0) as u64
     }
 
     /// Elements given back to the source so far.
     pub(crate) fn source_frees(&self) -> u64 {
-        self.src_frees.load(Relaxed)
+        (self.counts.sum(FREES_TO_SOURCE) + self.counts.sum(RESERVE_TO_SOURCE)).max(0) as u64
+    }
+
+    /// Runs `f` on the reserve under its lock and refreshes the `short` hint before unlocking.
+    fn locked<R>(&self, f: impl FnOnce(&mut Reserve<KVec<usize>>) -> R) -> R {
+        let mut r = self.reserve.lock();
+        let out = f(&mut r);
+        self.short.store(r.is_short(), Relaxed);
+        out
     }
 
     /// Gives every reserve element back to its source (pool lock, then allocator locks), as
     /// destroying the pool does.
     pub(crate) fn drain_reserve(&self) {
-        self.reserve.lock().drain(|e| self.src_free(e));
+        self.locked(|r| r.drain(|e| self.src_free(e, RESERVE_TO_SOURCE)));
     }
 
     /// This pool's row of `/proc/rkmem/mempools`.
     pub(crate) fn row(&self) -> PoolRow<'_> {
         let (min, reserve, counts) = {
             let r = self.reserve.lock();
-            (r.min(), r.curr(), r.counts())
+            (r.min(), r.curr(), r.counts(self.out()))
         };
         PoolRow {
             id: self.id,

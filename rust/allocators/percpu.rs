@@ -122,3 +122,57 @@ impl Drop for ObjCache {
         unsafe { rkmem_objs_destroy(self.ptr.as_ptr()) };
     }
 }
+
+/// `N` event counters per CPU (glue/counters.c): [`Counters::add`] changes this CPU's copy
+/// (`this_cpu_add`: no lock, no atomic instruction, no shared cache line), [`Counters::sum`]
+/// adds up every CPU's, exactly once the adders are quiescent.
+///
+/// # Invariants
+///
+/// `ptr` came from `rkmem_counters_create(N)` and is freed only on drop.
+pub(crate) struct Counters<const N: usize> {
+    ptr: NonNull<i64>,
+}
+
+// SAFETY: each CPU writes only its own copy, with a preemption-safe per-CPU add; readers sum
+// with READ_ONCE. The handle is a per-CPU pointer valid on any CPU.
+unsafe impl<const N: usize> Send for Counters<N> {}
+// SAFETY: as above.
+unsafe impl<const N: usize> Sync for Counters<N> {}
+
+impl<const N: usize> Counters<N> {
+    /// `N` zeroed counters per CPU (`ENOMEM`).
+    pub(crate) fn new() -> Result<Self> {
+        const { assert!(N > 0 && N <= 64) };
+        // SAFETY: plain allocation of `N` counters (in range: checked at compile time).
+        let ptr = unsafe { crate::ffi::rkmem_counters_create(N as c_uint) };
+        Ok(Counters {
+            ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// Adds `delta` to counter `i` (this CPU's copy).
+    #[inline]
+    pub(crate) fn add(&self, i: usize, delta: i64) {
+        if i < N {
+            // SAFETY: `ptr` is live (type invariant) and `i < N`.
+            unsafe { crate::ffi::rkmem_counter_add(self.ptr.as_ptr(), i as c_uint, delta) };
+        }
+    }
+
+    /// Counter `i` summed over every possible CPU (0 for `i >= N`).
+    pub(crate) fn sum(&self, i: usize) -> i64 {
+        if i >= N {
+            return 0;
+        }
+        // SAFETY: as in `add`.
+        unsafe { crate::ffi::rkmem_counter_sum(self.ptr.as_ptr(), i as c_uint) }
+    }
+}
+
+impl<const N: usize> Drop for Counters<N> {
+    fn drop(&mut self) {
+        // SAFETY: from `rkmem_counters_create`, freed once; nobody uses it any more.
+        unsafe { crate::ffi::rkmem_counters_destroy(self.ptr.as_ptr()) };
+    }
+}

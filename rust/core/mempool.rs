@@ -12,6 +12,14 @@
 //!
 //! The elements are opaque `usize` values (addresses); the storage is a slice the module
 //! allocates with room for the largest `min` it allows.
+//!
+//! As in `mm/mempool.c`, the common paths do not touch the reserve (nor its lock): an
+//! allocation that the source serves is the source's alone, and a free checks the reserve's
+//! [`Reserve::is_short`] hint without the lock (the module keeps a copy, written under the lock
+//! after every change), taking the lock only if the reserve looks short. A stale "full" hint
+//! sends an element to the source that the reserve could have kept, never loses one; the
+//! locked [`Reserve::offer`] decides again. Elements out are therefore counted by the caller
+//! (per CPU, in the module), not here.
 
 use core::fmt;
 use core::ops::DerefMut;
@@ -44,6 +52,17 @@ impl fmt::Display for ReserveError {
     }
 }
 
+/// The reserve's own counters (see [`Reserve::counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReserveCounts {
+    /// Times a caller slept waiting for a free element.
+    pub waits: u64,
+    /// Allocations served from the reserve because the source failed.
+    pub saves: u64,
+    /// Allocations that failed (callers that may not sleep, reserve empty).
+    pub failures: u64,
+}
+
 /// Counters of one mempool, as `/proc/rkmem/mempools` shows them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolCounts {
@@ -67,7 +86,7 @@ pub struct Reserve<S> {
     storage: S,
     curr: usize,
     min: usize,
-    counts: PoolCounts,
+    counts: ReserveCounts,
 }
 
 impl<S: DerefMut<Target = [usize]>> Reserve<S> {
@@ -84,7 +103,7 @@ impl<S: DerefMut<Target = [usize]>> Reserve<S> {
             storage,
             curr: 0,
             min,
-            counts: PoolCounts::default(),
+            counts: ReserveCounts::default(),
         })
     }
 
@@ -103,9 +122,21 @@ impl<S: DerefMut<Target = [usize]>> Reserve<S> {
         self.min.saturating_sub(self.curr)
     }
 
-    /// The counters.
-    pub fn counts(&self) -> PoolCounts {
-        self.counts
+    /// Whether the reserve holds fewer than `min` elements: the hint a free reads without the
+    /// lock (a copy the caller refreshes under the lock after every change) to decide whether
+    /// to offer the element here at all.
+    pub fn is_short(&self) -> bool {
+        self.curr < self.min
+    }
+
+    /// The counters, with `out` (elements handed out, counted by the caller) for the row.
+    pub fn counts(&self, out: u64) -> PoolCounts {
+        PoolCounts {
+            out,
+            waits: self.counts.waits,
+            saves: self.counts.saves,
+            failures: self.counts.failures,
+        }
     }
 
     /// Adds a freshly allocated element while the reserve is below `min` (filling it at
@@ -120,17 +151,11 @@ impl<S: DerefMut<Target = [usize]>> Reserve<S> {
         Ok(())
     }
 
-    /// Records an element allocated from the source and handed out.
-    pub fn note_source_alloc(&mut self) {
-        self.counts.out += 1;
-    }
-
     /// Takes a reserve element for a caller whose source allocation failed.
     pub fn take(&mut self) -> Option<usize> {
         let top = self.curr.checked_sub(1)?;
         let elem = *self.storage.get(top)?;
         self.curr = top;
-        self.counts.out += 1;
         self.counts.saves += 1;
         Some(elem)
     }
@@ -148,7 +173,6 @@ impl<S: DerefMut<Target = [usize]>> Reserve<S> {
     /// A freed element: kept in the reserve (`None`: wake a waiter) while it is below `min`,
     /// else handed back (`Some(elem)`: return it to the source).
     pub fn offer(&mut self, elem: usize) -> Option<usize> {
-        self.counts.out = self.counts.out.saturating_sub(1);
         if self.curr < self.min {
             if let Some(slot) = self.storage.get_mut(self.curr) {
                 *slot = elem;
@@ -277,15 +301,14 @@ mod tests {
         assert_eq!(r.take(), Some(101));
         assert_eq!(r.take(), Some(100));
         assert_eq!(r.take(), None);
-        assert_eq!(r.counts().saves, 2);
-        assert_eq!(r.counts().out, 2);
+        assert_eq!(r.counts(2).saves, 2);
+        assert!(r.is_short());
         // Frees refill the reserve first, then go back to the source.
         assert_eq!(r.offer(100), None);
         assert_eq!(r.offer(101), None);
-        r.note_source_alloc();
+        assert!(!r.is_short());
         assert_eq!(r.offer(55), Some(55));
         assert_eq!(r.curr(), 2);
-        assert_eq!(r.counts().out, 0);
     }
 
     #[test]
@@ -344,19 +367,70 @@ mod tests {
             let mut next = 1000;
             for op in ops {
                 match op {
-                    0 => { r.note_source_alloc(); held.push(next); next += 1; }
+                    0 => { held.push(next); next += 1; }
                     1 => { if let Some(e) = r.take() { held.push(e); } }
                     2 => { if let Some(e) = held.pop() { let _ = r.offer(e); } }
                     _ => { let m = (next % 7) + 1; r.set_min(m, |_| {}).unwrap(); }
                 }
                 prop_assert!(r.curr() <= r.min());
-                prop_assert_eq!(r.counts().out, held.len() as u64);
+                prop_assert_eq!(r.is_short(), r.curr() < r.min());
                 let mut seen: Vec<usize> = held.clone();
                 seen.extend_from_slice(&r.storage[..r.curr]);
                 let n = seen.len();
                 seen.sort();
                 seen.dedup();
                 prop_assert_eq!(seen.len(), n, "an element appears twice");
+            }
+        }
+
+        // The module's protocol: frees read a copy of `is_short` taken after the last locked
+        // change (possibly stale: here refreshed only every `stale` operations) and go to the
+        // source without the lock when it says full. No element is lost or duplicated, the
+        // reserve never exceeds `min`, and once the hint is fresh a short reserve is refilled
+        // by the next free.
+        #[test]
+        fn lockless_frees_conserve_elements(
+            ops in proptest::collection::vec(0u8..4, 0..300),
+            min in 1usize..8,
+            stale in 1usize..5,
+        ) {
+            let mut r = reserve(min);
+            let mut hint = r.is_short();
+            let (mut held, mut to_source): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+            let mut next = 1000;
+            for (i, op) in ops.into_iter().enumerate() {
+                match op {
+                    0 => { held.push(next); next += 1; }
+                    1 => { if let Some(e) = r.take() { held.push(e); } }
+                    2 => {
+                        if let Some(e) = held.pop() {
+                            if !hint {
+                                to_source.push(e);
+                            } else if let Some(e) = r.offer(e) {
+                                to_source.push(e);
+                            }
+                        }
+                    }
+                    _ => { let m = (next % 7) + 1; r.set_min(m, |e| to_source.push(e)).unwrap(); }
+                }
+                if i % stale == 0 {
+                    hint = r.is_short();
+                }
+                prop_assert!(r.curr() <= r.min());
+                let mut seen: Vec<usize> = held.clone();
+                seen.extend_from_slice(&r.storage[..r.curr]);
+                seen.extend_from_slice(&to_source);
+                let n = seen.len();
+                seen.sort();
+                seen.dedup();
+                prop_assert_eq!(seen.len(), n, "an element appears twice");
+            }
+            // A fresh hint: a free refills a short reserve.
+            hint = r.is_short();
+            if hint {
+                let before = r.curr();
+                prop_assert_eq!(r.offer(1), None);
+                prop_assert_eq!(r.curr(), before + 1);
             }
         }
     }

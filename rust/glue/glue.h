@@ -47,6 +47,15 @@ unsigned int rkmem_objs_take_all(struct rkmem_objs __percpu *p, unsigned int cpu
 int rkmem_objs_flush(struct rkmem_objs __percpu *p, unsigned int cpu, bool try_only,
 		     unsigned long *out);
 
+/*
+ * Per-CPU counters (counters.c; used through allocators/percpu.rs): n s64 counters per CPU;
+ * add works on this CPU's copy, sum adds up every possible CPU's.
+ */
+s64 __percpu *rkmem_counters_create(unsigned int n);
+void rkmem_counters_destroy(s64 __percpu *c);
+void rkmem_counter_add(s64 __percpu *c, unsigned int i, s64 delta);
+s64 rkmem_counter_sum(s64 __percpu *c, unsigned int i);
+
 /* Blocks of the host kernel's page allocator for the arena (blocks.c) */
 void *rkmem_block_alloc(unsigned int order, bool may_sleep);
 void rkmem_block_free(void *addr, unsigned int order);

@@ -65,6 +65,12 @@ extern "C" {
         out: *mut c_ulong,
     ) -> c_int;
 
+    // Per-CPU counters (glue/counters.c)
+    pub(crate) fn rkmem_counters_create(n: c_uint) -> *mut i64;
+    pub(crate) fn rkmem_counters_destroy(c: *mut i64);
+    pub(crate) fn rkmem_counter_add(c: *mut i64, i: c_uint, delta: i64);
+    pub(crate) fn rkmem_counter_sum(c: *mut i64, i: c_uint) -> i64;
+
     // The background trimmer (glue/reclaim.c)
     pub(crate) fn rkmem_reclaim_kick();
     pub(crate) fn rkmem_reclaim_cancel();

@@ -61,6 +61,17 @@ mod tests {
     }
 
     #[test]
+    fn rkmalloc_frees_find_the_class_from_the_address() -> Result {
+        let shared = crate::shared().ok_or(ENODEV)?;
+        let mut o = Outcome::default();
+        selftest::run_rkmalloc(&shared.classes, &shared.arena, &mut o)?;
+        tidy();
+        assert!(o.passed > 0);
+        assert_eq!(o.failed, 0);
+        Ok(())
+    }
+
+    #[test]
     fn mempool_reserve_serves_and_refills() -> Result {
         let mut o = Outcome::default();
         selftest::run_mempool(arena()?, &mut o)?;

@@ -456,3 +456,28 @@ pub(crate) fn run_mempool(arena: &'static Arena, o: &mut Outcome) -> Result {
     }
     Ok(())
 }
+
+/// rkmalloc's kfree-style frees: for an object of every size class, the tag mirrored into the
+/// host's `struct page` (which the free reads) equals the arena's own record for that page,
+/// and the free, which finds the class from the address alone, gives the object back.
+pub(crate) fn run_rkmalloc(
+    classes: &crate::classes::Classes,
+    arena: &Arena,
+    o: &mut Outcome,
+) -> Result {
+    for &size in crate::rkcore::sizeclass::CLASS_SIZES.iter() {
+        let mut a = crate::classes::rkmalloc(classes, arena, size as u64, true)?;
+        let is_class = matches!(a, crate::classes::RkAlloc::Class { .. });
+        o.check("rkmalloc of a class size is a size-class object", is_class);
+        let addr = a.addr(arena);
+        // SAFETY: `addr` is the object just allocated above, not yet freed.
+        let mirrored = unsafe { arena.tag_of_handed_out(addr) };
+        let recorded = arena.page_of(addr).map_or(0, |p| arena.tag_of(p));
+        o.check(
+            "struct page tag mirrors the arena's",
+            recorded != 0 && mirrored == recorded,
+        );
+        o.check("kfree-style free of a class object", a.free(classes, arena));
+    }
+    Ok(())
+}

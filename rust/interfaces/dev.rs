@@ -234,6 +234,7 @@ impl RkmemFile {
                     crate::selftest::run(&mut o)?;
                     crate::selftest::run_slab(arena, crate::slab_debug(), &mut o)?;
                     crate::selftest::run_mempool(arena, &mut o)?;
+                    crate::selftest::run_rkmalloc(&shared.classes, arena, &mut o)?;
                     crate::selftest::run_percpu(&mut o)
                 })();
                 // Written also when a check could not run (ENOMEM): the counts of what ran.

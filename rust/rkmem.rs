@@ -168,7 +168,10 @@ pub(crate) fn slab_debug() -> bool {
     module_parameters::slab_debug.value()
 }
 
-/// State that callbacks without a context pointer reach: ioctls, /proc reads.
+/// State that callbacks without a context pointer reach: ioctls, /proc reads. Where 7.3 gives
+/// a context the state goes through it (the shrinker: its `private_data`); the misc device in
+/// 7.3 has no registration data for `open` and the procfs glue is C, so those reach it
+/// through [`shared`], and so does the work item (a static C `work_struct`, README).
 ///
 /// Fields drop in declaration order: the caches (which hold `&'static` references to the
 /// arena) go before the arena.

@@ -148,7 +148,7 @@ impl RkAlloc {
 
     /// Gives the allocation back to its allocator; `false` if the allocator refused it
     /// (counted and reported there).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn free(self, classes: &Classes, arena: &Arena) -> bool {
         match self {
             RkAlloc::Class { obj, .. } => kfree(classes, arena, obj),
@@ -169,7 +169,7 @@ impl RkAlloc {
 /// # Safety
 ///
 /// `addr` is an object a size-class cache handed out and that is still allocated.
-#[inline]
+#[inline(always)]
 unsafe fn class_of<'a>(classes: &'a Classes, arena: &Arena, addr: usize) -> Option<&'a Cache> {
     // SAFETY: an allocated object lies in an allocated range (its slab) of the arena.
     let tag = unsafe { arena.tag_of_handed_out(addr) };
@@ -179,7 +179,7 @@ unsafe fn class_of<'a>(classes: &'a Classes, arena: &Arena, addr: usize) -> Opti
 }
 
 /// kfree: frees an object of a size class, found from its address.
-#[inline]
+#[inline(always)]
 fn kfree(classes: &Classes, arena: &Arena, obj: RkObj) -> bool {
     let addr = obj.0.get();
     // SAFETY: `obj` came from `rkmalloc` (the only maker of an `RkObj`) and is given up here.
@@ -195,7 +195,7 @@ fn kfree(classes: &Classes, arena: &Arena, obj: RkObj) -> bool {
 
 /// rkmalloc: a size class for small sizes, exact pages up to 4 MiB, vmalloc beyond (like
 /// kvmalloc). `EINVAL` for 0 or more than `RKMEM_RKMALLOC_MAX` bytes.
-#[inline]
+#[inline(always)]
 pub(crate) fn rkmalloc(
     classes: &Classes,
     arena: &Arena,

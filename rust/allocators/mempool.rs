@@ -186,6 +186,7 @@ impl Mempool {
 
     /// An element from the source; the pool keeps it by address (the reserve, and the
     /// [`Elem`] it hands out) until [`Mempool::src_free`] makes the source's handle again.
+    #[inline(always)]
     fn src_alloc(&self, may_sleep: bool) -> Result<usize> {
         if self.fail_source && self.failing.load(Relaxed) {
             return Err(ENOMEM);
@@ -206,6 +207,7 @@ impl Mempool {
     /// Gives the element at `e`, which [`Mempool::src_alloc`] took from the source, back to it
     /// (once: the reserve and the handles hold each element once).
     /// Counts it in `counter`.
+    #[inline(always)]
     fn src_free(&self, e: usize, counter: usize) {
         self.counts.add(counter, 1);
         // Refusals are counted and reported by the allocators.
@@ -236,6 +238,7 @@ impl Mempool {
     }
 
     /// Allocates an element (see the module documentation).
+    #[inline]
     pub(crate) fn alloc(&self, may_sleep: bool) -> Result<Elem> {
         let e = self.alloc_addr(may_sleep)?;
         let addr = core::num::NonZeroUsize::new(e).ok_or(EINVAL)?;
@@ -245,13 +248,21 @@ impl Mempool {
         })
     }
 
+    #[inline(always)]
     fn alloc_addr(&self, may_sleep: bool) -> Result<usize> {
+        // The common path: the source serves it, the reserve is not touched.
+        if let Ok(e) = self.src_alloc(false) {
+            self.counts.add(ALLOCS, 1);
+            return Ok(e);
+        }
+        self.alloc_slow(may_sleep)
+    }
+
+    /// [`Mempool::alloc`] after the source failed without sleeping: the reserve, the source
+    /// allowed to sleep, waiting for a free (then the source again, from the top).
+    #[inline(never)]
+    fn alloc_slow(&self, may_sleep: bool) -> Result<usize> {
         loop {
-            // The common path: the source serves it, the reserve is not touched.
-            if let Ok(e) = self.src_alloc(false) {
-                self.counts.add(ALLOCS, 1);
-                return Ok(e);
-            }
             if let Some(e) = self.locked(|r| r.take()) {
                 self.counts.add(ALLOCS, 1);
                 return Ok(e);
@@ -277,11 +288,17 @@ impl Mempool {
                     return Err(EINTR);
                 }
             }
+            drop(r);
+            if let Ok(e) = self.src_alloc(false) {
+                self.counts.add(ALLOCS, 1);
+                return Ok(e);
+            }
         }
     }
 
     /// Frees an element: into the reserve while it is below its minimum (waking a waiter),
     /// else back to the source. An element of another pool is refused and handed back.
+    #[inline]
     pub(crate) fn free(&self, e: Elem) -> core::result::Result<(), Elem> {
         if e.pool != self.id {
             return Err(e);
@@ -290,6 +307,7 @@ impl Mempool {
         Ok(())
     }
 
+    #[inline(always)]
     fn free_addr(&self, e: usize) {
         // The common path: the reserve is full, the element goes back to the source without
         // the lock (a stale hint only sends it there when the reserve could have kept it). As

@@ -290,7 +290,7 @@ pub const MARKS_PER_LINE: usize = 64;
 /// at 1.2-1.4x the 1-CPU time). Only pages `MARKS_PER_LINE * 64` apart in the same residue
 /// share a line now. `None` outside `0..npages` or for a bad `npages`.
 pub fn mark_index(page: usize, npages: usize) -> Option<usize> {
-    if page >= npages || npages % MARKS_PER_LINE != 0 {
+    if page >= npages || !npages.is_multiple_of(MARKS_PER_LINE) {
         return None;
     }
     Some((page % MARKS_PER_LINE) * (npages / MARKS_PER_LINE) + page / MARKS_PER_LINE)

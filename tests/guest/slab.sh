@@ -107,22 +107,29 @@ test_stress_slab() {
 # must never catch a CPU inside its fast path: trims and drop_caches in a loop while stress slab
 # allocates and frees on every CPU, every object's contents verified.
 test_stress_slab_with_concurrent_drains() {
-	rkmemctl stress slab --seconds "$SLAB_STRESS_SECONDS" --seed 31337 >/tmp/stress-drain.out 2>&1 &
-	pid=$!
+	# At least 5 drains must overlap a stress run: on a slow kernel (the debug one under TCG,
+	# on a loaded host) one run of SLAB_STRESS_SECONDS may see fewer, so up to 3 runs are made,
+	# each verified on its own.
 	drains=0
-	while kill -0 $pid 2>/dev/null; do
-		rkmemctl trim >/dev/null || { kill $pid; fail "rkmemctl trim failed during stress slab"; return; }
-		echo 2 >/proc/sys/vm/drop_caches
-		drains=$((drains + 1))
-		sleep 0.1
+	runs=0
+	while [ "$drains" -lt 5 ] && [ "$runs" -lt 3 ]; do
+		runs=$((runs + 1))
+		rkmemctl stress slab --seconds "$SLAB_STRESS_SECONDS" --seed $((31337 + runs)) >/tmp/stress-drain.out 2>&1 &
+		pid=$!
+		while kill -0 $pid 2>/dev/null; do
+			rkmemctl trim >/dev/null || { kill $pid; fail "rkmemctl trim failed during stress slab"; return; }
+			echo 2 >/proc/sys/vm/drop_caches
+			drains=$((drains + 1))
+			sleep 0.1
+		done
+		wait $pid
+		rc=$?
+		tail -n 3 /tmp/stress-drain.out
+		[ $rc = 0 ] || fail "rkmemctl stress slab with concurrent drains exited $rc: $(grep -E 'FAIL|rkmemctl:' /tmp/stress-drain.out | head -n 5)" || return
+		grep -q '^stress slab: ok' /tmp/stress-drain.out || fail "no 'stress slab: ok' line" || return
 	done
-	wait $pid
-	rc=$?
-	tail -n 3 /tmp/stress-drain.out
-	echo "# $drains trims and drop_caches while stress slab ran"
-	[ $rc = 0 ] || fail "rkmemctl stress slab with concurrent drains exited $rc: $(grep -E 'FAIL|rkmemctl:' /tmp/stress-drain.out | head -n 5)" || return
-	grep -q '^stress slab: ok' /tmp/stress-drain.out || fail "no 'stress slab: ok' line" || return
-	[ "$drains" -ge 5 ] || fail "only $drains drains ran during the stress test" || return
+	echo "# $drains trims and drop_caches while $runs stress slab run(s) ran"
+	[ "$drains" -ge 5 ] || fail "only $drains drains ran during $runs stress runs" || return
 	buddyinfo_back_to_load_time "rkmemctl stress slab with concurrent trims" || return
 	busy=$(slab_rows_busy)
 	[ -z "$busy" ] || fail "caches still hold objects or slabs after the stress test and a trim: $busy"

@@ -26,6 +26,8 @@ use std::thread;
 pub const SLAB_SIZES: [u32; 7] = [16, 64, 117, 128, 192, 256, 1024];
 /// rkmalloc's size classes (`rust/core/sizeclass.rs`), the sizes of the kmalloc benchmark.
 pub const KMALLOC_SIZES: [u32; 12] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096];
+/// Sizes between the classes, also timed by the kmalloc benchmark (both sides round up).
+pub const KMALLOC_BETWEEN: [u32; 3] = [100, 200, 3000];
 /// Buddy orders of the page benchmark.
 pub const ORDERS: [u32; 6] = [0, 1, 2, 3, 9, 10];
 /// Element sizes of the mempool benchmark.
@@ -518,7 +520,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         }
     }
     if want("kmalloc") {
-        for size in KMALLOC_SIZES {
+        for size in KMALLOC_SIZES.into_iter().chain(KMALLOC_BETWEEN) {
             go(
                 point("kmalloc", uapi::RKMEM_BENCH_KMALLOC, size, 0, 0),
                 opts.iters,

@@ -283,17 +283,18 @@ pub fn free<const CAP: usize, E: PageEnv<CAP>>(
 pub const MARKS_PER_LINE: usize = 64;
 
 /// Where the owner byte of `page` is stored among `npages` bytes (a multiple of
-/// [`MARKS_PER_LINE`]): transposed, so that pages within [`MARKS_PER_LINE`] of each other have
-/// their bytes in different cache lines. Neighbouring blocks are what two CPUs' caches hold at
-/// the same time (each refill takes a run of blocks), and every allocation and free writes the
-/// byte: in page order the CPUs would write the same line (measured natively: 2-CPU page pairs
-/// at 1.2-1.4x the 1-CPU time). Only pages `MARKS_PER_LINE * 64` apart in the same residue
-/// share a line now. `None` outside `0..npages` or for a bad `npages`.
+/// [`MARKS_PER_LINE`]), so that the bytes sharing a 64-byte cache line belong to pages
+/// `npages / 64` apart: with `L = npages / 64` lines, page `q * L + r` goes to line `r`, slot
+/// `q`. Neighbouring blocks are what two CPUs' caches hold at the same time (each refill takes
+/// a run of blocks), and every allocation and free writes the byte: in page order the CPUs
+/// would write the same line (measured natively: 2-CPU page pairs at 1.2-1.4x the 1-CPU time).
+/// `None` outside `0..npages` or for a bad `npages`.
 pub fn mark_index(page: usize, npages: usize) -> Option<usize> {
-    if page >= npages || !npages.is_multiple_of(MARKS_PER_LINE) {
+    if page >= npages || npages == 0 || !npages.is_multiple_of(MARKS_PER_LINE) {
         return None;
     }
-    Some((page % MARKS_PER_LINE) * (npages / MARKS_PER_LINE) + page / MARKS_PER_LINE)
+    let lines = npages / MARKS_PER_LINE;
+    Some((page % lines) * MARKS_PER_LINE + page / lines)
 }
 
 #[cfg(test)]
@@ -674,15 +675,16 @@ mod tests {
 
     #[test]
     fn mark_index_is_a_bijection_that_spreads_neighbours() {
-        for npages in [64usize, 1024, 4096] {
+        for npages in [64usize, 1024, 4096, 16384] {
+            let lines = npages / MARKS_PER_LINE;
             let mut seen = vec![false; npages];
             for p in 0..npages {
                 let i = mark_index(p, npages).unwrap();
                 assert!(!seen[i], "index {i} used twice");
                 seen[i] = true;
-                // Every other page within 64 of `p` lies in another 64-byte line.
-                for q in p.saturating_sub(63)..(p + 64).min(npages) {
-                    if q != p && npages >= 64 * 64 {
+                // Every other page closer than `lines` lies in another 64-byte line.
+                for q in p.saturating_sub(lines - 1)..(p + lines).min(npages) {
+                    if q != p {
                         let j = mark_index(q, npages).unwrap();
                         assert_ne!(i / 64, j / 64, "pages {p} and {q} share a line");
                     }
@@ -692,5 +694,6 @@ mod tests {
             assert_eq!(mark_index(npages, npages), None);
         }
         assert_eq!(mark_index(0, 100), None);
+        assert_eq!(mark_index(0, 0), None);
     }
 }

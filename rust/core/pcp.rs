@@ -16,8 +16,11 @@
 //!   `nr_pcp_alloc()` does without its adaptive scaling.
 //! - A free ([`Pcp::push`], [`Pcp::free`]) caches the block. When `count` reaches `high` (the
 //!   kernel's `pcp->count >= high`), [`Pcp::drain_batch`] gives `batch` pages back, the oldest
-//!   blocks first, starting with the list just freed to and going round the orders, as
-//!   `free_pcppages_bulk()` does.
+//!   blocks first, starting with the list *after* the one just freed to and going round the
+//!   orders, as `free_pcppages_bulk()` does (it advances `pindex` before taking a list): the
+//!   hot order's list is drained last, so blocks of other orders left over from earlier work
+//!   go first (measured: starting with the hot list, a cache filled with leftovers drained and
+//!   refilled order 3 on almost every operation, 1.6x `alloc_pages`' time on 2 CPUs).
 //! - [`Pcp::drain_all`] empties the cache (trimming, memory pressure, CPU offline).
 //!
 //! # Trust
@@ -368,13 +371,14 @@ impl<const CAP: usize> Pcp<CAP> {
     }
 
     /// Gives `batch` pages (or all, if fewer are cached) back to `buddy`: the oldest blocks
-    /// first, starting with the list of `order` and going round the others.
+    /// first, starting with the list after that of `order` (just freed to) and going round,
+    /// so that list comes last.
     pub fn drain_batch<S: DerefMut<Target = [PageMeta]>>(
         &mut self,
         order: u32,
         buddy: &mut Buddy<S>,
     ) -> Drained {
-        self.drain(self.batch, order as usize, buddy)
+        self.drain(self.batch, order as usize + 1, buddy)
     }
 
     /// Gives every cached block back to `buddy`.
@@ -557,7 +561,7 @@ mod tests {
     #[test]
     fn batch_drain_goes_round_the_orders() {
         let mut b = buddy(4, 2);
-        let mut p = Pcp::<16>::new(12, 6).unwrap();
+        let mut p = Pcp::<16>::new(12, 5).unwrap();
         let a = b.alloc(0).unwrap();
         let c = b.alloc(2).unwrap();
         let d = b.alloc(1).unwrap();
@@ -565,9 +569,10 @@ mod tests {
         assert_eq!(p.push(c, 2), Ok(false));
         assert_eq!(p.push(d, 1), Ok(false));
         assert_eq!(p.count(), 7);
-        // From order 1: its block (2 pages), then order 2 (4 pages): 6 pages, order 0 stays.
-        assert_eq!(p.drain_batch(1, &mut b).pages, 6);
-        assert_eq!((p.len(0), p.len(1), p.len(2)), (1, 0, 0));
+        // After a free of order 1: from order 2 (4 pages), round past 3 to order 0 (1 page):
+        // 5 pages; the block of order 1, just freed (hot), stays.
+        assert_eq!(p.drain_batch(1, &mut b).pages, 5);
+        assert_eq!((p.len(0), p.len(1), p.len(2)), (0, 1, 0));
         let _ = p.drain_all(&mut b);
         assert!(whole(&b));
     }

@@ -103,9 +103,9 @@ pub(crate) fn create_classes(arena: &'static Arena, debug: bool) -> Result<Class
 }
 
 /// An object of an rkmalloc size class: its address only, as kmalloc returns a pointer. The
-/// free ([`RkAlloc::free`]) finds the class from the address, as kfree must: the arena page
-/// the object lies in, in O(1) from the host block's page metadata, then the page's tag (the
-/// cache id + 1 its slab carries). Owned, neither `Copy` nor `Clone`: safe code gets one only
+/// free ([`RkAlloc::free`]) finds the class from the address, as kfree must: the tag (the
+/// cache id + 1) of the page the object lies in, which the arena mirrors into the host's
+/// `struct page` ([`Arena::tag_of_handed_out`]). Owned, neither `Copy` nor `Clone`: safe code gets one only
 /// from [`rkmalloc`], so a double or foreign free cannot be expressed.
 #[derive(Debug)]
 #[must_use]

@@ -264,6 +264,9 @@ pub(crate) struct Arena {
     slot_addr: KVVec<Atomic<usize>>,
     owner: OwnerMarks,
     tag: KVVec<Atomic<u32>>,
+    /// Per page: the off-slab header of the slab this page starts (0: none), which its cache
+    /// keeps here as SLUB keeps a slab's fields in its `struct page`.
+    slab_meta: KVVec<Atomic<usize>>,
     min_slots: usize,
     pcp_used: usize,
     /// The module's arena (not a private one, the selftest's): [`PageEnv::pressure`] calls the
@@ -309,6 +312,10 @@ impl Arena {
         for _ in 0..npages {
             tag.push(Atomic::new(0), GFP_KERNEL)?;
         }
+        let mut slab_meta = KVVec::with_capacity(npages, GFP_KERNEL)?;
+        for _ in 0..npages {
+            slab_meta.push(Atomic::new(0), GFP_KERNEL)?;
+        }
         let cpus = kernel::cpu::nr_cpu_ids() as usize;
         // One shared arena per module load (statics are fresh at each load): its hook stays.
         if let Some(hook) = on_pressure {
@@ -329,6 +336,7 @@ impl Arena {
             slot_addr,
             owner: OwnerMarks(owner),
             tag,
+            slab_meta,
             min_slots,
             pcp_used: cpus.clamp(1, PCP_SLOTS),
             shared: on_pressure.is_some(),
@@ -400,6 +408,18 @@ impl Arena {
     pub(crate) unsafe fn tag_of_handed_out(&self, addr: usize) -> u32 {
         // SAFETY: `addr` is in the direct map (the caller's promise).
         unsafe { rkmem_page_tag(addr as *const c_void) as u32 }
+    }
+
+    /// Records `meta` (0 clears) as the off-slab header of the slab starting at page `page`.
+    pub(crate) fn set_slab_meta(&self, page: usize, meta: usize) {
+        if let Some(m) = self.slab_meta.get(page) {
+            m.store(meta, Relaxed);
+        }
+    }
+
+    /// The off-slab header recorded for the slab starting at page `page` (0 if none).
+    pub(crate) fn slab_meta(&self, page: usize) -> usize {
+        self.slab_meta.get(page).map_or(0, |m| m.load(Relaxed))
     }
 
     /// The tag of page `page` (0 if untagged or not a page of the arena).

@@ -24,6 +24,7 @@
 //! red zones and poison), counted, and reported in dmesg with the cache name and object index.
 
 use crate::arena::{Arena, Pages, PAGE_SIZE};
+use crate::ffi::{rkmem_slab_cpus, rkmem_slab_meta_alloc, rkmem_slab_meta_free};
 use crate::percpu::{nr_cpu_ids, ObjCache, CAP as CPU_CAP};
 use crate::rkcore::cache::{self as core_cache, FreeError, Front, Repaired, SlabMemory, SlabSet};
 use crate::rkcore::depot::{cpu_tunables, Depot, DEPOT_FACTOR};
@@ -31,6 +32,7 @@ use crate::rkcore::slab::{SlabLayout, SlabList};
 use crate::rkcore::slabinfo::SlabinfoRow;
 use crate::rkcore::slablist::Headers;
 use kernel::{
+    ffi::c_void,
     new_spinlock,
     prelude::*,
     sync::{
@@ -130,12 +132,23 @@ struct SlabMem<'a> {
 
 impl Headers for SlabMem<'_> {
     fn header(&mut self, slab: u64) -> &mut [u8] {
-        // SAFETY: by the type invariant `slab` is the start of a live slab of this cache, its
-        // header bytes are touched by nobody else while `inner` is held (or before the slab is on
-        // a list), and `header_bytes` is within the slab.
-        unsafe {
-            core::slice::from_raw_parts_mut(slab as usize as *mut u8, self.layout.header_bytes())
+        let start = if self.layout.off_slab() {
+            self.arena
+                .page_of(slab as usize)
+                .map_or(0, |p| self.arena.slab_meta(p))
+        } else {
+            slab as usize
+        };
+        if start == 0 {
+            // No header recorded (a bug): an empty header, which every slab operation refuses.
+            return &mut [];
         }
+        // SAFETY: by the type invariant `slab` is the start of a live slab of this cache; its
+        // header is either its first `header_bytes` bytes or, off the slab, the `header_bytes`
+        // bytes `Cache::new_slab` allocated for it and recorded in the arena until
+        // `Cache::release_slab` frees them. Nobody else touches them while `inner` is held (or
+        // before the slab is on a list).
+        unsafe { core::slice::from_raw_parts_mut(start as *mut u8, self.layout.header_bytes()) }
     }
 }
 
@@ -222,12 +235,10 @@ impl Cache {
         {
             return Err(EINVAL);
         }
-        let layout = if debug {
-            SlabLayout::new_debug(size, align, PAGE_SIZE, 3)
-        } else {
-            SlabLayout::new(size, align, PAGE_SIZE, 3)
-        }
-        .map_err(|_| EINVAL)?;
+        // SAFETY: reads a count the kernel set up at boot; no preconditions.
+        let cpus = unsafe { rkmem_slab_cpus() };
+        let layout =
+            SlabLayout::for_cpus(size, align, PAGE_SIZE, 3, cpus, debug).map_err(|_| EINVAL)?;
         let mut n = [0u8; NAME_MAX];
         n[..name.len()].copy_from_slice(name);
         // Computed here: inside `try_pin_init!`, `name` names the field initialised above.
@@ -365,14 +376,25 @@ impl Cache {
         self.inner.lock().take(&mut self.mem(), out)
     }
 
-    /// Takes a new slab from the arena and puts it on the empty list.
+    /// Takes a new slab from the arena (and, for an off-slab layout, its header from the host's
+    /// kmalloc) and puts it on the empty list.
     fn new_slab(&self, may_sleep: bool) -> Result {
         let pages = self.arena.alloc(self.layout.order(), may_sleep)?;
         let slab = self.arena.addr_of(pages.first()) as u64;
+        if self.layout.off_slab() {
+            // SAFETY: allocates zeroed memory; no preconditions.
+            let meta = unsafe { rkmem_slab_meta_alloc(self.layout.header_bytes(), may_sleep) };
+            if meta.is_null() {
+                let _ = self.arena.free(pages);
+                return Err(ENOMEM);
+            }
+            self.arena.set_slab_meta(pages.first(), meta as usize);
+        }
         let color = self.inner.lock().next_color();
         // The slab is ours alone until it is on a list (the `SlabMem` invariant).
         let mut mem = self.mem();
         if SlabSet::prepare(&self.layout, self.id, &mut mem, slab, color, self.ctor).is_err() {
+            self.free_meta(pages.first());
             let _ = self.arena.free(pages);
             return Err(EINVAL);
         }
@@ -382,6 +404,18 @@ impl Cache {
         self.inner.lock().add(&mut mem, slab);
         inc(&self.stats.slabs_new);
         Ok(())
+    }
+
+    /// Frees the off-slab header of the slab starting at `page` (if its layout has one), which
+    /// nobody reaches any more (the slab is untagged and off the lists, or was never on them).
+    fn free_meta(&self, page: usize) {
+        let meta = self.arena.slab_meta(page);
+        if meta != 0 {
+            self.arena.set_slab_meta(page, 0);
+            // SAFETY: `meta` came from `rkmem_slab_meta_alloc` in `new_slab` and was recorded
+            // for this slab only; it was just cleared, so it is freed once.
+            unsafe { rkmem_slab_meta_free(meta as *mut c_void) };
+        }
     }
 
     /// Frees `obj`. In debug mode every check runs; otherwise the object goes to the per-CPU
@@ -466,6 +500,7 @@ impl Cache {
         // `new_slab` with this order, whose handle became the slab's address there; the
         // `SlabSet` took it off its lists and hands each slab back once.
         let pages = unsafe { Pages::from_raw_order(page, self.layout.order()) };
+        self.free_meta(page);
         let _ = self.arena.free(pages);
         inc(&self.stats.slabs_released);
     }

@@ -449,7 +449,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     extern crate std;
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
     use std::vec;
     use std::vec::Vec;
     use std::{assert, assert_eq, panic};
@@ -465,6 +465,8 @@ mod tests {
         tags: Vec<u32>,
         order: u32,
         header_bytes: usize,
+        /// Headers of an off-slab layout, by slab (the module keeps them beside the arena).
+        off_slab: Option<HashMap<u64, Vec<u8>>>,
         /// The tag the set under test uses: any header read of a page not carrying it is a bug.
         tag: u32,
         bad_reads: usize,
@@ -479,6 +481,7 @@ mod tests {
                 tags: vec![0; pages],
                 order: layout.order(),
                 header_bytes: layout.header_bytes(),
+                off_slab: layout.off_slab().then(HashMap::new),
                 tag,
                 bad_reads: 0,
                 preparing: None,
@@ -506,8 +509,12 @@ mod tests {
             if self.tags[p] != self.tag && self.preparing != Some(slab) {
                 self.bad_reads += 1;
             }
+            let len = self.header_bytes;
+            if let Some(headers) = &mut self.off_slab {
+                return headers.entry(slab).or_insert_with(|| vec![0xee; len]);
+            }
             let off = p * PAGE;
-            &mut self.bytes[off..off + self.header_bytes]
+            &mut self.bytes[off..off + len]
         }
     }
 

@@ -222,7 +222,18 @@ mod tests {
             assert!(l.objects() >= 1);
             let d = SlabLayout::new_debug(size, align, PAGE_SIZE, 3).unwrap();
             assert!(d.objects() >= 1);
+            // As the host's kmalloc-<size> (SLUB, alignment 8): as many objects in as many
+            // pages, on machines of 1 to 64 CPUs.
+            for cpus in [1, 2, 4, 64] {
+                let l = SlabLayout::for_cpus(size, align, PAGE_SIZE, 3, cpus, false).unwrap();
+                let slub = SlabLayout::for_cpus(size, 8, PAGE_SIZE, 3, cpus, false).unwrap();
+                assert_eq!((l.objects(), l.pages()), (slub.objects(), slub.pages()));
+            }
         }
+        let k4 = SlabLayout::for_cpus(4096, 8, PAGE_SIZE, 3, 2, false).unwrap();
+        assert_eq!((k4.objects(), k4.pages()), (8, 8));
+        let k8 = SlabLayout::for_cpus(8, 8, PAGE_SIZE, 3, 2, false).unwrap();
+        assert_eq!((k8.objects(), k8.pages()), (512, 1));
     }
 
     #[test]

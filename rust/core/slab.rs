@@ -10,6 +10,12 @@
 //! | header (32) | bitmap (ceil(n/8)) | pad to align | color | obj 0 | obj 1 | ... | obj n-1 | leftover |
 //! ```
 //!
+//! or, where that would cost objects, with the header and bitmap off the slab (see below):
+//!
+//! ```text
+//! | color | obj 0 | obj 1 | ... | obj n-1 | leftover |       header (32) | bitmap, elsewhere
+//! ```
+//!
 //! # Header layout (32 bytes, little-endian)
 //!
 //! | offset | type | field                                                                |
@@ -36,15 +42,22 @@
 //!
 //! # Objects per slab and pages per slab
 //!
-//! For a slab of `P` bytes, header `h` and stride `s`, the count is the largest `n` with
-//! `h + ceil(n/8) + pad + n*s <= P`, where `pad` aligns the data start; it starts from the bound
-//! `floor(8*(P-h)/(8*s+1))` and steps down. The order (pages = `2^order`) is chosen like SLUB's
-//! `calculate_order`: waste is everything in the slab that is not an object slot (header,
-//! bitmap, padding, leftover); the smallest order up to `max_order` whose waste is at most 1/16
-//! of the slab is taken, else the smallest within 1/8, then 1/4, then 1/2, then any order that
-//! holds one object. Larger orders never waste a larger fraction, so this prefers small slabs
-//! unless they waste much. Unlike SLUB there is no minimum object count per slab.
+//! The order (pages = `2^order`) is SLUB's `calculate_order`, on the stride: the slab is first
+//! sized to hold `min_objects` slots ([`slub_min_objects`] of the CPU count for the module's
+//! caches, [`SlabLayout::for_cpus`]; 1 for [`SlabLayout::new`]), then the smallest order from
+//! there up to `max_order` whose leftover (`slab % stride`) is at most 1/16 of the slab is
+//! taken, else within 1/8, 1/4, 1/2, else the smallest order that holds one slot.
 //!
+//! At that order the header and bitmap stay inside the slab if that holds as many objects as a
+//! slab of word-aligned objects and nothing else (SLUB's count, whose metadata lives in
+//! `struct page`): the count is then the largest `n` with `h + ceil(n/8) + pad + n*s <= P`
+//! (slab of `P` bytes, header `h`, stride `s`, `pad` aligning the data start), from the bound
+//! `floor(8*(P-h)/(8*s+1))` stepping down. Otherwise they go *off slab*, as the classic SLAB's
+//! `OFF_SLAB` caches did: the owner keeps them elsewhere ([`SlabLayout::off_slab`]) and the
+//! slab holds `floor(P/s)` objects from its first byte. So at alignment 8 every cache holds
+//! exactly as many objects per slab, in as many pages, as SLUB's cache of that size on the same
+//! machine, and the 117-byte struct at alignment 1 keeps its header bitmap and 34 objects.
+
 //! # Coloring
 //!
 //! The leftover bytes shift the first object by a multiple of the color step (a cache line, or
@@ -482,7 +495,8 @@ impl fmt::Display for Corruption {
 ///
 /// # Invariants
 ///
-/// `objects >= 1`; `HEADER_SIZE + bitmap_bytes <= data_offset`; `data_offset` and `stride` are
+/// `objects >= 1`; `HEADER_SIZE + bitmap_bytes <= data_offset` unless `off_slab` (then
+/// `data_offset == 0`); `data_offset` and `stride` are
 /// multiples of `align`; `data_offset + (colors - 1) * color_step + objects * stride <=
 /// slab_bytes <= 2^20`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -493,6 +507,7 @@ pub struct SlabLayout {
     page_size: usize,
     order: u32,
     objects: u32,
+    off_slab: bool,
     bitmap_bytes: usize,
     data_offset: usize,
     leftover: usize,
@@ -511,6 +526,8 @@ struct Fit {
     data_offset: usize,
 }
 
+/// The slab with its header and bitmap inside: the largest `n` with
+/// `HEADER_SIZE + ceil(n/8) + pad + n*stride <= slab`.
 fn fit(slab: usize, stride: usize, align: usize) -> Fit {
     let mut n = 8 * slab.saturating_sub(HEADER_SIZE) / (8 * stride + 1);
     loop {
@@ -527,6 +544,72 @@ fn fit(slab: usize, stride: usize, align: usize) -> Fit {
     }
 }
 
+/// The slab with its header and bitmap elsewhere: objects from the first byte.
+fn fit_off_slab(slab: usize, stride: usize) -> Fit {
+    let objects = slab / stride;
+    Fit {
+        objects,
+        bitmap_bytes: objects.div_ceil(8),
+        data_offset: 0,
+    }
+}
+
+/// The size of a machine word: SLUB's smallest object alignment (its free pointer).
+const WORD: usize = core::mem::size_of::<u64>();
+
+/// SLUB's `min_objects` for `nr_cpus` CPUs (`4 * (fls(nr_cpus) + 1)`): the object count a slab
+/// order is first sized for, so that slabs grow with the machine.
+pub const fn slub_min_objects(nr_cpus: u32) -> usize {
+    4 * ((u32::BITS - nr_cpus.leading_zeros()) as usize + 1)
+}
+
+/// The smallest order whose `page_size << order` bytes hold `bytes` (the kernel's `get_order`).
+fn get_order(bytes: usize, page_size: usize) -> u32 {
+    let mut order = 0;
+    while page_size << order < bytes {
+        order += 1;
+    }
+    order
+}
+
+/// SLUB's `calculate_order` on slots of `stride` bytes with nothing else in the slab, then
+/// where the header goes at that order: inside if that holds as many objects as word-aligned
+/// objects alone would (SLUB's count), else off the slab. Returns the order, the fit and
+/// whether the header is off the slab; `None` if no slab up to `max_order` holds a slot.
+fn choose(
+    stride: usize,
+    align: usize,
+    page_size: usize,
+    max_order: u32,
+    min_objects: usize,
+) -> Option<(u32, Fit, bool)> {
+    let largest = page_size << max_order;
+    if stride > largest {
+        return None;
+    }
+    let min_objects = min_objects.clamp(1, largest / stride);
+    let min_order = get_order(min_objects * stride, page_size);
+    let mut order = None;
+    'fractions: for fraction in [16, 8, 4, 2] {
+        for k in min_order..=max_order {
+            let slab = page_size << k;
+            if slab % stride <= slab / fraction {
+                order = Some(k);
+                break 'fractions;
+            }
+        }
+    }
+    // As SLUB: no order wastes less than half, so the smallest that holds one slot.
+    let order = order.unwrap_or_else(|| get_order(stride, page_size));
+    let slab = page_size << order;
+    let inside = fit(slab, stride, align);
+    if inside.objects > 0 && inside.objects >= slab / align_up(stride, WORD) {
+        Some((order, inside, false))
+    } else {
+        Some((order, fit_off_slab(slab, stride), true))
+    }
+}
+
 impl SlabLayout {
     /// The layout of a cache of `object_size`-byte objects aligned to `align`, in slabs of up to
     /// `2^max_order` pages of `page_size` bytes. `object_size` is at most one page; `align` is a
@@ -537,7 +620,22 @@ impl SlabLayout {
         page_size: usize,
         max_order: u32,
     ) -> Result<SlabLayout, LayoutError> {
-        Self::build(object_size, align, page_size, max_order, false)
+        Self::build(object_size, align, page_size, max_order, 1, false)
+    }
+
+    /// The layout SLUB would size for a machine of `nr_cpus` CPUs (its `min_objects`,
+    /// [`slub_min_objects`]): what the module's caches use, so that their slabs hold as many
+    /// objects as the host's SLUB caches of the same size. `debug`: as [`SlabLayout::new_debug`].
+    pub fn for_cpus(
+        object_size: usize,
+        align: usize,
+        page_size: usize,
+        max_order: u32,
+        nr_cpus: u32,
+        debug: bool,
+    ) -> Result<SlabLayout, LayoutError> {
+        let min_objects = slub_min_objects(nr_cpus);
+        Self::build(object_size, align, page_size, max_order, min_objects, debug)
     }
 
     /// Like [`SlabLayout::new`], with red zones, poisoning and call-site metadata per object.
@@ -547,7 +645,7 @@ impl SlabLayout {
         page_size: usize,
         max_order: u32,
     ) -> Result<SlabLayout, LayoutError> {
-        Self::build(object_size, align, page_size, max_order, true)
+        Self::build(object_size, align, page_size, max_order, 1, true)
     }
 
     fn build(
@@ -555,6 +653,7 @@ impl SlabLayout {
         align: usize,
         page_size: usize,
         max_order: u32,
+        min_objects: usize,
         debug: bool,
     ) -> Result<SlabLayout, LayoutError> {
         if !page_size.is_power_of_two() || !(MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&page_size) {
@@ -585,35 +684,11 @@ impl SlabLayout {
             (align_up(object_size, align), 0)
         };
 
-        let mut fits = [Fit {
-            objects: 0,
-            bitmap_bytes: 0,
-            data_offset: 0,
-        }; MAX_SLAB_ORDER as usize + 1];
-        for (k, f) in fits.iter_mut().enumerate().take(max_order as usize + 1) {
-            *f = fit(page_size << k, stride, align);
-        }
-        let mut chosen = None;
-        'fractions: for fraction in [16, 8, 4, 2, 1] {
-            for (k, f) in fits.iter().enumerate().take(max_order as usize + 1) {
-                let slab = page_size << k;
-                if f.objects > 0 && (slab - f.objects * stride) * fraction <= slab {
-                    chosen = Some(k);
-                    break 'fractions;
-                }
-            }
-        }
-        let Some(order) = chosen else {
-            return Err(LayoutError::DoesNotFit {
+        let (order, f, off_slab) = choose(stride, align, page_size, max_order, min_objects)
+            .ok_or(LayoutError::DoesNotFit {
                 stride,
                 slab_bytes: page_size << max_order,
-            });
-        };
-        let f = fits.get(order).copied().unwrap_or(Fit {
-            objects: 0,
-            bitmap_bytes: 0,
-            data_offset: 0,
-        });
+            })?;
         let slab = page_size << order;
         let leftover = slab - f.data_offset - f.objects * stride;
         let color_step = CACHE_LINE.max(align);
@@ -622,8 +697,9 @@ impl SlabLayout {
             align,
             stride,
             page_size,
-            order: order as u32,
+            order,
             objects: f.objects as u32,
+            off_slab,
             bitmap_bytes: f.bitmap_bytes,
             data_offset: f.data_offset,
             leftover,
@@ -685,7 +761,15 @@ impl SlabLayout {
         self.bitmap_bytes
     }
 
-    /// Bytes of header plus bitmap: the slice the per-slab operations take.
+    /// Whether the header and bitmap live off the slab (where keeping them inside would cost
+    /// objects): the slab's owner keeps [`SlabLayout::header_bytes`] bytes for each slab
+    /// elsewhere and hands them to the per-slab operations; the objects start at byte 0.
+    pub fn off_slab(&self) -> bool {
+        self.off_slab
+    }
+
+    /// Bytes of header plus bitmap: the slice the per-slab operations take (at the slab's start,
+    /// or elsewhere if [`SlabLayout::off_slab`]).
     pub fn header_bytes(&self) -> usize {
         HEADER_SIZE + self.bitmap_bytes
     }
@@ -1435,10 +1519,54 @@ mod tests {
         n
     }
 
+    /// SLUB's `calculate_order` (mm/slub.c, 7.3) transcribed for a size whose free pointer
+    /// costs nothing: the order SLUB gives `size`-byte objects with `min_objects`.
+    fn slub_order(size: usize, max_order: u32, min_objects: usize) -> u32 {
+        let order_objects = |o: u32| (PAGE << o) / size;
+        let get_order = |n: usize| (0..).find(|&o| PAGE << o >= n).unwrap();
+        let min_objects = min_objects.min(order_objects(max_order).max(1));
+        let min_order = get_order(min_objects * size);
+        for fraction in [16, 8, 4, 2] {
+            for order in min_order..=max_order {
+                let slab = PAGE << order;
+                if slab % size <= slab / fraction {
+                    return order;
+                }
+            }
+        }
+        get_order(size)
+    }
+
+    /// The layout the module doc promises: SLUB's order on the stride, the header inside where
+    /// that holds as many objects as word-aligned objects alone (the brute-force count), else
+    /// off the slab with `slab / stride` objects.
+    fn check_count(l: &SlabLayout, min_objects: usize) {
+        let what = std::format!("size {} align {}", l.object_size(), l.align());
+        assert_eq!(l.order(), slub_order(l.stride(), MAX_SLAB_ORDER, min_objects), "{what}");
+        let slab = l.slab_bytes();
+        let inside = brute_objects(slab, l.stride(), l.align());
+        let words = slab / align_up(l.stride(), 8);
+        if inside >= words && inside > 0 {
+            assert!(!l.off_slab(), "{what}");
+            assert_eq!(l.objects() as usize, inside, "{what}");
+        } else {
+            assert!(l.off_slab(), "{what}");
+            assert_eq!(l.objects() as usize, slab / l.stride(), "{what}");
+        }
+        assert_eq!(
+            l.leftover(),
+            slab - l.data_offset() - l.objects() as usize * l.stride()
+        );
+    }
+
     fn check_placement(l: &SlabLayout) {
         let n = l.objects();
         assert!(n >= 1);
-        assert!(l.header_bytes() <= l.data_offset());
+        if l.off_slab() {
+            assert_eq!(l.data_offset(), 0);
+        } else {
+            assert!(l.header_bytes() <= l.data_offset());
+        }
         assert_eq!(l.bitmap_bytes(), (n as usize).div_ceil(8));
         assert_eq!(l.data_offset() % l.align(), 0);
         assert_eq!(l.stride() % l.align(), 0);
@@ -1448,7 +1576,9 @@ mod tests {
             assert!(l.is_color(c));
             let first = l.object_offset(c, 0).unwrap();
             let last_slot = l.slot_offset(c, n - 1).unwrap();
-            assert!(l.slot_offset(c, 0).unwrap() >= l.header_bytes());
+            if !l.off_slab() {
+                assert!(l.slot_offset(c, 0).unwrap() >= l.header_bytes());
+            }
             assert_eq!(first % l.align(), 0);
             assert!(last_slot + l.stride() <= l.slab_bytes());
             assert_eq!(l.object_offset(c, n), None);
@@ -1456,19 +1586,64 @@ mod tests {
     }
 
     #[test]
-    fn objects_per_slab_is_the_formula_limit_for_every_size_and_alignment() {
+    fn objects_per_slab_follow_the_layout_rule_for_every_size_and_alignment() {
         for size in 8..=PAGE {
             for shift in 0..=6 {
                 let align = 1 << shift;
                 let l = SlabLayout::new(size, align, PAGE, MAX_SLAB_ORDER).unwrap();
-                let expected = brute_objects(l.slab_bytes(), l.stride(), align);
-                assert_eq!(l.objects() as usize, expected, "size {size} align {align}");
-                assert_eq!(
-                    l.leftover(),
-                    l.slab_bytes() - l.data_offset() - expected * l.stride()
-                );
+                check_count(&l, 1);
                 check_placement(&l);
             }
+        }
+    }
+
+    /// The issue's goal: at alignment 8, every size from 8 to 4096 bytes gets SLUB's objects per
+    /// slab and pages per slab on machines of 1 to 64 CPUs, so never fewer objects per slab or
+    /// per page.
+    #[test]
+    fn objects_per_slab_equal_slub_at_every_size_and_cpu_count() {
+        for cpus in [1, 2, 3, 4, 8, 64] {
+            let min_objects = slub_min_objects(cpus);
+            for size in 8..=PAGE {
+                let l = SlabLayout::for_cpus(size, 8, PAGE, MAX_SLAB_ORDER, cpus, false).unwrap();
+                let slub = align_up(size, 8);
+                let order = slub_order(slub, MAX_SLAB_ORDER, min_objects);
+                assert_eq!(
+                    (l.objects() as usize, l.order()),
+                    ((PAGE << order) / slub, order),
+                    "size {size}, {cpus} CPUs"
+                );
+                check_count(&l, min_objects);
+                check_placement(&l);
+            }
+        }
+        assert_eq!(
+            (slub_min_objects(1), slub_min_objects(2), slub_min_objects(64)),
+            (8, 12, 32)
+        );
+    }
+
+    /// SLUB's figures measured in a 2-CPU guest of the 7.3 kernel (`make bench`'s layout rows,
+    /// tests/results/bench-native.jsonl): objects per slab and pages per slab.
+    #[test]
+    fn objects_per_slab_equal_those_measured_in_the_guest() {
+        let measured = [
+            (8, 512, 1),
+            (24, 170, 1),
+            (96, 42, 1),
+            (100, 39, 1),
+            (256, 16, 1),
+            (512, 16, 2),
+            (1000, 16, 4),
+            (1024, 16, 4),
+            (2048, 16, 8),
+            (2500, 13, 8),
+            (3633, 9, 8),
+            (4096, 8, 8),
+        ];
+        for (size, objects, pages) in measured {
+            let l = SlabLayout::for_cpus(size, 8, PAGE, MAX_SLAB_ORDER, 2, false).unwrap();
+            assert_eq!((l.objects(), l.pages()), (objects, pages), "size {size}");
         }
     }
 
@@ -1478,10 +1653,7 @@ mod tests {
             for shift in [0, 3, 6] {
                 let align = 1 << shift;
                 let l = SlabLayout::new_debug(size, align, PAGE, MAX_SLAB_ORDER).unwrap();
-                assert_eq!(
-                    l.objects() as usize,
-                    brute_objects(l.slab_bytes(), l.stride(), align)
-                );
+                check_count(&l, 1);
                 assert!(l.object_in_slot() >= RED_ZONE);
                 assert!(l.stride() >= l.object_in_slot() + size + RED_ZONE + DEBUG_META);
                 check_placement(&l);
@@ -1491,36 +1663,47 @@ mod tests {
 
     #[test]
     fn the_117_byte_example_gives_34_in_one_page() {
-        let l = SlabLayout::new(117, 1, PAGE, MAX_SLAB_ORDER).unwrap();
-        assert_eq!(l.objects(), 34);
-        assert_eq!(l.pages(), 1);
-        assert_eq!(l.stride(), 117);
-        assert_eq!(l.bitmap_bytes(), 5);
-        assert_eq!(l.data_offset(), 37);
-        assert_eq!(l.leftover(), 4096 - 37 - 34 * 117);
-        assert_eq!(l.colors(), 2);
+        for l in [
+            SlabLayout::new(117, 1, PAGE, MAX_SLAB_ORDER).unwrap(),
+            SlabLayout::for_cpus(117, 1, PAGE, MAX_SLAB_ORDER, 2, false).unwrap(),
+        ] {
+            assert_eq!(l.objects(), 34);
+            assert_eq!(l.pages(), 1);
+            assert_eq!(l.stride(), 117);
+            assert!(!l.off_slab());
+            assert_eq!(l.bitmap_bytes(), 5);
+            assert_eq!(l.data_offset(), 37);
+            assert_eq!(l.leftover(), 4096 - 37 - 34 * 117);
+            assert_eq!(l.colors(), 2);
+        }
     }
 
     #[test]
-    fn order_follows_the_slub_waste_rule() {
+    fn order_follows_the_slub_rule() {
+        // (size, align, order, objects, off slab) with min_objects 1.
         let cases = [
-            (8, 8, 0, 500),
-            (117, 1, 0, 34),
-            (1024, 8, 2, 15),
-            (2048, 8, 3, 15),
-            (4096, 8, 3, 7),
+            (8, 8, 0, 512, true),
+            (100, 8, 0, 39, false),
+            (117, 1, 0, 34, false),
+            (1024, 8, 0, 4, true),
+            (3633, 8, 3, 9, true),
+            (4096, 8, 0, 1, true),
         ];
-        for (size, align, order, objects) in cases {
+        for (size, align, order, objects, off) in cases {
             let l = SlabLayout::new(size, align, PAGE, MAX_SLAB_ORDER).unwrap();
-            assert_eq!((l.order(), l.objects()), (order, objects), "size {size}");
+            assert_eq!(
+                (l.order(), l.objects(), l.off_slab()),
+                (order, objects, off),
+                "size {size}"
+            );
         }
         // Only one page allowed: whatever fits.
-        let l = SlabLayout::new(4096, 8, PAGE, 1).unwrap();
-        assert_eq!((l.order(), l.objects()), (1, 1));
+        let l = SlabLayout::new(3000, 8, PAGE, 0).unwrap();
+        assert_eq!((l.order(), l.objects()), (0, 1));
         assert_eq!(
-            SlabLayout::new(4096, 8, PAGE, 0),
+            SlabLayout::new_debug(4096, 8, PAGE, 0),
             Err(LayoutError::DoesNotFit {
-                stride: 4096,
+                stride: 4096 + 2 * RED_ZONE + DEBUG_META,
                 slab_bytes: 4096
             })
         );
@@ -1556,9 +1739,10 @@ mod tests {
             SlabLayout::new(64, 8, PAGE, 4).unwrap_err().to_string(),
             "slab order 4: at most 3"
         );
-        // Page-aligned objects: the data starts on the second page.
+        // Page-aligned objects: a header inside would cost a whole page, so it goes off the slab.
         let l = SlabLayout::new(100, PAGE, PAGE, 3).unwrap();
-        assert_eq!(l.data_offset(), PAGE);
+        assert!(l.off_slab());
+        assert_eq!(l.data_offset(), 0);
         check_placement(&l);
     }
 
@@ -1859,9 +2043,10 @@ mod tests {
         }
     }
 
-    /// Live objects in bounds, aligned, past the bitmap and pairwise disjoint.
+    /// Live objects in bounds, aligned, past the bitmap (if it is in the slab) and pairwise
+    /// disjoint.
     fn check_live(l: &SlabLayout, color: u32, live: &BTreeSet<u32>) {
-        let mut end = l.header_bytes();
+        let mut end = if l.off_slab() { 0 } else { l.header_bytes() };
         for &i in live {
             let slot = l.slot_offset(color, i).unwrap();
             let obj = l.object_offset(color, i).unwrap();

@@ -2,6 +2,7 @@
 /* The arena's 4 MiB blocks from the host kernel's page allocator. */
 #include <linux/gfp.h>
 #include <linux/mm.h>
+#include <linux/slab.h>
 
 #include "glue.h"
 
@@ -52,4 +53,19 @@ void rkmem_block_free(void *addr, unsigned int order)
 	/* The page allocator refuses tail pages with a nonzero private (rkmem_pages_set_tag's). */
 	rkmem_pages_set_tag(addr, 1UL << order, 0);
 	free_pages((unsigned long)addr, order);
+}
+
+/*
+ * The header and bitmap of an off-slab slab (a layout whose header inside would cost objects):
+ * zeroed, from the host's kmalloc, as the classic SLAB took OFF_SLAB management from a kmalloc
+ * cache. Freed when the slab goes back to the arena.
+ */
+void *rkmem_slab_meta_alloc(size_t size, bool may_sleep)
+{
+	return kzalloc(size, (may_sleep ? GFP_KERNEL : GFP_NOWAIT) | __GFP_NOWARN);
+}
+
+void rkmem_slab_meta_free(void *meta)
+{
+	kfree(meta);
 }

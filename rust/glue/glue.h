@@ -22,6 +22,7 @@ ssize_t rkmem_proc_write(unsigned long id, const char *buf, size_t len);
 
 /* Machine facts (machine.c) */
 unsigned long rkmem_totalram_pages(void);
+unsigned int rkmem_slab_cpus(void);
 unsigned int rkmem_pin_cpu(void);
 void rkmem_unpin_cpu(void);
 
@@ -61,6 +62,8 @@ void *rkmem_block_alloc(unsigned int order, bool may_sleep);
 void rkmem_block_free(void *addr, unsigned int order);
 void rkmem_pages_set_tag(void *addr, unsigned long npages, unsigned long tag);
 unsigned long rkmem_page_tag(const void *addr);
+void *rkmem_slab_meta_alloc(size_t size, bool may_sleep);
+void rkmem_slab_meta_free(void *meta);
 
 /* The background trimmer (reclaim.c owns the work item; the work is Rust: reclaim.rs) */
 void rkmem_reclaim_kick(void);

@@ -12,6 +12,14 @@ unsigned long rkmem_totalram_pages(void)
 	return totalram_pages();
 }
 
+/* The CPU count SLUB sizes its slabs by (calculate_order: present CPUs, or nr_cpu_ids if 1). */
+unsigned int rkmem_slab_cpus(void)
+{
+	unsigned int n = num_present_cpus();
+
+	return n <= 1 ? nr_cpu_ids : n;
+}
+
 /* For the self-test of the per-CPU object arrays: stay on this CPU (may still sleep). */
 unsigned int rkmem_pin_cpu(void)
 {

@@ -38,12 +38,15 @@ extern "C" {
 
     // Machine facts (glue/machine.c)
     pub(crate) fn rkmem_totalram_pages() -> c_ulong;
+    pub(crate) fn rkmem_slab_cpus() -> c_uint;
 
     // Machine facts and the arena's blocks (glue/machine.c, glue/blocks.c)
     pub(crate) fn rkmem_block_alloc(order: c_uint, may_sleep: bool) -> *mut c_void;
     pub(crate) fn rkmem_block_free(addr: *mut c_void, order: c_uint);
     pub(crate) fn rkmem_pages_set_tag(addr: *mut c_void, npages: c_ulong, tag: c_ulong);
     pub(crate) fn rkmem_page_tag(addr: *const c_void) -> c_ulong;
+    pub(crate) fn rkmem_slab_meta_alloc(size: usize, may_sleep: bool) -> *mut c_void;
+    pub(crate) fn rkmem_slab_meta_free(meta: *mut c_void);
 
     // CPU pinning for the self-test (glue/machine.c)
     pub(crate) fn rkmem_pin_cpu() -> c_uint;

@@ -14,7 +14,7 @@ pub const RKMEM_IOC_MAGIC: u32 = 0xB9;
 
 /// Version of this ABI. Bumped on every incompatible change; user space refuses a module whose
 /// `abi_version` differs from the one it was built with.
-pub const RKMEM_ABI_VERSION: u32 = 2;
+pub const RKMEM_ABI_VERSION: u32 = 3;
 
 const IOC_NRBITS: u32 = 8;
 const IOC_TYPEBITS: u32 = 8;
@@ -421,6 +421,36 @@ pub const RKMEM_BENCH_MEMPOOL: u32 = 5;
 /// [`RkmemBench::kind`]: no timing: objects and pages per slab of an rkmem cache and of a
 /// SLUB cache of `size` and `align` (SLUB's measured from a fresh cache's slabs).
 pub const RKMEM_BENCH_LAYOUT: u32 = 6;
+/// [`RkmemBench::kind`]: remote frees, a producer and a consumer: batches of up to
+/// [`RKMEM_BENCH_BATCH`] objects of a cache of `size` and `align` allocated on the calling
+/// CPU and freed on another online CPU (in a work item there), `iters` objects per repetition,
+/// an rkmem cache vs a SLUB cache. Times are the allocations' and frees' own time (each side's
+/// loops timed on their CPU) per object. `ENODEV` with one online CPU. (ABI 3.)
+pub const RKMEM_BENCH_REMOTE: u32 = 7;
+/// [`RkmemBench::kind`]: no timing: the footprint of one live set. Both sides run the same
+/// sequence on a new cache of `size` and `align`: `iters` allocations, frees of a random half
+/// (from `seed`), `iters / 4` allocations; then the pages each holds for its live objects,
+/// from its own accounting, in `*_pages_held` (rkmem: its cache's slab pages, and in
+/// `rkmem_bytes` the bytes of their off-slab headers; SLUB: the exact growth of
+/// `NR_SLAB_UNRECLAIMABLE_B` over the sequence). (ABI 3.)
+pub const RKMEM_BENCH_FOOTPRINT: u32 = 8;
+/// [`RkmemBench::kind`]: a mixed-size trace, rkmalloc vs kmalloc: `iters` operations on
+/// [`RKMEM_BENCH_TRACE_SLOTS`] slots, each freeing a random slot's allocation (if any) and
+/// allocating a new one there, sizes from a heavy-tailed distribution up to `size` bytes (at
+/// most [`RKMEM_BENCH_TRACE_MAX_SIZE`]); the same trace (from `seed`) for both sides. Times
+/// per operation; `*_pages_held`: the peak pages each side held (sampled in an untimed run of
+/// the trace). (ABI 3.)
+pub const RKMEM_BENCH_TRACE: u32 = 9;
+/// [`RkmemBench::kind`]: latency of single operations: `iters` allocations in batches of up to
+/// [`RKMEM_BENCH_BATCH`] live objects, each allocation and free timed on its own; `*_lat_ns`
+/// get the median, 99th percentile and maximum of allocations, then of frees (nanoseconds,
+/// percentiles within 1/16). Of a slab cache (`size` and `align` nonzero), of rkmalloc vs
+/// kmalloc (`size`, `align` 0), or of pages (`size` 0, `order`); `reps` must be 1. (ABI 3.)
+pub const RKMEM_BENCH_LATENCY: u32 = 10;
+/// Slots of [`RKMEM_BENCH_TRACE`]: the most allocations live at once.
+pub const RKMEM_BENCH_TRACE_SLOTS: u32 = 1024;
+/// The largest `size` of [`RKMEM_BENCH_TRACE`].
+pub const RKMEM_BENCH_TRACE_MAX_SIZE: u32 = 65536;
 /// Allocations per batch of [`RKMEM_BENCH_SLAB_BATCH`] (fewer if `iters` is smaller).
 pub const RKMEM_BENCH_BATCH: u32 = 1000;
 /// Reserve of both pools of [`RKMEM_BENCH_MEMPOOL`].
@@ -487,6 +517,17 @@ pub struct RkmemBench {
     pub host_objs: u32,
     /// Out: layout: SLUB's pages per slab.
     pub host_pages: u32,
+    /// In: trace and footprint: the seed of the random sequence (the same for both sides).
+    pub seed: u64,
+    /// Out: latency: rkmem's allocation median, 99th percentile and maximum, then its free's
+    /// (nanoseconds).
+    pub rkmem_lat_ns: [u64; 6],
+    /// Out: latency: the host kernel's, as `rkmem_lat_ns`.
+    pub host_lat_ns: [u64; 6],
+    /// Out: footprint: pages rkmem holds for the live set; trace: its peak.
+    pub rkmem_pages_held: u64,
+    /// Out: footprint and trace: the host kernel's, as `rkmem_pages_held`.
+    pub host_pages_held: u64,
     /// Must be zero.
     pub reserved: u64,
 }
@@ -510,4 +551,4 @@ const _: () = assert!(core::mem::size_of::<RkmemObjAlloc>() == 32);
 const _: () = assert!(core::mem::size_of::<RkmemPoolCreate>() == 32);
 const _: () = assert!(core::mem::size_of::<RkmemPoolAlloc>() == 24);
 const _: () = assert!(core::mem::size_of::<RkmemPoolId>() == 8);
-const _: () = assert!(core::mem::size_of::<RkmemBench>() == 104);
+const _: () = assert!(core::mem::size_of::<RkmemBench>() == 224);

@@ -31,7 +31,11 @@ GOALS = {
     "kmalloc": 0.8,
     "pages": 0.8,
     "mempool": 0.8,
+    "remote": 1.0,
+    "trace": 0.8,
 }
+# The footprint goal: rkmem holds at most as many pages as SLUB for the same live set.
+FOOTPRINT_GOAL = 1.0
 # Orders whose goal applies: 9 and 10 are not like for like (the host's path takes a
 # high-order block from the buddy lists and keeps struct page state for 512-1024 pages; rkmem's
 # hands out part of a 4 MiB slot) and are reported apart.
@@ -188,7 +192,52 @@ TIMED = [
     ("pages", "order", "Pages, orders 9 and 10 (not like for like: reported apart, no goal)",
      lambda r: r.get("order") not in PAGES_ORDERS_COMPARED),
     ("mempool", "size", "Mempool: rkmem mempool over rkmalloc vs mempool_create_kmalloc_pool (reserve 16, pairs)", None),
+    ("remote", "size", "Remote frees: batches of 1000 allocated on one CPU and freed on another (rkmem cache vs SLUB cache, align 8; per object)", None),
+    ("trace", "size", "Mixed-size trace: rkmalloc vs kmalloc, 1024 slots, sizes 1 B..64 KiB with P(size > s) ~ s^-0.74, one seed (per operation)", None),
 ]
+
+
+def extra_tables(rows):
+    """Markdown lines of the untimed benchmarks: footprint, trace peaks, latency tails."""
+    out = []
+    fp = [r for r in rows if r.get("bench") == "footprint" and "ratio" in r]
+    if fp:
+        out += ["**Footprint: pages held for the same live set** (a new cache of each size, "
+                "align 8: N allocations, frees of a random half, N/4 allocations, the same seed "
+                "for both; rkmem: its cache's slab pages plus its off-slab headers' bytes; SLUB: "
+                "the exact growth of `NR_SLAB_UNRECLAIMABLE_B`, its own accounting of slab "
+                f"pages; goal <= {FOOTPRINT_GOAL:.1f})", "",
+                "| size | objects (N) | rkmem slab pages | rkmem off-slab headers (B) | "
+                "SLUB pages | ratio | verdict |",
+                "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in fp:
+            v = "met" if r["ratio"] <= FOOTPRINT_GOAL + 1e-9 else "**missed**"
+            out.append(f"| {r['size']} | {r['objects']} | {r['rkmem_pages']} | "
+                       f"{r['rkmem_meta_bytes']} | {r['host_pages']} | {r['ratio']:.3f} | {v} |")
+        out.append("")
+    tr = [r for r in rows if r.get("bench") == "trace" and "rkmem_peak_pages" in r]
+    if tr:
+        out.append("**Mixed trace, peak pages** (sampled every 64 operations in an untimed run; "
+                   "rkmem: pages out of its buddy allocator; kmalloc: `NR_SLAB_UNRECLAIMABLE_B`, "
+                   "which also counts large kmallocs): " + ", ".join(
+                       f"{r['cpus']} CPU(s): rkmem {r['rkmem_peak_pages']}, "
+                       f"kmalloc {r['host_peak_pages']}" for r in tr) + "\n")
+    lat = [r for r in rows if r.get("bench") == "latency" and "rkmem_alloc_p50" in r]
+    if lat:
+        out += ["**Latency tails of single operations** (1 CPU, ns, each operation timed alone "
+                "with the cycle counter, batches of up to 1000 live objects; p50 / p99 / max, "
+                "percentiles within 1/16; the timer's own cost, about 20 ns, is included on "
+                "both sides)", "",
+                "| allocator | size / order | rkmem alloc | host alloc | rkmem free | host free |",
+                "| --- | --- | --- | --- | --- | --- |"]
+        for r in lat:
+            what = f"order {r['order']}" if r["what"] == "pages" else f"{r['size']} B"
+            t = lambda side, op: (f"{r[f'{side}_{op}_p50']} / {r[f'{side}_{op}_p99']} / "  # noqa: E731
+                                  f"{r[f'{side}_{op}_max']}")
+            out.append(f"| {r['what']} | {what} | {t('rkmem', 'alloc')} | {t('host', 'alloc')} | "
+                       f"{t('rkmem', 'free')} | {t('host', 'free')} |")
+        out.append("")
+    return out
 
 
 def detail_table(rows, name, key, keep):
@@ -358,6 +407,7 @@ def report(log, out, info):
     p("## Summary\n")
     md.extend(summary_table(rows))
     p("")
+    md.extend(extra_tables(rows))
     for name, key, title, keep in TIMED:
         lines = detail_table(rows, name, key, keep)
         if lines:
@@ -531,6 +581,7 @@ def readme_section(results_path, tcg_path):
     md.append("")
     md.extend(summary_table(rows))
     md.append("")
+    md.extend(extra_tables(rows))
     md.append("<details><summary>Every point: medians, 95% intervals, ranges</summary>\n")
     for name, key, title, keep in TIMED:
         lines = detail_table(rows, name, key, keep)

@@ -676,6 +676,11 @@ impl Arena {
         (pcp, blocks)
     }
 
+    /// Pages out of the buddy allocator: handed out, or cached on a CPU's list.
+    pub(crate) fn used_pages(&self) -> usize {
+        self.inner.lock().buddy.used_pages()
+    }
+
     /// Free pages in the watermark sense: what the arena can still hand out before reaching its
     /// maximum (`max - used`, cached pages counting as used).
     pub(crate) fn free_for_watermarks(&self) -> u64 {

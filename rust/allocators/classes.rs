@@ -193,8 +193,8 @@ fn kfree(classes: &Classes, arena: &Arena, obj: RkObj) -> bool {
     unsafe { c.free_addr(addr) }.is_ok()
 }
 
-/// rkmalloc: a size class for small sizes, exact pages up to 4 MiB, vmalloc beyond (like
-/// kvmalloc). `EINVAL` for 0 or more than `RKMEM_RKMALLOC_MAX` bytes.
+/// rkmalloc: a size class for small sizes, a block of up to 8 pages up to 32 KiB, exact pages
+/// up to 4 MiB, vmalloc beyond (like kvmalloc). `EINVAL` for 0 or more than `RKMEM_RKMALLOC_MAX` bytes.
 #[inline(always)]
 pub(crate) fn rkmalloc(
     classes: &Classes,
@@ -218,6 +218,7 @@ pub(crate) fn rkmalloc(
                 bytes,
             })
         }
+        Route::Order(o) => Ok(RkAlloc::Pages(arena.alloc(o, may_sleep)?)),
         Route::Pages(n) => Ok(RkAlloc::Pages(arena.alloc_exact(n, may_sleep)?)),
         // Charged to the caller's memory cgroup.
         Route::Vmalloc => Ok(RkAlloc::Vmalloc(VVec::from_elem(

@@ -34,16 +34,20 @@ pub(crate) enum Source {
     Cache(Arc<Cache>),
     /// Blocks of `2^order` pages of the arena.
     Order(u32),
+    /// Blocks of `2^order` pages, for rkmalloc sizes of up to 8 pages (its order route).
+    RkmallocOrder(u32),
     /// Exactly `npages` pages of the arena (rkmalloc sizes above a page).
     Exact(usize),
 }
 
 impl Source {
-    /// The source of rkmalloc(`size`) elements: a size class or exact pages (not vmalloc).
+    /// The source of rkmalloc(`size`) elements: a size class, a block or exact pages (not
+    /// vmalloc).
     pub(crate) fn rkmalloc(classes: &crate::classes::Classes, size: u64) -> Result<Source> {
         let size = usize::try_from(size).map_err(|_| EINVAL)?;
         match sizeclass::class_for(size).map_err(|_| EINVAL)? {
             Route::Slab(c) => Ok(Source::Cache(classes.get_arc(c).ok_or(ENODEV)?)),
+            Route::Order(o) => Ok(Source::RkmallocOrder(o)),
             Route::Pages(n) => Ok(Source::Exact(n)),
             Route::Vmalloc => Err(EINVAL),
         }
@@ -52,7 +56,7 @@ impl Source {
     fn bytes(&self) -> usize {
         match self {
             Source::Cache(c) => c.object_size(),
-            Source::Order(o) => crate::arena::PAGE_SIZE << o,
+            Source::Order(o) | Source::RkmallocOrder(o) => crate::arena::PAGE_SIZE << o,
             Source::Exact(n) => n * crate::arena::PAGE_SIZE,
         }
     }
@@ -138,6 +142,9 @@ impl Mempool {
             Source::Cache(c) if c.owner == 0 => fmt::Write::write_str(&mut w, c.name()),
             Source::Cache(c) => fmt::write(&mut w, format_args!("cache:{}", c.name())),
             Source::Order(o) => fmt::write(&mut w, format_args!("pages:order{o}")),
+            Source::RkmallocOrder(o) => {
+                fmt::write(&mut w, format_args!("rkmalloc:{}pages", 1 << o))
+            }
             Source::Exact(n) => fmt::write(&mut w, format_args!("rkmalloc:{n}pages")),
         };
         let label_len = w.len;
@@ -193,7 +200,7 @@ impl Mempool {
         }
         match &self.source {
             Source::Cache(c) => Ok(c.alloc(may_sleep)?.into_raw()),
-            Source::Order(o) => {
+            Source::Order(o) | Source::RkmallocOrder(o) => {
                 let p = self.arena.alloc(*o, may_sleep)?;
                 Ok(self.arena.addr_of(p.into_first()))
             }
@@ -218,7 +225,7 @@ impl Mempool {
                     let _ = c.free(obj);
                 }
             }
-            Source::Order(order) => {
+            Source::Order(order) | Source::RkmallocOrder(order) => {
                 if let Some(page) = self.arena.page_of(e) {
                     // SAFETY: as above, from `arena.alloc` with this order.
                     let _ = self

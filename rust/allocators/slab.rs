@@ -689,6 +689,18 @@ impl Cache {
     }
 
     /// This cache's row of `/proc/rkmem/slabinfo`.
+    /// The pages of the cache's slabs (full, partial and kept empty ones) and the bytes of their
+    /// off-slab headers: what the cache holds.
+    pub(crate) fn footprint(&self) -> (u64, u64) {
+        let slabs = self.inner.lock().counts().slabs();
+        let meta = if self.layout.off_slab() {
+            slabs * self.layout.header_bytes() as u64
+        } else {
+            0
+        };
+        (slabs * self.layout.pages() as u64, meta)
+    }
+
     pub(crate) fn slabinfo_row(&self) -> SlabinfoRow<'_> {
         let counts = *self.inner.lock().counts();
         let row = SlabinfoRow::from_cache(self.name(), &self.layout, &counts);

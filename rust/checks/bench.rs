@@ -39,6 +39,11 @@ use crate::ffi::{
     rkmem_bench_slub_batch, rkmem_bench_slub_create, rkmem_bench_slub_destroy,
     rkmem_bench_slub_layout, rkmem_bench_slub_pairs, HostMempool, KmemCache,
 };
+use crate::ffi::{
+    rkmem_bench_latency, rkmem_bench_on_cpu, rkmem_bench_other_cpu, rkmem_bench_slab_pages,
+    rkmem_bench_slub_alloc, rkmem_bench_slub_free, rkmem_bench_slub_remote,
+    rkmem_bench_trace_kfree_all, rkmem_bench_trace_kmalloc,
+};
 
 /// Owner of the benchmark's caches and pools: no open file.
 const NO_OWNER: u64 = u64::MAX;
@@ -46,6 +51,11 @@ const NO_OWNER: u64 = u64::MAX;
 const SLUB_MAX_SLAB: usize = PAGE_SIZE << 3;
 /// Slabs the layout probe fills (`RKMEM_LAYOUT_SLABS` in glue/bench.c) plus one.
 const LAYOUT_SLABS: usize = 17;
+
+/// Most objects of a footprint benchmark.
+const FOOTPRINT_MAX_OBJECTS: u32 = 100_000;
+/// Most bytes of a footprint benchmark's objects (each side allocates them at once).
+const FOOTPRINT_MAX_BYTES: u64 = 32 << 20;
 
 /// Source of unique SLUB cache names (each cache gets a sysfs directory named after it).
 static NEXT_NAME: Atomic<u64> = Atomic::new(0);
@@ -109,6 +119,40 @@ impl SlubCache {
                 held,
             )
         })
+    }
+}
+
+impl SlubCache {
+    /// `rounds` x (`buf.len()` allocations on this CPU, their frees on `cpu`): the two sides'
+    /// own time, nanoseconds. The caller keeps this task on its CPU.
+    fn remote(&self, buf: &mut [*mut c_void], rounds: u32, cpu: i32) -> Result<u64> {
+        // SAFETY: the cache is live (type invariant); `buf` is writable for `buf.len()` pointers
+        // for the whole call, which frees every object it allocated before it returns.
+        c_result(unsafe {
+            rkmem_bench_slub_remote(
+                self.0.as_ptr(),
+                buf.as_mut_ptr(),
+                buf.len() as u32,
+                rounds,
+                cpu,
+            )
+        })
+    }
+
+    /// One object (null on failure).
+    fn alloc(&self) -> *mut c_void {
+        // SAFETY: the cache is live (type invariant).
+        unsafe { rkmem_bench_slub_alloc(self.0.as_ptr()) }
+    }
+
+    /// Frees `p`.
+    ///
+    /// # Safety
+    ///
+    /// `p` came from [`SlubCache::alloc`] of this cache and is not used after this.
+    unsafe fn free(&self, p: *mut c_void) {
+        // SAFETY: the cache is live (type invariant); `p` is one of its objects (the caller).
+        unsafe { rkmem_bench_slub_free(self.0.as_ptr(), p) }
     }
 }
 
@@ -254,6 +298,95 @@ fn rkfree(classes: &classes::Classes, arena: &Arena, a: RkAlloc) -> Result {
     }
 }
 
+// The timed loops of rkmem are functions of their own (`inline(never)`), so that each is
+// compiled alone and not as part of `run`, whose size would otherwise change their code.
+
+/// Times `n` rkmalloc+rkfree pairs of `size`; nanoseconds.
+#[inline(never)]
+fn rkmalloc_pairs(classes: &classes::Classes, arena: &Arena, size: u64, n: u32) -> Result<u64> {
+    let t0 = now_ns();
+    for _ in 0..n {
+        let a = classes::rkmalloc(classes, arena, size, true)?;
+        rkfree(classes, arena, a)?;
+    }
+    Ok(now_ns() - t0)
+}
+
+/// Times `n` alloc+free pairs of `order` from the arena; nanoseconds.
+#[inline(never)]
+fn arena_pairs(arena: &Arena, order: u32, n: u32) -> Result<u64> {
+    let t0 = now_ns();
+    for _ in 0..n {
+        let p: Pages = arena.alloc(order, true)?;
+        arena.free(p).map_err(|_| EIO)?;
+    }
+    Ok(now_ns() - t0)
+}
+
+/// Times `n` alloc+free pairs of an rkmem mempool; nanoseconds.
+#[inline(never)]
+fn mempool_pairs(p: &Mempool, n: u32) -> Result<u64> {
+    let t0 = now_ns();
+    for _ in 0..n {
+        let e = p.alloc(true)?;
+        p.free(e).map_err(|_| EIO)?;
+    }
+    Ok(now_ns() - t0)
+}
+
+/// One run of the mixed trace `ops` on `held`'s slots through rkmalloc: nanoseconds; with
+/// `peak`, the largest growth of the arena's used pages, sampled every 64 operations. Every
+/// slot is empty again at the end.
+#[inline(never)]
+fn rkmalloc_trace(
+    classes: &classes::Classes,
+    arena: &Arena,
+    ops: &[u32],
+    held: &mut [Option<RkAlloc>],
+    peak: Option<&mut u64>,
+) -> Result<u64> {
+    use crate::rkcore::measure::trace_unpack;
+    let base = arena.used_pages();
+    let mut top = 0usize;
+    let sample = peak.is_some();
+    let t0 = now_ns();
+    let mut r = Ok(());
+    for (i, &op) in ops.iter().enumerate() {
+        let (slot, size) = trace_unpack(op);
+        let Some(cell) = held.get_mut(slot as usize) else {
+            continue;
+        };
+        if let Some(a) = cell.take() {
+            if let Err(e) = rkfree(classes, arena, a) {
+                r = Err(e);
+                break;
+            }
+        }
+        match classes::rkmalloc(classes, arena, u64::from(size), true) {
+            Ok(a) => *cell = Some(a),
+            Err(e) => {
+                r = Err(e);
+                break;
+            }
+        }
+        if sample && i % 64 == 63 {
+            top = top.max(arena.used_pages().saturating_sub(base));
+        }
+    }
+    let t = now_ns() - t0;
+    let mut freed = Ok(());
+    for a in held.iter_mut().filter_map(Option::take) {
+        let f = rkfree(classes, arena, a);
+        freed = freed.and(f);
+    }
+    r?;
+    freed?;
+    if let Some(p) = peak {
+        *p = top as u64;
+    }
+    Ok(t)
+}
+
 /// Times `n` alloc+free pairs of an rkmem cache; nanoseconds.
 fn cache_pairs(c: &Cache, n: u32) -> Result<u64> {
     let t0 = now_ns();
@@ -264,22 +397,20 @@ fn cache_pairs(c: &Cache, n: u32) -> Result<u64> {
     Ok(now_ns() - t0)
 }
 
+/// Fills `buf` to its capacity with objects of `c`; on a failure `buf` keeps what it got.
+fn fill(c: &Cache, buf: &mut KVec<Obj>) -> Result {
+    while buf.len() < buf.capacity() {
+        // Cannot fail: the length is below the capacity.
+        drop(buf.push_within_capacity(c.alloc(true)?));
+    }
+    Ok(())
+}
+
 /// Times `rounds` batches of `buf.capacity()` allocations then frees of an rkmem cache.
 fn cache_batch(c: &Cache, buf: &mut KVec<Obj>, rounds: u32) -> Result<u64> {
-    let batch = buf.capacity();
     let t0 = now_ns();
     for _ in 0..rounds {
-        let mut failed = None;
-        for _ in 0..batch {
-            match c.alloc(true) {
-                // Cannot fail: at most `capacity` objects are pushed.
-                Ok(o) => drop(buf.push_within_capacity(o)),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
+        let failed = fill(c, buf).err();
         let mut bad = false;
         for o in buf.drain_all() {
             bad |= c.free(o).is_err();
@@ -298,16 +429,7 @@ fn cache_batch(c: &Cache, buf: &mut KVec<Obj>, rounds: u32) -> Result<u64> {
 /// holding the live objects).
 fn cache_held(c: &Cache, buf: &mut KVec<Obj>) -> Result<u64> {
     let slab_bytes = c.layout.pages() * PAGE_SIZE;
-    let mut r = Ok(());
-    for _ in 0..buf.capacity() {
-        match c.alloc(true) {
-            Ok(o) => drop(buf.push_within_capacity(o)),
-            Err(e) => {
-                r = Err(e);
-                break;
-            }
-        }
-    }
+    let r = fill(c, buf);
     // Slabs are naturally aligned blocks of the buddy allocator: count the distinct bases.
     let base = |o: &Obj| o.addr() & !(slab_bytes - 1);
     let slabs = buf
@@ -320,6 +442,265 @@ fn cache_held(c: &Cache, buf: &mut KVec<Obj>) -> Result<u64> {
     }
     r?;
     Ok(slabs as u64 * slab_bytes as u64)
+}
+
+/// The consumer of [`cache_remote`]: the objects to free on the CPU it runs on.
+struct RemoteFree<'a> {
+    cache: &'a Cache,
+    objs: &'a mut KVec<Obj>,
+    bad: bool,
+}
+
+/// Frees a [`RemoteFree`]'s objects on this CPU; its own time, nanoseconds.
+///
+/// # Safety
+///
+/// `arg` points to a live `RemoteFree` that nothing else uses until this returns.
+unsafe extern "C" fn remote_consume(arg: *mut c_void) -> kernel::ffi::c_long {
+    // SAFETY: the caller's promise (`cache_remote` passes its own `RemoteFree` and waits).
+    let r = unsafe { &mut *arg.cast::<RemoteFree<'_>>() };
+    let t0 = now_ns();
+    for o in r.objs.drain_all() {
+        r.bad |= r.cache.free(o).is_err();
+    }
+    (now_ns() - t0) as kernel::ffi::c_long
+}
+
+/// `rounds` x (`buf.capacity()` allocations of an rkmem cache on this CPU, their frees on
+/// `cpu`): both sides' own time, nanoseconds. The caller keeps this task on its CPU.
+fn cache_remote(c: &Cache, buf: &mut KVec<Obj>, rounds: u32, cpu: i32) -> Result<u64> {
+    let mut total = 0u64;
+    for _ in 0..rounds {
+        let t0 = now_ns();
+        let failed = fill(c, buf).err();
+        total += now_ns() - t0;
+        let mut r = RemoteFree {
+            cache: c,
+            objs: buf,
+            bad: false,
+        };
+        // SAFETY: `remote_consume` gets `r`, which lives until `rkmem_bench_on_cpu` returns
+        // (it waits for the work item) and is not touched here meanwhile.
+        let t = unsafe {
+            rkmem_bench_on_cpu(
+                cpu,
+                Some(remote_consume),
+                core::ptr::from_mut(&mut r).cast(),
+            )
+        };
+        if t < 0 {
+            // The CPU went offline and the consumer did not run: free here.
+            for o in r.objs.drain_all() {
+                r.bad |= c.free(o).is_err();
+            }
+        }
+        if r.bad {
+            return Err(EIO);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        total += c_result(t as i64)?;
+    }
+    Ok(total)
+}
+
+/// Keeps this task on its CPU while alive (`migrate_disable`: it may still sleep).
+struct Pinned;
+
+impl Pinned {
+    fn new() -> Pinned {
+        // SAFETY: process context; undone by `drop`.
+        unsafe { crate::ffi::rkmem_pin_cpu() };
+        Pinned
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        // SAFETY: pairs with `rkmem_pin_cpu` in `new`.
+        unsafe { crate::ffi::rkmem_unpin_cpu() };
+    }
+}
+
+/// SLUB's exact slab pages (`NR_SLAB_UNRECLAIMABLE_B` with every CPU's unfolded difference).
+fn host_slab_pages() -> u64 {
+    // SAFETY: reads counters; no preconditions.
+    unsafe { rkmem_bench_slab_pages() }
+}
+
+/// The footprint sequence: `n` allocations, frees of a random half (from `seed`), `n / 4`
+/// allocations; `alloc` and `free` are one side's. The survivors are left in `live`.
+fn footprint_sequence<T>(
+    n: u32,
+    seed: u64,
+    live: &mut KVec<T>,
+    mut alloc: impl FnMut() -> Result<T>,
+    mut free: impl FnMut(T),
+) -> Result {
+    let mut rng = crate::rkcore::measure::Rng::new(seed);
+    let mut all = KVec::with_capacity(n as usize, GFP_KERNEL)?;
+    let mut r = Ok(());
+    for _ in 0..n {
+        match alloc() {
+            Ok(o) => drop(all.push_within_capacity(o)),
+            Err(e) => {
+                r = Err(e);
+                break;
+            }
+        }
+    }
+    for o in all.drain_all() {
+        if rng.below(2) == 1 || r.is_err() {
+            free(o);
+        } else {
+            drop(live.push_within_capacity(o));
+        }
+    }
+    r?;
+    for _ in 0..n / 4 {
+        drop(live.push_within_capacity(alloc()?));
+    }
+    Ok(())
+}
+
+/// The latencies of `n` allocations then `n` frees, recorded one by one into `h` (allocations
+/// in `h[0]`, frees in `h[1]`), in batches of up to `batch` live objects; `one(buf, k, a, f)`
+/// runs one batch of `k` and stores each operation's nanoseconds in `a` and `f`.
+fn latency(
+    n: u32,
+    batch: u32,
+    h: &mut [KBox<crate::rkcore::measure::Histogram>; 2],
+    mut one: impl FnMut(u32, &mut [u32], &mut [u32]) -> Result,
+) -> Result {
+    let mut a = KVec::with_capacity(batch as usize, GFP_KERNEL)?;
+    a.extend_with(batch as usize, 0u32, GFP_KERNEL)?;
+    let mut f = KVec::with_capacity(batch as usize, GFP_KERNEL)?;
+    f.extend_with(batch as usize, 0u32, GFP_KERNEL)?;
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(batch);
+        let (ak, fk) = (&mut a[..k as usize], &mut f[..k as usize]);
+        one(k, ak, fk)?;
+        for &v in ak.iter() {
+            h[0].record(u64::from(v));
+        }
+        for &v in fk.iter() {
+            h[1].record(u64::from(v));
+        }
+        left -= k;
+        // SAFETY: process context (an ioctl).
+        if unsafe { rkmem_bench_resched() } {
+            return Err(EINTR);
+        }
+    }
+    Ok(())
+}
+
+/// Objects live at once in a latency run (slab and kmalloc kinds).
+const BATCH: usize = uapi::RKMEM_BENCH_BATCH as usize;
+
+/// The cycle counter that times single operations (glue/bench.c: the clock is too coarse on
+/// UML); [`lat_summary`] converts to nanoseconds.
+fn cycles() -> u64 {
+    // SAFETY: reads the cycle counter; no preconditions.
+    unsafe { crate::ffi::rkmem_bench_cycles() }
+}
+
+/// One latency batch of rkmem: `k` allocations into `buf`, each timed into `a` (cycles), then
+/// their frees, each timed into `f`. `EIO` if a free is refused; on an allocation failure the batch's
+/// objects are freed.
+fn lat_run<T>(
+    k: u32,
+    a: &mut [u32],
+    f: &mut [u32],
+    buf: &mut KVec<T>,
+    mut alloc: impl FnMut() -> Result<T>,
+    mut free: impl FnMut(T) -> bool,
+) -> Result {
+    let mut failed = None;
+    for slot in a.iter_mut().take(k as usize) {
+        let t0 = cycles();
+        let r = alloc();
+        *slot = (cycles() - t0).min(u64::from(u32::MAX)) as u32;
+        match r {
+            // Cannot fail: at most `k <= capacity` objects are pushed.
+            Ok(o) => drop(buf.push_within_capacity(o)),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let mut bad = false;
+    for (slot, o) in f.iter_mut().zip(buf.drain_all()) {
+        let t0 = cycles();
+        bad |= !free(o);
+        *slot = (cycles() - t0).min(u64::from(u32::MAX)) as u32;
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if bad {
+        return Err(EIO);
+    }
+    Ok(())
+}
+
+/// One latency batch of the host kernel's `kind` (0: SLUB cache `s`, 1: kmalloc of `size`,
+/// 2: pages of `order`), in C.
+#[allow(clippy::too_many_arguments)]
+fn host_lat(
+    kind: i32,
+    s: *mut KmemCache,
+    size: usize,
+    order: u32,
+    buf: &mut [*mut c_void],
+    k: u32,
+    a: &mut [u32],
+    f: &mut [u32],
+) -> Result {
+    let k = k
+        .min(buf.len() as u32)
+        .min(a.len() as u32)
+        .min(f.len() as u32);
+    // SAFETY: `s` is a live cache for kind 0 (unused otherwise); `buf`, `a` and `f` are
+    // writable for `k` entries for the whole call, which frees what it allocates.
+    let r = unsafe {
+        rkmem_bench_latency(
+            kind,
+            s,
+            size,
+            order,
+            buf.as_mut_ptr(),
+            k,
+            a.as_mut_ptr(),
+            f.as_mut_ptr(),
+        )
+    };
+    c_result(i64::from(r)).map(|_| ())
+}
+
+/// The medians, 99th percentiles and maxima of `h` (allocations, then frees; cycles), in
+/// nanoseconds at `per_ms` cycles per millisecond.
+fn lat_summary(h: &[KBox<crate::rkcore::measure::Histogram>; 2], per_ms: u64) -> [u64; 6] {
+    let [a, f] = [h[0].summary(), h[1].summary()];
+    // Cycles were clamped to u32 when recorded: the product fits in a u64.
+    [a[0], a[1], a[2], f[0], f[1], f[2]].map(|c| {
+        c.min(u64::from(u32::MAX))
+            .saturating_mul(1_000_000)
+            .checked_div(per_ms)
+            .unwrap_or(0)
+    })
+}
+
+/// Two empty histograms, on the heap (each is about 2 KiB).
+fn histograms() -> Result<[KBox<crate::rkcore::measure::Histogram>; 2]> {
+    use crate::rkcore::measure::Histogram;
+    Ok([
+        KBox::new(Histogram::new(), GFP_KERNEL)?,
+        KBox::new(Histogram::new(), GFP_KERNEL)?,
+    ])
 }
 
 /// The `k`-th smallest of `v` (0-based), without sorting or indexing.
@@ -408,6 +789,13 @@ fn validate(b: &RkmemBench) -> Result {
     if b.reserved != 0 || b.flags & !known != 0 || b.flags & only == only {
         return Err(EINVAL);
     }
+    let seeded = matches!(
+        b.kind,
+        uapi::RKMEM_BENCH_FOOTPRINT | uapi::RKMEM_BENCH_TRACE
+    );
+    if b.seed != 0 && !seeded {
+        return Err(EINVAL);
+    }
     let size_ok = (1..=uapi::RKMEM_CACHE_SIZE_MAX).contains(&b.size);
     let align_ok = b.align.is_power_of_two() && b.align <= PAGE_SIZE as u32;
     let timed_ok = (1..=uapi::RKMEM_BENCH_MAX_ITERS).contains(&b.iters)
@@ -424,6 +812,30 @@ fn validate(b: &RkmemBench) -> Result {
         }
         uapi::RKMEM_BENCH_LAYOUT => {
             size_ok && align_ok && b.order == 0 && b.iters == 0 && b.reps == 0 && b.flags == 0
+        }
+        uapi::RKMEM_BENCH_REMOTE => size_ok && align_ok && b.order == 0 && timed_ok,
+        uapi::RKMEM_BENCH_FOOTPRINT => {
+            size_ok
+                && align_ok
+                && b.order == 0
+                && (1..=FOOTPRINT_MAX_OBJECTS).contains(&b.iters)
+                && u64::from(b.iters) * u64::from(b.size) <= FOOTPRINT_MAX_BYTES
+                && b.reps == 0
+                && b.flags == 0
+        }
+        uapi::RKMEM_BENCH_TRACE => {
+            (1..=uapi::RKMEM_BENCH_TRACE_MAX_SIZE).contains(&b.size)
+                && b.align == 0
+                && b.order == 0
+                && timed_ok
+        }
+        uapi::RKMEM_BENCH_LATENCY => {
+            let what = if b.size == 0 {
+                b.align == 0 && b.order <= uapi::RKMEM_MAX_ORDER
+            } else {
+                size_ok && (b.align == 0 || align_ok) && b.order == 0
+            };
+            what && timed_ok && b.reps == 1 && b.flags & (only | uapi::RKMEM_BENCH_KEEP) == 0
         }
         _ => false,
     };
@@ -451,6 +863,8 @@ pub(crate) fn run(user: UserSlice, kept: &Mutex<Option<Kept>>) -> Result {
         *out = 0;
     }
     (b.rkmem_objs, b.rkmem_pages, b.host_objs, b.host_pages) = (0, 0, 0, 0);
+    (b.rkmem_lat_ns, b.host_lat_ns) = ([0; 6], [0; 6]);
+    (b.rkmem_pages_held, b.host_pages_held) = (0, 0);
     let shared = crate::shared().ok_or(ENODEV)?;
     let arena: &'static Arena = &shared.arena;
     let n = b.iters;
@@ -509,28 +923,14 @@ pub(crate) fn run(user: UserSlice, kept: &Mutex<Option<Kept>>) -> Result {
         }
         uapi::RKMEM_BENCH_KMALLOC => {
             let size = b.size as usize;
-            let rk = |k: u32| -> Result<u64> {
-                let t0 = now_ns();
-                for _ in 0..k {
-                    let a = classes::rkmalloc(&shared.classes, arena, size as u64, true)?;
-                    rkfree(&shared.classes, arena, a)?;
-                }
-                Ok(now_ns() - t0)
-            };
+            let rk = |k: u32| rkmalloc_pairs(&shared.classes, arena, size as u64, k);
             rk(warm)?;
             kmalloc_pairs(size, warm)?;
             repeat(&mut b, u64::from(n), || rk(n), || kmalloc_pairs(size, n))?;
         }
         uapi::RKMEM_BENCH_PAGES => {
             let order = b.order;
-            let rk = |k: u32| -> Result<u64> {
-                let t0 = now_ns();
-                for _ in 0..k {
-                    let p: Pages = arena.alloc(order, true)?;
-                    arena.free(p).map_err(|_| EIO)?;
-                }
-                Ok(now_ns() - t0)
-            };
+            let rk = |k: u32| arena_pairs(arena, order, k);
             rk(warm)?;
             pages_pairs(order, warm)?;
             repeat(&mut b, u64::from(n), || rk(n), || pages_pairs(order, n))?;
@@ -545,17 +945,185 @@ pub(crate) fn run(user: UserSlice, kept: &Mutex<Option<Kept>>) -> Result {
             // On failure the pool's drop gives back what it preallocated.
             p.fill()?;
             let hp = HostPool::new(min, b.size as usize)?;
-            let rk = |k: u32| -> Result<u64> {
-                let t0 = now_ns();
-                for _ in 0..k {
-                    let e = p.alloc(true)?;
-                    p.free(e).map_err(|_| EIO)?;
-                }
-                Ok(now_ns() - t0)
-            };
+            let rk = |k: u32| mempool_pairs(&p, k);
             rk(warm)?;
             hp.pairs(warm)?;
             repeat(&mut b, u64::from(n), || rk(n), || hp.pairs(n))?;
+        }
+        uapi::RKMEM_BENCH_REMOTE => {
+            let c = bench_cache(arena, &b)?;
+            let slub = SlubCache::new(b.size, b.align)?;
+            let batch = n.min(uapi::RKMEM_BENCH_BATCH);
+            let rounds = n.div_ceil(batch);
+            let mut buf = KVec::with_capacity(batch as usize, GFP_KERNEL)?;
+            let mut sbuf: KVec<*mut c_void> = KVec::with_capacity(batch as usize, GFP_KERNEL)?;
+            sbuf.extend_with(batch as usize, core::ptr::null_mut(), GFP_KERNEL)?;
+            let _pinned = Pinned::new();
+            // SAFETY: reads the online mask; no preconditions.
+            let cpu = unsafe { rkmem_bench_other_cpu() };
+            if cpu < 0 {
+                return Err(ENODEV);
+            }
+            cache_remote(&c, &mut buf, 1, cpu)?;
+            slub.remote(&mut sbuf, 1, cpu)?;
+            let ops = u64::from(rounds) * u64::from(batch);
+            repeat(
+                &mut b,
+                ops,
+                || cache_remote(&c, &mut buf, rounds, cpu),
+                || slub.remote(&mut sbuf, rounds, cpu),
+            )?;
+            b.rkmem_objs = c.layout.objects();
+            b.rkmem_pages = c.layout.pages() as u32;
+            // The objects freed on the other CPU sit in its array: back to the slabs before
+            // the cache goes.
+            c.drain_cpu();
+        }
+        uapi::RKMEM_BENCH_FOOTPRINT => {
+            let c = bench_cache(arena, &b)?;
+            let slub = SlubCache::new(b.size, b.align)?;
+            let cap = (n + n / 4) as usize;
+            let mut live: KVec<Obj> = KVec::with_capacity(cap, GFP_KERNEL)?;
+            let r = footprint_sequence(
+                n,
+                b.seed,
+                &mut live,
+                || c.alloc(true),
+                |o| {
+                    let _ = c.free(o);
+                },
+            );
+            let (pages, meta) = c.footprint();
+            for o in live.drain_all() {
+                let _ = c.free(o);
+            }
+            c.drain_cpu();
+            r?;
+            b.rkmem_pages_held = pages;
+            b.rkmem_bytes = meta;
+            let mut hlive: KVec<*mut c_void> = KVec::with_capacity(cap, GFP_KERNEL)?;
+            let base = host_slab_pages();
+            let r = footprint_sequence(
+                n,
+                b.seed,
+                &mut hlive,
+                || {
+                    NonNull::new(slub.alloc())
+                        .map(NonNull::as_ptr)
+                        .ok_or(ENOMEM)
+                },
+                // SAFETY: each object came from `slub.alloc` and is freed once.
+                |p| unsafe { slub.free(p) },
+            );
+            b.host_pages_held = host_slab_pages().saturating_sub(base);
+            for p in hlive.drain_all() {
+                // SAFETY: as above.
+                unsafe { slub.free(p) };
+            }
+            r?;
+        }
+        uapi::RKMEM_BENCH_TRACE => {
+            use crate::rkcore::measure::fill_trace;
+            let slots = uapi::RKMEM_BENCH_TRACE_SLOTS as usize;
+            let mut ops: KVVec<u32> = KVVec::with_capacity(n as usize, GFP_KERNEL)?;
+            ops.extend_with(n as usize, 0, GFP_KERNEL)?;
+            fill_trace(&mut ops, b.seed, slots as u32, b.size);
+            let mut held: KVec<Option<RkAlloc>> = KVec::with_capacity(slots, GFP_KERNEL)?;
+            for _ in 0..slots {
+                held.push(None, GFP_KERNEL)?;
+            }
+            let mut hslots: KVec<*mut c_void> = KVec::with_capacity(slots, GFP_KERNEL)?;
+            hslots.extend_with(slots, core::ptr::null_mut(), GFP_KERNEL)?;
+            let mut rk = |peak: Option<&mut u64>| {
+                rkmalloc_trace(&shared.classes, arena, &ops, &mut held, peak)
+            };
+            let mut host = |peak: Option<&mut u64>| -> Result<u64> {
+                let peak = peak.map_or(core::ptr::null_mut(), core::ptr::from_mut);
+                // SAFETY: `ops` holds `n` operations whose slots are below `slots`, the length
+                // of `hslots`; `peak` is null or a writable `u64`; all for the whole call.
+                let t = unsafe {
+                    rkmem_bench_trace_kmalloc(ops.as_ptr(), n, hslots.as_mut_ptr(), peak)
+                };
+                // SAFETY: `hslots` holds kmalloc'd pointers or null, freed once here.
+                unsafe { rkmem_bench_trace_kfree_all(hslots.as_mut_ptr(), slots as u32) };
+                c_result(t)
+            };
+            let mut rk_peak = 0u64;
+            let mut host_peak = 0u64;
+            rk(Some(&mut rk_peak))?;
+            host(Some(&mut host_peak))?;
+            repeat(&mut b, u64::from(n), || rk(None), || host(None))?;
+            b.rkmem_pages_held = rk_peak;
+            b.host_pages_held = host_peak;
+        }
+        uapi::RKMEM_BENCH_LATENCY => {
+            let mut rh = histograms()?;
+            let mut hh = histograms()?;
+            if b.size != 0 && b.align != 0 {
+                let c = bench_cache(arena, &b)?;
+                let slub = SlubCache::new(b.size, b.align)?;
+                let mut buf: KVec<Obj> = KVec::with_capacity(BATCH, GFP_KERNEL)?;
+                latency(n, BATCH as u32, &mut rh, |k, a, f| {
+                    lat_run(k, a, f, &mut buf, || c.alloc(true), |o| c.free(o).is_ok())
+                })?;
+                let mut sbuf: KVec<*mut c_void> = KVec::with_capacity(BATCH, GFP_KERNEL)?;
+                sbuf.extend_with(BATCH, core::ptr::null_mut(), GFP_KERNEL)?;
+                latency(n, BATCH as u32, &mut hh, |k, a, f| {
+                    host_lat(0, slub.0.as_ptr(), 0, 0, &mut sbuf, k, a, f)
+                })?;
+                c.drain_cpu();
+            } else if b.size != 0 {
+                let size = u64::from(b.size);
+                let mut buf: KVec<RkAlloc> = KVec::with_capacity(BATCH, GFP_KERNEL)?;
+                latency(n, BATCH as u32, &mut rh, |k, a, f| {
+                    lat_run(
+                        k,
+                        a,
+                        f,
+                        &mut buf,
+                        || classes::rkmalloc(&shared.classes, arena, size, true),
+                        |x| x.free(&shared.classes, arena),
+                    )
+                })?;
+                let mut sbuf: KVec<*mut c_void> = KVec::with_capacity(BATCH, GFP_KERNEL)?;
+                sbuf.extend_with(BATCH, core::ptr::null_mut(), GFP_KERNEL)?;
+                latency(n, BATCH as u32, &mut hh, |k, a, f| {
+                    host_lat(
+                        1,
+                        core::ptr::null_mut(),
+                        b.size as usize,
+                        0,
+                        &mut sbuf,
+                        k,
+                        a,
+                        f,
+                    )
+                })?;
+            } else {
+                let order = b.order;
+                // At most 4 MiB live at once.
+                let batch = BATCH.min((1024usize >> order).max(1));
+                let mut buf: KVec<Pages> = KVec::with_capacity(batch, GFP_KERNEL)?;
+                latency(n, batch as u32, &mut rh, |k, a, f| {
+                    lat_run(
+                        k,
+                        a,
+                        f,
+                        &mut buf,
+                        || arena.alloc(order, true),
+                        |p| arena.free(p).is_ok(),
+                    )
+                })?;
+                let mut sbuf: KVec<*mut c_void> = KVec::with_capacity(batch, GFP_KERNEL)?;
+                sbuf.extend_with(batch, core::ptr::null_mut(), GFP_KERNEL)?;
+                latency(n, batch as u32, &mut hh, |k, a, f| {
+                    host_lat(2, core::ptr::null_mut(), 0, order, &mut sbuf, k, a, f)
+                })?;
+            }
+            // SAFETY: a 2 ms calibration loop in process context; no preconditions.
+            let per_ms = unsafe { crate::ffi::rkmem_bench_cycles_per_ms() };
+            b.rkmem_lat_ns = lat_summary(&rh, per_ms);
+            b.host_lat_ns = lat_summary(&hh, per_ms);
         }
         _ => return Err(EINVAL),
     }

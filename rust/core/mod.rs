@@ -11,6 +11,7 @@ pub mod buddy;
 pub mod cache;
 pub mod depot;
 pub mod extfrag;
+pub mod measure;
 pub mod mempool;
 pub mod params;
 pub mod pcp;

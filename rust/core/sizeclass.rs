@@ -67,7 +67,13 @@ const SIZE_INDEX: [u8; MAX_SLAB_SIZE / 8] = {
 pub enum Route {
     /// By the slab cache of this class index (into [`CLASS_SIZES`]).
     Slab(usize),
-    /// By this many whole pages (exact, not rounded to a power of two) from the buddy allocator.
+    /// By a block of `2^order` pages, for sizes up to [`MAX_ORDER_ROUTE`] pages (as kmalloc
+    /// serves sizes beyond its caches: the arena's per-CPU page caches hold these orders, so
+    /// the path takes no lock; the rounding wastes less than the block's half).
+    Order(u32),
+    /// By this many whole pages (exact, not rounded to a power of two) from the buddy allocator,
+    /// above [`MAX_ORDER_ROUTE`] pages (where rounding would waste most, as
+    /// `alloc_pages_exact` saves).
     Pages(usize),
     /// By vmalloc: more than [`MAX_PAGES`] pages.
     Vmalloc,
@@ -88,8 +94,13 @@ impl fmt::Display for SizeError {
     }
 }
 
-/// The route for a request of `size` bytes: the smallest slab class that fits, else the exact
-/// number of pages, else vmalloc.
+/// The most pages served by [`Route::Order`]: order 3, the kernel's `PAGE_ALLOC_COSTLY_ORDER`
+/// and the highest order the arena's per-CPU page caches hold.
+pub const MAX_ORDER_ROUTE: usize = 8;
+
+/// The route for a request of `size` bytes: the smallest slab class that fits, else a
+/// power-of-two block up to [`MAX_ORDER_ROUTE`] pages, else the exact number of pages, else
+/// vmalloc.
 #[inline]
 pub fn class_for(size: usize) -> Result<Route, SizeError> {
     if size == 0 {
@@ -102,8 +113,12 @@ pub fn class_for(size: usize) -> Result<Route, SizeError> {
             None => Route::Pages(1),
         });
     }
-    if size <= MAX_PAGES * PAGE_SIZE {
-        return Ok(Route::Pages(size.div_ceil(PAGE_SIZE)));
+    let pages = size.div_ceil(PAGE_SIZE);
+    if pages <= MAX_ORDER_ROUTE {
+        return Ok(Route::Order(order_for_pages(pages)));
+    }
+    if pages <= MAX_PAGES {
+        return Ok(Route::Pages(pages));
     }
     Ok(Route::Vmalloc)
 }
@@ -182,10 +197,12 @@ mod tests {
     #[test]
     fn pages_and_vmalloc_routes() {
         assert_eq!(class_for(0), Err(SizeError::Zero));
-        assert_eq!(class_for(4097), Ok(Route::Pages(2)));
-        assert_eq!(class_for(8192), Ok(Route::Pages(2)));
-        assert_eq!(class_for(8193), Ok(Route::Pages(3)));
-        assert_eq!(class_for(5 * 4096), Ok(Route::Pages(5)));
+        assert_eq!(class_for(4097), Ok(Route::Order(1)));
+        assert_eq!(class_for(8192), Ok(Route::Order(1)));
+        assert_eq!(class_for(8193), Ok(Route::Order(2)));
+        assert_eq!(class_for(5 * 4096), Ok(Route::Order(3)));
+        assert_eq!(class_for(8 * 4096), Ok(Route::Order(3)));
+        assert_eq!(class_for(8 * 4096 + 1), Ok(Route::Pages(9)));
         assert_eq!(class_for(4 << 20), Ok(Route::Pages(1024)));
         assert_eq!(class_for((4 << 20) + 1), Ok(Route::Vmalloc));
         assert_eq!(class_for(usize::MAX), Ok(Route::Vmalloc));
@@ -253,11 +270,19 @@ mod tests {
 
         // The page route holds the request in the fewest whole pages.
         #[test]
-        fn pages_route_is_exact(size in (MAX_SLAB_SIZE + 1)..=(MAX_PAGES * PAGE_SIZE)) {
+        fn pages_route_is_exact(size in (MAX_ORDER_ROUTE * PAGE_SIZE + 1)..=(MAX_PAGES * PAGE_SIZE)) {
             let Ok(Route::Pages(n)) = class_for(size) else { panic!("not pages") };
             prop_assert!(n * PAGE_SIZE >= size);
             prop_assert!((n - 1) * PAGE_SIZE < size);
             prop_assert!(n <= MAX_PAGES);
+        }
+
+        // The order route holds the request in the smallest block.
+        #[test]
+        fn order_route_is_the_smallest_block(size in (MAX_SLAB_SIZE + 1)..=(MAX_ORDER_ROUTE * PAGE_SIZE)) {
+            let Ok(Route::Order(o)) = class_for(size) else { panic!("not an order") };
+            prop_assert!(PAGE_SIZE << o >= size);
+            prop_assert!(o == 0 || PAGE_SIZE << (o - 1) < size);
         }
     }
 }

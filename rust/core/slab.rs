@@ -684,11 +684,12 @@ impl SlabLayout {
             (align_up(object_size, align), 0)
         };
 
-        let (order, f, off_slab) = choose(stride, align, page_size, max_order, min_objects)
-            .ok_or(LayoutError::DoesNotFit {
+        let (order, f, off_slab) = choose(stride, align, page_size, max_order, min_objects).ok_or(
+            LayoutError::DoesNotFit {
                 stride,
                 slab_bytes: page_size << max_order,
-            })?;
+            },
+        )?;
         let slab = page_size << order;
         let leftover = slab - f.data_offset - f.objects * stride;
         let color_step = CACHE_LINE.max(align);
@@ -1542,7 +1543,11 @@ mod tests {
     /// off the slab with `slab / stride` objects.
     fn check_count(l: &SlabLayout, min_objects: usize) {
         let what = std::format!("size {} align {}", l.object_size(), l.align());
-        assert_eq!(l.order(), slub_order(l.stride(), MAX_SLAB_ORDER, min_objects), "{what}");
+        assert_eq!(
+            l.order(),
+            slub_order(l.stride(), MAX_SLAB_ORDER, min_objects),
+            "{what}"
+        );
         let slab = l.slab_bytes();
         let inside = brute_objects(slab, l.stride(), l.align());
         let words = slab / align_up(l.stride(), 8);
@@ -1618,7 +1623,11 @@ mod tests {
             }
         }
         assert_eq!(
-            (slub_min_objects(1), slub_min_objects(2), slub_min_objects(64)),
+            (
+                slub_min_objects(1),
+                slub_min_objects(2),
+                slub_min_objects(64)
+            ),
             (8, 12, 32)
         );
     }

@@ -89,5 +89,19 @@ s64 rkmem_bench_mempool_pairs(struct mempool *pool, u32 n);
 int rkmem_bench_slub_layout(const char *name, unsigned int size,
 			    unsigned int align, void **buf, u32 max,
 			    u32 *objs, u32 *order);
+/* Work run on another CPU by rkmem_bench_on_cpu (Rust: bench.rs's consumer). */
+typedef long (*rkmem_bench_fn)(void *arg);
+int rkmem_bench_other_cpu(void);
+long rkmem_bench_on_cpu(int cpu, rkmem_bench_fn fn, void *arg);
+s64 rkmem_bench_slub_remote(struct kmem_cache *s, void **buf, u32 batch, u32 rounds, int cpu);
+u64 rkmem_bench_slab_pages(void);
+void *rkmem_bench_slub_alloc(struct kmem_cache *s);
+void rkmem_bench_slub_free(struct kmem_cache *s, void *p);
+s64 rkmem_bench_trace_kmalloc(const u32 *ops, u32 n, void **slots, u64 *peak);
+void rkmem_bench_trace_kfree_all(void **slots, u32 nslots);
+u64 rkmem_bench_cycles(void);
+u64 rkmem_bench_cycles_per_ms(void);
+int rkmem_bench_latency(int kind, struct kmem_cache *s, size_t size, unsigned int order,
+			void **buf, u32 n, u32 *alloc_cyc, u32 *free_cyc);
 
 #endif /* RKMEM_GLUE_H */

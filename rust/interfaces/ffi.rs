@@ -6,7 +6,7 @@
 //! names, argument counts and types.
 
 use kernel::bindings;
-use kernel::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
+use kernel::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
 
 /// The host kernel's `struct kmem_cache` (opaque).
 #[repr(C)]
@@ -19,6 +19,9 @@ pub(crate) struct KmemCache {
 pub(crate) struct HostMempool {
     _opaque: [u8; 0],
 }
+
+/// glue.h's `rkmem_bench_fn`: work for `rkmem_bench_on_cpu`.
+pub(crate) type RkmemBenchFn = Option<unsafe extern "C" fn(*mut c_void) -> c_long>;
 
 /// glue/objs.c's per-CPU array (opaque).
 #[repr(C)]
@@ -108,5 +111,37 @@ extern "C" {
         max: u32,
         objs: *mut u32,
         order: *mut u32,
+    ) -> c_int;
+    pub(crate) fn rkmem_bench_other_cpu() -> c_int;
+    pub(crate) fn rkmem_bench_on_cpu(cpu: c_int, f: RkmemBenchFn, arg: *mut c_void) -> c_long;
+    pub(crate) fn rkmem_bench_slub_remote(
+        s: *mut KmemCache,
+        buf: *mut *mut c_void,
+        batch: u32,
+        rounds: u32,
+        cpu: c_int,
+    ) -> i64;
+    pub(crate) fn rkmem_bench_slab_pages() -> u64;
+    pub(crate) fn rkmem_bench_slub_alloc(s: *mut KmemCache) -> *mut c_void;
+    pub(crate) fn rkmem_bench_slub_free(s: *mut KmemCache, p: *mut c_void);
+    pub(crate) fn rkmem_bench_trace_kmalloc(
+        ops: *const u32,
+        n: u32,
+        slots: *mut *mut c_void,
+        peak: *mut u64,
+    ) -> i64;
+    pub(crate) fn rkmem_bench_trace_kfree_all(slots: *mut *mut c_void, nslots: u32);
+    pub(crate) fn rkmem_bench_cycles() -> u64;
+    pub(crate) fn rkmem_bench_cycles_per_ms() -> u64;
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn rkmem_bench_latency(
+        kind: c_int,
+        s: *mut KmemCache,
+        size: usize,
+        order: c_uint,
+        buf: *mut *mut c_void,
+        n: u32,
+        alloc_cyc: *mut u32,
+        free_cyc: *mut u32,
     ) -> c_int;
 }

@@ -21,7 +21,7 @@
 /* The ioctl "type" byte of rkmem. */
 #define RKMEM_IOC_MAGIC			0xB9
 /* Version of this ABI; user space refuses a module whose abi_version differs. */
-#define RKMEM_ABI_VERSION		2
+#define RKMEM_ABI_VERSION		3
 
 /* ---- version ---- */
 
@@ -229,6 +229,12 @@ struct rkmem_selftest {
 #define RKMEM_BENCH_PAGES		4
 #define RKMEM_BENCH_MEMPOOL		5
 #define RKMEM_BENCH_LAYOUT		6
+#define RKMEM_BENCH_REMOTE		7
+#define RKMEM_BENCH_FOOTPRINT		8
+#define RKMEM_BENCH_TRACE		9
+#define RKMEM_BENCH_LATENCY		10
+#define RKMEM_BENCH_TRACE_SLOTS		1024
+#define RKMEM_BENCH_TRACE_MAX_SIZE	65536
 #define RKMEM_BENCH_BATCH		1000
 #define RKMEM_BENCH_POOL_MIN		16
 #define RKMEM_BENCH_MAX_ITERS		1000000
@@ -258,6 +264,11 @@ struct rkmem_bench {
 	__u32 rkmem_pages;
 	__u32 host_objs;
 	__u32 host_pages;
+	__u64 seed;		/* in: trace, footprint */
+	__u64 rkmem_lat_ns[6];	/* out: latency: alloc p50, p99, max, free p50, p99, max */
+	__u64 host_lat_ns[6];
+	__u64 rkmem_pages_held;	/* out: footprint: held; trace: peak */
+	__u64 host_pages_held;
 	__u64 reserved;		/* zero */
 };
 

@@ -29,7 +29,7 @@ test_stats_format() {
 	# Every line is "name value" with a numeric value, like /proc/vmstat.
 	bad=$(grep -vE '^[a-z_]+ [0-9]+$' /proc/rkmem/stats)
 	[ -z "$bad" ] || fail "malformed stats lines: $bad" || return
-	grep -q '^abi_version 2$' /proc/rkmem/stats || fail "no 'abi_version 2' line"
+	grep -q '^abi_version 3$' /proc/rkmem/stats || fail "no 'abi_version 3' line"
 }
 
 test_stats_read_only() {

@@ -104,6 +104,12 @@ fn rust_consts() -> Vec<(&'static str, u64)> {
         RKMEM_BENCH_PAGES,
         RKMEM_BENCH_MEMPOOL,
         RKMEM_BENCH_LAYOUT,
+        RKMEM_BENCH_REMOTE,
+        RKMEM_BENCH_FOOTPRINT,
+        RKMEM_BENCH_TRACE,
+        RKMEM_BENCH_LATENCY,
+        RKMEM_BENCH_TRACE_SLOTS,
+        RKMEM_BENCH_TRACE_MAX_SIZE,
         RKMEM_BENCH_BATCH,
         RKMEM_BENCH_POOL_MIN,
         RKMEM_BENCH_MAX_ITERS,
@@ -142,7 +148,8 @@ fn rust_structs() -> Vec<StructInfo> {
         RkmemBench {
             kind, flags, size, align, order, iters, reps, cpu, rkmem_ps, host_ps, rkmem_min_ps,
             host_min_ps, rkmem_bytes, host_bytes, rkmem_objs, rkmem_pages, host_objs,
-            host_pages, reserved,
+            host_pages, seed, rkmem_lat_ns, host_lat_ns, rkmem_pages_held, host_pages_held,
+            reserved,
         }
     }
 }

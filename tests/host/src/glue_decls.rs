@@ -78,6 +78,7 @@ fn rust_of_c(c: &str) -> String {
         "struct kmem_cache" => "KmemCache",
         "struct mempool" => "HostMempool",
         "struct rkmem_objs" => "RkmemObjs",
+        "rkmem_bench_fn" => "RkmemBenchFn",
         other => return format!("<unmapped C type '{other}'>"),
     };
     if ptrs == 0 {

@@ -32,6 +32,14 @@ pub const KMALLOC_BETWEEN: [u32; 3] = [100, 200, 3000];
 pub const ORDERS: [u32; 6] = [0, 1, 2, 3, 9, 10];
 /// Element sizes of the mempool benchmark.
 pub const POOL_SIZES: [u32; 3] = [64, 256, 1024];
+/// Object sizes of the remote-free benchmark.
+pub const REMOTE_SIZES: [u32; 3] = [64, 256, 1024];
+/// Object sizes of the footprint benchmark.
+pub const FOOTPRINT_SIZES: [u32; 6] = [16, 64, 117, 256, 1000, 3000];
+/// Objects of the footprint sequence (fewer for large objects: at most 32 MiB).
+pub const FOOTPRINT_OBJECTS: u32 = 20000;
+/// The largest request of the mixed trace.
+pub const TRACE_MAX: u32 = 65536;
 /// Alignment of the slab caches: what `kmem_cache_create` gives with align 0 on x86_64
 /// (`ARCH_SLAB_MINALIGN`, a word).
 pub const SLAB_ALIGN: u32 = 8;
@@ -47,7 +55,8 @@ pub struct Opts {
     /// 15 for an interval worth reading; 1..=1000.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub reps: u32,
-    /// Run only these: slab, batch, kmalloc, pages, mempool, layout, frag (comma-separated).
+    /// Run only these: slab, batch, kmalloc, pages, mempool, remote, trace, footprint, latency,
+    /// layout, frag (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Step between object sizes of the objects-per-slab table (1: every size 8..4096).
@@ -56,7 +65,7 @@ pub struct Opts {
     /// Operations of the fragmentation workload.
     #[arg(long, default_value_t = 200000)]
     pub frag_ops: u32,
-    /// Seed of the fragmentation workload.
+    /// Seed of the fragmentation workload, the mixed trace and the footprint sequence.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
@@ -92,6 +101,8 @@ struct Point {
     size: u32,
     align: u32,
     order: u32,
+    /// The trace's seed (trace points; 0 otherwise).
+    seed: u64,
 }
 
 /// One repetition of a point: rkmem's and the host's time per operation (averaged over the
@@ -128,6 +139,7 @@ fn request(p: Point, iters: u32, flags: u32) -> RkmemBench {
         order: p.order,
         iters,
         reps: 1,
+        seed: p.seed,
         ..Default::default()
     }
 }
@@ -275,6 +287,11 @@ fn timed(p: Point, cpus: &[usize], opts: &Opts, iters: u32) -> Result<(), String
                 ),
             ),
         ];
+        if p.kind == uapi::RKMEM_BENCH_TRACE {
+            f.push(("seed", p.seed.to_string()));
+            f.push(("rkmem_peak_pages", o.last.rkmem_pages_held.to_string()));
+            f.push(("host_peak_pages", o.last.host_pages_held.to_string()));
+        }
         if p.kind == uapi::RKMEM_BENCH_SLAB_BATCH {
             f.push(("rkmem_bytes", o.last.rkmem_bytes.to_string()));
             f.push(("host_bytes", o.last.host_bytes.to_string()));
@@ -452,6 +469,112 @@ fn frag(dev: &Device, ops: u32, seed: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// One untimed or single-call benchmark: the answer, or the error emitted as a row (counted).
+fn single(dev: &Device, b: RkmemBench, name: &str) -> Option<RkmemBench> {
+    match call(dev, b) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            emit(&[
+                ("bench", s(name)),
+                ("size", b.size.to_string()),
+                ("order", b.order.to_string()),
+                ("error", s(&format!("bench: {e}"))),
+            ]);
+            None
+        }
+    }
+}
+
+/// The footprint rows: per size, the pages each side holds for the same live set. Returns the
+/// number of failed sizes.
+fn footprint(dev: &Device, seed: u64) -> Result<u32, String> {
+    let mut errors = 0;
+    for size in FOOTPRINT_SIZES {
+        let n = FOOTPRINT_OBJECTS.min((32 << 20) / size);
+        let b = RkmemBench {
+            kind: uapi::RKMEM_BENCH_FOOTPRINT,
+            size,
+            align: SLAB_ALIGN,
+            iters: n,
+            seed,
+            ..Default::default()
+        };
+        let Some(r) = single(dev, b, "footprint") else {
+            errors += 1;
+            continue;
+        };
+        // The live set: n, minus the freed half, plus n/4 (the same for both sides).
+        emit(&[
+            ("bench", s("footprint")),
+            ("size", size.to_string()),
+            ("align", SLAB_ALIGN.to_string()),
+            ("objects", n.to_string()),
+            ("seed", seed.to_string()),
+            ("rkmem_pages", r.rkmem_pages_held.to_string()),
+            ("rkmem_meta_bytes", r.rkmem_bytes.to_string()),
+            ("host_pages", r.host_pages_held.to_string()),
+            // The off-slab headers count, in pages.
+            (
+                "ratio",
+                num((r.rkmem_pages_held as f64 + r.rkmem_bytes as f64 / 4096.0)
+                    / r.host_pages_held.max(1) as f64),
+            ),
+        ]);
+    }
+    Ok(errors)
+}
+
+/// The latency rows: p50/p99/max of single allocations and frees, per allocator, one CPU.
+/// Returns the number of failed points.
+fn latency(dev: &Device, iters: u32) -> Result<u32, String> {
+    let mut errors = 0;
+    let points = [
+        ("slab", 64, SLAB_ALIGN, 0),
+        ("slab", 1024, SLAB_ALIGN, 0),
+        ("kmalloc", 64, 0, 0),
+        ("kmalloc", 4096, 0, 0),
+        ("pages", 0, 0, 0),
+        ("pages", 0, 0, 3),
+    ];
+    for (what, size, align, order) in points {
+        let b = RkmemBench {
+            kind: uapi::RKMEM_BENCH_LATENCY,
+            size,
+            align,
+            order,
+            iters,
+            reps: 1,
+            ..Default::default()
+        };
+        let Some(r) = single(dev, b, "latency") else {
+            errors += 1;
+            continue;
+        };
+        let l = |v: &[u64; 6], i: usize| v[i].to_string();
+        emit(&[
+            ("bench", s("latency")),
+            ("what", s(what)),
+            ("size", size.to_string()),
+            ("align", align.to_string()),
+            ("order", order.to_string()),
+            ("iters", iters.to_string()),
+            ("rkmem_alloc_p50", l(&r.rkmem_lat_ns, 0)),
+            ("rkmem_alloc_p99", l(&r.rkmem_lat_ns, 1)),
+            ("rkmem_alloc_max", l(&r.rkmem_lat_ns, 2)),
+            ("rkmem_free_p50", l(&r.rkmem_lat_ns, 3)),
+            ("rkmem_free_p99", l(&r.rkmem_lat_ns, 4)),
+            ("rkmem_free_max", l(&r.rkmem_lat_ns, 5)),
+            ("host_alloc_p50", l(&r.host_lat_ns, 0)),
+            ("host_alloc_p99", l(&r.host_lat_ns, 1)),
+            ("host_alloc_max", l(&r.host_lat_ns, 2)),
+            ("host_free_p50", l(&r.host_lat_ns, 3)),
+            ("host_free_p99", l(&r.host_lat_ns, 4)),
+            ("host_free_max", l(&r.host_lat_ns, 5)),
+        ]);
+    }
+    Ok(errors)
+}
+
 /// `rkmemctl bench`.
 pub fn run(opts: &Opts) -> Result<(), String> {
     let want = |n: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == n);
@@ -492,6 +615,7 @@ pub fn run(opts: &Opts) -> Result<(), String> {
         size,
         align,
         order,
+        seed: 0,
     };
     if want("slab") {
         for size in SLAB_SIZES {
@@ -545,6 +669,29 @@ pub fn run(opts: &Opts) -> Result<(), String> {
                 opts.iters,
             );
         }
+    }
+    if want("remote") {
+        if cpus.len() < 2 {
+            emit(&[("bench", s("remote")), ("skipped", s("one CPU"))]);
+        } else {
+            for size in REMOTE_SIZES {
+                let p = point("remote", uapi::RKMEM_BENCH_REMOTE, size, SLAB_ALIGN, 0);
+                go(p, opts.iters.max(uapi::RKMEM_BENCH_BATCH));
+            }
+        }
+    }
+    if want("trace") {
+        let p = Point {
+            seed: opts.seed,
+            ..point("trace", uapi::RKMEM_BENCH_TRACE, TRACE_MAX, 0, 0)
+        };
+        go(p, opts.iters.max(uapi::RKMEM_BENCH_TRACE_SLOTS));
+    }
+    if want("footprint") {
+        errors += footprint(&dev, opts.seed)?;
+    }
+    if want("latency") {
+        errors += latency(&dev, opts.iters.max(uapi::RKMEM_BENCH_BATCH) * 5)?;
     }
     if want("layout") {
         layout(opts.layout_step)?;

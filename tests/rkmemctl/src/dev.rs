@@ -203,6 +203,8 @@ pub fn rkmalloc_bytes(size: u64) -> Option<u64> {
     match size {
         0 => None,
         s if s <= 4096 => CLASSES.into_iter().find(|&c| c >= s),
+        // Up to 8 pages: a power-of-two block (as kmalloc beyond its caches).
+        s if s <= 8 * PAGE_SIZE => Some(s.div_ceil(PAGE_SIZE).next_power_of_two() * PAGE_SIZE),
         s if s <= PAGES_MAX => Some(s.div_ceil(PAGE_SIZE) * PAGE_SIZE),
         s if s <= uapi::RKMEM_RKMALLOC_MAX => Some(s),
         _ => None,

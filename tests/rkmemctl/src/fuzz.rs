@@ -1343,7 +1343,7 @@ impl Worker<'_> {
 
     fn bench(&mut self) {
         let rng = &mut self.rng;
-        let kind = field32(rng, &[1, 2, 3, 4, 5, 6, 0, 7]);
+        let kind = field32(rng, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 11]);
         let mut b = RkmemBench {
             kind,
             flags: if rng.below(6) == 0 {
@@ -1354,14 +1354,16 @@ impl Worker<'_> {
                     | pick(rng, &[0, RKMEM_BENCH_KEEP])
             },
             size: match kind {
-                1 | 2 | 3 | 5 | 6 => field32(rng, &[8, 64, 100, 4096, 0, 4097]),
+                1 | 2 | 3 | 5 | 6 | 7 | 8 | 10 => field32(rng, &[8, 64, 100, 4096, 0, 4097]),
+                9 => field32(rng, &[8, 5000, 65536, 0, 65537]),
                 _ => 0,
             },
             align: match kind {
-                1 | 2 | 6 => field32(rng, &[1, 8, 64, 3, 0]),
+                1 | 2 | 6 | 7 | 8 | 10 => field32(rng, &[1, 8, 64, 3, 0]),
                 _ => 0,
             },
-            order: if kind == 4 {
+            seed: if rng.below(3) == 0 { rng.next_u64() } else { 0 },
+            order: if kind == 4 || kind == 10 {
                 field32(rng, &[0, 3, 11])
             } else {
                 0
@@ -1386,7 +1388,7 @@ impl Worker<'_> {
         // Clearly invalid requests must be EINVAL; valid-looking ones may run (or be EINVAL
         // for a field combination this prediction does not model).
         let clearly_bad = b.reserved != 0
-            || !(1..=6).contains(&b.kind)
+            || !(1..=10).contains(&b.kind)
             || b.flags & 3 == 3
             || b.flags & !(3 | RKMEM_BENCH_HOST_FIRST | RKMEM_BENCH_KEEP) != 0
             || b.iters > RKMEM_BENCH_MAX_ITERS
@@ -1394,11 +1396,12 @@ impl Worker<'_> {
         let want: &[Answer] = if clearly_bad {
             &[libc::EINVAL]
         } else {
-            &[OK, libc::EINVAL, libc::ENOMEM]
+            // ENODEV: remote frees with one online CPU.
+            &[OK, libc::EINVAL, libc::ENOMEM, libc::ENODEV]
         };
         let what = format!(
-            "kind {} flags {} size {} align {} order {} iters {} reps {} reserved {}",
-            b.kind, b.flags, b.size, b.align, b.order, b.iters, b.reps, b.reserved
+            "kind {} flags {} size {} align {} order {} iters {} reps {} seed {} reserved {}",
+            b.kind, b.flags, b.size, b.align, b.order, b.iters, b.reps, b.seed, b.reserved
         );
         // Never a bad pointer with a runnable benchmark? It must still be EFAULT: the
         // argument is read first.

@@ -125,7 +125,11 @@ pub fn source_label(source: PoolSource, cache_name: &str) -> String {
         PoolSource::Rkmalloc(size) if size <= 4096 => {
             dev::rkmalloc_class_name(size).unwrap_or_else(|| "?".into())
         }
-        PoolSource::Rkmalloc(size) => format!("rkmalloc:{}pages", size.div_ceil(dev::PAGE_SIZE)),
+        // Whole pages: as many as rkmalloc hands out for the size (a power of two up to 8).
+        PoolSource::Rkmalloc(size) => format!(
+            "rkmalloc:{}pages",
+            dev::rkmalloc_bytes(size).unwrap_or(0) / dev::PAGE_SIZE
+        ),
         PoolSource::Pages(order) => format!("pages:order{order}"),
     }
 }

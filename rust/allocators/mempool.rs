@@ -245,7 +245,7 @@ impl Mempool {
     }
 
     /// Allocates an element (see the module documentation).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn alloc(&self, may_sleep: bool) -> Result<Elem> {
         let e = self.alloc_addr(may_sleep)?;
         let addr = core::num::NonZeroUsize::new(e).ok_or(EINVAL)?;
@@ -305,7 +305,7 @@ impl Mempool {
 
     /// Frees an element: into the reserve while it is below its minimum (waking a waiter),
     /// else back to the source. An element of another pool is refused and handed back.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn free(&self, e: Elem) -> core::result::Result<(), Elem> {
         if e.pool != self.id {
             return Err(e);

@@ -289,7 +289,8 @@ fn slub_layout(size: u32, align: u32) -> Result<(u32, u32)> {
     Ok((objs, 1 << order))
 }
 
-/// Frees what [`classes::rkmalloc`] returned.
+/// Frees what [`classes::rkmalloc`] returned (inlined: it is part of the timed loops).
+#[inline(always)]
 fn rkfree(classes: &classes::Classes, arena: &Arena, a: RkAlloc) -> Result {
     if a.free(classes, arena) {
         Ok(())

@@ -15,6 +15,7 @@
 //! The memory is reached through [`SlabMemory`]: the module implements it over arena pages
 //! (under the cache lock), the tests over a byte buffer with made-up addresses.
 
+use super::compact::{occupancy_bucket, SlabUse, OCCUPANCY_BUCKETS};
 use super::depot::MAX_BATCH;
 use super::slab::{CacheLists, Corruption, InitError, SlabFreeError, SlabLayout, SlabList};
 use super::slablist::{Headers, SlabLists};
@@ -341,6 +342,77 @@ impl SlabSet {
         Some(self.unlist(mem, list, slab))
     }
 
+    /// Calls `f` with each slab of `list` and its header, front to back (at most as many as the
+    /// counts say are on it).
+    fn walk(&self, mem: &mut impl SlabMemory, list: SlabList, mut f: impl FnMut(u64, &[u8])) {
+        let max = match list {
+            SlabList::Full => self.counts.full(),
+            SlabList::Partial => self.counts.partial(),
+            SlabList::Empty => self.counts.empty(),
+        };
+        let mut slab = self.lists.first(list).unwrap_or(0);
+        for _ in 0..max {
+            if slab == 0 {
+                break;
+            }
+            let hdr = mem.header(slab);
+            f(slab, hdr);
+            slab = self.layout.links(hdr).0;
+        }
+    }
+
+    /// Fills `out` with the partial slabs, front to back: their addresses and in-use counts
+    /// (`pinned` 0: the caller knows which objects may move). At most `out.len()`; returns how
+    /// many. The input of [`super::compact::plan`].
+    pub fn partial_slabs(&self, mem: &mut impl SlabMemory, out: &mut [SlabUse]) -> usize {
+        let mut k = 0;
+        let layout = &self.layout;
+        self.walk(mem, SlabList::Partial, |slab, hdr| {
+            if let Some(o) = out.get_mut(k) {
+                *o = SlabUse::new(slab, layout.in_use(hdr), 0);
+                k += 1;
+            }
+        });
+        k
+    }
+
+    /// How many slabs are 0-9%, 10-19%, ..., 90-99% and 100% full ([`occupancy_bucket`]),
+    /// as zsmalloc's classes show.
+    pub fn occupancy(&self, mem: &mut impl SlabMemory) -> [u64; OCCUPANCY_BUCKETS] {
+        let mut h = [0u64; OCCUPANCY_BUCKETS];
+        let objects = self.layout.objects();
+        let layout = &self.layout;
+        self.walk(mem, SlabList::Partial, |_, hdr| {
+            if let Some(b) = h.get_mut(occupancy_bucket(layout.in_use(hdr), objects)) {
+                *b += 1;
+            }
+        });
+        h[0] += self.counts.empty();
+        h[OCCUPANCY_BUCKETS - 1] += self.counts.full();
+        h
+    }
+
+    /// Allocates one object in the slab at `slab` (a compaction target), moving the slab
+    /// between lists as its count changes; `None` if the slab is not one of this cache's (by its
+    /// owner tag) or is full.
+    pub fn take_in(&mut self, mem: &mut impl SlabMemory, slab: u64) -> Option<usize> {
+        if mem.owner(slab) != Some(self.tag()) {
+            return None;
+        }
+        let layout = &self.layout;
+        let hdr = mem.header(slab);
+        let before = layout.in_use(hdr);
+        let color = layout.header_color(hdr);
+        let i = layout.alloc(hdr)?;
+        let after = layout.in_use(mem.header(slab));
+        if let Some(m) = self.counts.transition(before, after).moved {
+            self.lists.move_to(layout, mem, m.from, m.to, slab);
+        }
+        layout
+            .object_offset(color, i)
+            .map(|off| slab as usize + off)
+    }
+
     /// Calls `f` with each empty slab.
     pub fn for_each_empty(&self, mem: &mut impl SlabMemory, f: impl FnMut(u64)) {
         let n = self.counts.empty() as usize;
@@ -560,6 +632,122 @@ mod tests {
         mem.preparing = None;
         set.add(mem, slab);
         true
+    }
+
+    /// A compaction as the module runs it: plan on the partial slabs, then for each source's
+    /// live object take a slot in the fullest target, copy, and free the old one (which
+    /// releases the emptied source). Rewrites `live` with the new addresses; returns the objects
+    /// moved and the slabs released.
+    fn compact(set: &mut SlabSet, mem: &mut TestMem, live: &mut [usize]) -> (usize, usize) {
+        use super::super::compact::{plan, Role};
+        let size = set.layout().object_size();
+        let mut slabs = vec![SlabUse::new(0, 0, 0); set.counts().partial() as usize];
+        let n = set.partial_slabs(mem, &mut slabs);
+        slabs.truncate(n);
+        let p = plan(&mut slabs, set.layout().objects(), u64::MAX);
+        let targets: Vec<u64> = slabs
+            .iter()
+            .rev()
+            .filter(|s| s.role == Role::Target)
+            .map(|s| s.slab)
+            .collect();
+        let (mut moved, mut released, mut t) = (0, 0, 0);
+        for src in slabs
+            .iter()
+            .filter(|s| s.role == Role::Source)
+            .map(|s| s.slab)
+        {
+            let slab_bytes = set.layout().slab_bytes();
+            for obj in live
+                .iter_mut()
+                .filter(|o| (**o & !(slab_bytes - 1)) as u64 == src)
+            {
+                let new = loop {
+                    match set.take_in(mem, targets[t]) {
+                        Some(a) => break a,
+                        None => t += 1,
+                    }
+                };
+                let bytes = mem
+                    .bytes(set.slab_of(*obj), *obj - set.slab_of(*obj) as usize, size)
+                    .to_vec();
+                mem.bytes(set.slab_of(new), new - set.slab_of(new) as usize, size)
+                    .copy_from_slice(&bytes);
+                if set.free(mem, *obj, &mut |_| {}).unwrap().is_some() {
+                    released += 1;
+                }
+                *obj = new;
+                moved += 1;
+            }
+        }
+        assert_eq!(moved as u64, p.moves);
+        (moved, released)
+    }
+
+    #[test]
+    fn compaction_empties_the_sparse_slabs_and_keeps_every_byte() {
+        let (mut set, mut mem) = set_and_mem(100, false, 0);
+        let mut used = HashSet::new();
+        let per = set.layout().objects() as usize;
+        let mut live = Vec::new();
+        for _ in 0..per * 10 {
+            live.push(alloc(&mut set, &mut mem, &mut used).unwrap());
+        }
+        // Keep every 4th object: 10 slabs a quarter full.
+        let mut kept = Vec::new();
+        for (i, o) in live.into_iter().enumerate() {
+            if i % 4 == 0 {
+                kept.push(o);
+            } else {
+                let _ = set.free(&mut mem, o, &mut |_| {}).unwrap();
+            }
+        }
+        for (k, &o) in kept.iter().enumerate() {
+            let s = set.slab_of(o);
+            mem.bytes(s, o - s as usize, 100).fill(k as u8);
+        }
+        let before = set.occupancy(&mut mem);
+        assert_eq!(before.iter().sum::<u64>(), 10);
+        assert_eq!(before[2], 10, "{before:?}");
+        let live_n = kept.len();
+        let (moved, released) = compact(&mut set, &mut mem, &mut kept);
+        let want = live_n.div_ceil(per);
+        assert_eq!(set.counts().slabs() as usize, want);
+        assert_eq!(released, 10 - want);
+        assert!(moved > 0);
+        assert_eq!(set.counts().objects_in_use() as usize, live_n);
+        for (k, &o) in kept.iter().enumerate() {
+            let s = set.slab_of(o);
+            assert!(mem
+                .bytes(s, o - s as usize, 100)
+                .iter()
+                .all(|&b| b == k as u8));
+        }
+        let after = set.occupancy(&mut mem);
+        assert_eq!(after.iter().sum::<u64>(), want as u64);
+        assert_eq!(mem.bad_reads, 0);
+        // Nothing left to do.
+        assert_eq!(compact(&mut set, &mut mem, &mut kept), (0, 0));
+    }
+
+    #[test]
+    fn take_in_refuses_full_and_foreign_slabs() {
+        let (mut set, mut mem) = set_and_mem(512, false, 4);
+        let mut used = HashSet::new();
+        let a = alloc(&mut set, &mut mem, &mut used).unwrap();
+        let slab = set.slab_of(a);
+        let per = set.layout().objects() as usize;
+        for _ in 1..per {
+            assert!(set.take_in(&mut mem, slab).is_some());
+        }
+        assert_eq!(set.take_in(&mut mem, slab), None);
+        assert_eq!(set.counts().full(), 1);
+        // A slab-aligned address no slab of this set is at.
+        assert_eq!(
+            set.take_in(&mut mem, slab + set.layout().slab_bytes() as u64 * 4),
+            None
+        );
+        assert_eq!(mem.bad_reads, 0);
     }
 
     fn alloc(set: &mut SlabSet, mem: &mut TestMem, used: &mut HashSet<u64>) -> Option<usize> {

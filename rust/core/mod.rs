@@ -9,6 +9,7 @@
 pub mod arena;
 pub mod buddy;
 pub mod cache;
+pub mod compact;
 pub mod depot;
 pub mod extfrag;
 pub mod measure;

@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Compaction decisions for one slab cache: which slabs to empty, where their objects go, and
+//! when to stop. The kernel side moves the objects (it holds the handles that name them); this
+//! file only decides, on the slabs' occupancy.
+//!
+//! The rule is zsmalloc's: objects move out of the sparsest slabs into the fullest ones. Among
+//! the partial slabs (`0 < in_use < objects`), `m` slabs holding `L` objects of `N` per slab can
+//! lose any `k` of them to the others exactly when `L <= (m - k) * N` (objects are all one size,
+//! so only the total free space of the slabs that stay matters), so at best `ceil(L / N)` slabs
+//! stay; emptying the sparsest `k` moves the fewest objects. A slab holding a pinned object (one
+//! that no handle names, such as a mempool's reserve element) cannot be emptied: it is never a
+//! source, but its free slots still take moved objects. A bound on the moves per call keeps the
+//! work of one call small (the shrinker's case): the plan then empties only the sources whose
+//! objects fit in it, sparsest first.
+
+/// One slab's occupancy, as the planner sees it, and the role the plan gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlabUse {
+    /// The slab (its address; opaque here).
+    pub slab: u64,
+    /// Objects allocated in it.
+    pub in_use: u32,
+    /// Of those, objects that may not move.
+    pub pinned: u32,
+    /// What the plan does with it.
+    pub role: Role,
+}
+
+impl SlabUse {
+    /// A slab with `in_use` objects, `pinned` of them pinned, no role yet.
+    pub const fn new(slab: u64, in_use: u32, pinned: u32) -> SlabUse {
+        SlabUse {
+            slab,
+            in_use,
+            pinned,
+            role: Role::Stay,
+        }
+    }
+}
+
+/// The role of a slab in a plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Left as it is.
+    Stay,
+    /// To be emptied: its objects move into targets.
+    Source,
+    /// Takes moved objects into its free slots.
+    Target,
+}
+
+/// What a plan does, in numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Slabs to empty.
+    pub sources: usize,
+    /// Objects to move (the sources' objects).
+    pub moves: u64,
+    /// Slabs that take objects.
+    pub targets: usize,
+    /// Partial slabs skipped as sources because they hold a pinned object.
+    pub pinned_skips: usize,
+}
+
+/// Plans a compaction of the slabs in `slabs` (any order; full and empty ones are left alone)
+/// for slabs of `objects` objects, moving at most `max_moves` objects. Sorts `slabs` by
+/// occupancy, sparsest first, and sets each one's role: sources (emptied in that order) come
+/// first, targets (to be filled fullest first, that is from the end) last.
+pub fn plan(slabs: &mut [SlabUse], objects: u32, max_moves: u64) -> Plan {
+    for s in slabs.iter_mut() {
+        s.role = Role::Stay;
+    }
+    slabs.sort_unstable_by_key(|s| (s.in_use, s.slab));
+    let partial = |s: &SlabUse| s.in_use > 0 && s.in_use < objects;
+    let (mut free, mut live, mut m) = (0u64, 0u64, 0u64);
+    for s in slabs.iter().filter(|s| partial(s)) {
+        free += u64::from(objects - s.in_use);
+        live += u64::from(s.in_use);
+        m += 1;
+    }
+    // At most this many partial slabs can be emptied: the rest must hold every object.
+    let keep = live.div_ceil(u64::from(objects.max(1)));
+    let mut room = m.saturating_sub(keep);
+    let mut p = Plan::default();
+    // Free slots of the slabs that stay: each source emptied takes its free slots away.
+    for s in slabs.iter_mut().filter(|s| partial(s)) {
+        if room == 0 {
+            break;
+        }
+        if s.pinned > 0 {
+            p.pinned_skips += 1;
+            continue;
+        }
+        let n = u64::from(s.in_use);
+        let gone = u64::from(objects - s.in_use);
+        if p.moves + n > max_moves || free - gone < p.moves + n {
+            break;
+        }
+        free -= gone;
+        p.moves += n;
+        p.sources += 1;
+        room -= 1;
+        s.role = Role::Source;
+    }
+    // Targets: the fullest partial slabs that are not sources, until their free slots hold the
+    // moves.
+    let mut need = p.moves;
+    for s in slabs.iter_mut().rev() {
+        if need == 0 {
+            break;
+        }
+        if partial(s) && s.role == Role::Stay {
+            need = need.saturating_sub(u64::from(objects - s.in_use));
+            s.role = Role::Target;
+            p.targets += 1;
+        }
+    }
+    p
+}
+
+/// Buckets of [`occupancy_bucket`]: `0-9%`, `10-19%`, ..., `90-99%`, `100%`.
+pub const OCCUPANCY_BUCKETS: usize = 11;
+
+/// The occupancy bucket of a slab with `in_use` of `objects` objects: `10 * in_use / objects`
+/// (rounded down), so a full slab is in the last bucket alone.
+pub fn occupancy_bucket(in_use: u32, objects: u32) -> usize {
+    if objects == 0 {
+        return 0;
+    }
+    ((u64::from(in_use.min(objects)) * 10 / u64::from(objects)) as usize).min(OCCUPANCY_BUCKETS - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
+    extern crate std;
+    use std::vec::Vec;
+
+    /// Applies `plan`'s roles to a model: every source's objects go into targets, fullest
+    /// first. Returns the in-use counts afterwards, or panics if the plan does not fit.
+    fn apply(slabs: &[SlabUse], objects: u32) -> Vec<u32> {
+        let mut used: Vec<u32> = slabs.iter().map(|s| s.in_use).collect();
+        let mut targets: Vec<usize> = (0..slabs.len())
+            .rev()
+            .filter(|&i| slabs[i].role == Role::Target)
+            .collect();
+        for i in (0..slabs.len()).filter(|&i| slabs[i].role == Role::Source) {
+            while used[i] > 0 {
+                let t = *targets.first().expect("the plan's targets hold its moves");
+                if used[t] == objects {
+                    targets.remove(0);
+                    continue;
+                }
+                used[i] -= 1;
+                used[t] += 1;
+            }
+        }
+        used
+    }
+
+    #[test]
+    fn sparse_slabs_empty_into_the_fullest() {
+        // 8 objects per slab: 1, 2, 7, 5 in use (15 live: 2 slabs must stay).
+        let mut s = [
+            SlabUse::new(0xa000, 1, 0),
+            SlabUse::new(0xb000, 2, 0),
+            SlabUse::new(0xc000, 7, 0),
+            SlabUse::new(0xd000, 5, 0),
+        ];
+        let p = plan(&mut s, 8, u64::MAX);
+        assert_eq!(
+            p,
+            Plan {
+                sources: 2,
+                moves: 3,
+                targets: 2,
+                pinned_skips: 0
+            }
+        );
+        let roles: Vec<(u64, Role)> = s.iter().map(|s| (s.slab, s.role)).collect();
+        assert_eq!(
+            roles,
+            [
+                (0xa000, Role::Source),
+                (0xb000, Role::Source),
+                (0xd000, Role::Target),
+                (0xc000, Role::Target)
+            ]
+        );
+        // The fullest (7) takes 1 and is full, the next (5) takes the other 2.
+        assert_eq!(apply(&s, 8), [0, 0, 7, 8]);
+    }
+
+    #[test]
+    fn pinned_slabs_stay_but_take_objects_and_full_or_empty_ones_are_left_alone() {
+        let mut s = [
+            SlabUse::new(1, 1, 1),
+            SlabUse::new(2, 3, 0),
+            SlabUse::new(3, 8, 0),
+            SlabUse::new(4, 0, 0),
+            SlabUse::new(5, 4, 0),
+        ];
+        // 8 live in the partial slabs: one must stay, and the pinned one cannot go, so it
+        // takes the other two slabs' 7 objects.
+        let p = plan(&mut s, 8, u64::MAX);
+        assert_eq!((p.sources, p.moves, p.pinned_skips), (2, 7, 1));
+        for x in &s {
+            match x.slab {
+                1 => assert_eq!(x.role, Role::Target),
+                2 | 5 => assert_eq!(x.role, Role::Source),
+                3 | 4 => assert_eq!(x.role, Role::Stay),
+                _ => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_bound_on_moves_stops_at_a_whole_slab() {
+        let mut s = [
+            SlabUse::new(1, 2, 0),
+            SlabUse::new(2, 3, 0),
+            SlabUse::new(3, 3, 0),
+            SlabUse::new(4, 1, 0),
+        ];
+        // 9 live of 16 per slab: 3 could go; 4 moves allow the 1 and the 2 only.
+        let p = plan(&mut s, 16, 4);
+        assert_eq!((p.sources, p.moves), (2, 3));
+        assert_eq!(plan(&mut s, 16, 0), Plan::default());
+        assert!(s.iter().all(|x| x.role == Role::Stay));
+    }
+
+    #[test]
+    fn occupancy_buckets() {
+        assert_eq!(occupancy_bucket(0, 10), 0);
+        assert_eq!(occupancy_bucket(1, 10), 1);
+        assert_eq!(occupancy_bucket(9, 10), 9);
+        assert_eq!(occupancy_bucket(10, 10), 10);
+        assert_eq!(occupancy_bucket(511, 512), 9);
+        assert_eq!(occupancy_bucket(3, 0), 0);
+        assert_eq!(occupancy_bucket(99, 10), 10);
+    }
+
+    proptest! {
+        // Without pinned objects and without a bound, exactly ceil(L / N) partial slabs keep
+        // objects afterwards, targets never overflow, nothing is lost, and the sources are the
+        // sparsest slabs (so no other choice of as many sources moves fewer objects).
+        #[test]
+        fn plans_are_optimal_and_fit(
+            objects in 1u32..64,
+            used in proptest::collection::vec(0u32..64, 0..40),
+        ) {
+            let mut s: Vec<SlabUse> = used
+                .iter()
+                .enumerate()
+                .map(|(i, &u)| SlabUse::new(i as u64, u % (objects + 1), 0))
+                .collect();
+            let p = plan(&mut s, objects, u64::MAX);
+            let after = apply(&s, objects);
+            let total: u64 = s.iter().map(|x| u64::from(x.in_use)).sum();
+            prop_assert_eq!(after.iter().map(|&u| u64::from(u)).sum::<u64>(), total);
+            prop_assert!(after.iter().all(|&u| u <= objects));
+            let partial: Vec<&SlabUse> =
+                s.iter().filter(|x| x.in_use > 0 && x.in_use < objects).collect();
+            let live: u64 = partial.iter().map(|x| u64::from(x.in_use)).sum();
+            let keep = live.div_ceil(u64::from(objects));
+            prop_assert_eq!(p.sources as u64, partial.len() as u64 - keep.min(partial.len() as u64));
+            let mut sorted: Vec<u32> = partial.iter().map(|x| x.in_use).collect();
+            sorted.sort_unstable();
+            let fewest: u64 = sorted.iter().take(p.sources).map(|&u| u64::from(u)).sum();
+            prop_assert_eq!(p.moves, fewest);
+            for (x, &a) in s.iter().zip(&after) {
+                if x.role == Role::Source {
+                    prop_assert_eq!(a, 0);
+                }
+                if x.role == Role::Stay {
+                    prop_assert_eq!(a, x.in_use);
+                }
+            }
+        }
+
+        // With pinned objects and a bound: no pinned slab is a source, the moves stay within
+        // the bound, and the plan still fits.
+        #[test]
+        fn pinned_and_bounded_plans_fit(
+            objects in 1u32..32,
+            used in proptest::collection::vec((0u32..32, 0u32..3), 0..30),
+            bound in 0u64..100,
+        ) {
+            let mut s: Vec<SlabUse> = used
+                .iter()
+                .enumerate()
+                .map(|(i, &(u, p))| {
+                    let u = u % (objects + 1);
+                    SlabUse::new(i as u64, u, p.min(u))
+                })
+                .collect();
+            let p = plan(&mut s, objects, bound);
+            prop_assert!(p.moves <= bound);
+            prop_assert!(s.iter().all(|x| x.role != Role::Source || x.pinned == 0));
+            let after = apply(&s, objects);
+            prop_assert!(after.iter().all(|&u| u <= objects));
+        }
+    }
+}

@@ -15,7 +15,10 @@
 //!
 //! 1. An open file's `handles` and `bench` mutexes (`dev`): user copies happen under `handles`;
 //!    allocations are made with it dropped and are inserted or taken out under it (a failed
-//!    insert frees its allocation under it, which takes only locks below).
+//!    insert frees its allocation under it, which takes only locks below). Compaction
+//!    (`RKMEM_IOC_COMPACT`) holds `handles` while it moves the file's objects and re-points their
+//!    handles: it takes the registry mutex only before, and under `handles` only the spinlocks
+//!    below; it never grows the arena (its targets are free slots of existing slabs).
 //! 2. The registries' mutexes (user caches in `caches`, mempools in `mempool`): held while a
 //!    cache or pool is created or destroyed, which may take every lock below.
 //! 3. The arena's `grow` mutex: held while a 4 MiB block is taken from, or given back to, the

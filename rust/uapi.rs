@@ -90,9 +90,17 @@ pub const RKMEM_FEAT_MEMPOOL: u32 = 1 << 3;
 /// Feature bit: the in-kernel benchmarks against the host kernel's allocators.
 pub const RKMEM_FEAT_BENCH: u32 = 1 << 4;
 
+/// Feature bit: compaction of the file's caches through its handles ([`RKMEM_IOC_COMPACT`]).
+/// (ABI 3.)
+pub const RKMEM_FEAT_COMPACT: u32 = 1 << 5;
+
 /// Features this build of the module offers.
-pub const RKMEM_FEATURES: u32 =
-    RKMEM_FEAT_VERSION | RKMEM_FEAT_PAGES | RKMEM_FEAT_SLAB | RKMEM_FEAT_MEMPOOL | RKMEM_FEAT_BENCH;
+pub const RKMEM_FEATURES: u32 = RKMEM_FEAT_VERSION
+    | RKMEM_FEAT_PAGES
+    | RKMEM_FEAT_SLAB
+    | RKMEM_FEAT_MEMPOOL
+    | RKMEM_FEAT_BENCH
+    | RKMEM_FEAT_COMPACT;
 
 /// Read the module's ABI version and feature bits.
 pub const RKMEM_IOC_VERSION: u32 = ior::<RkmemVersion>(0x00);
@@ -402,6 +410,42 @@ pub struct RkmemSelftest {
 /// foreign and other caches' objects (on temporary caches). Each must be refused, counted, and
 /// leave the allocator intact.
 pub const RKMEM_IOC_SELFTEST: u32 = ior::<RkmemSelftest>(0x20);
+
+/// [`RkmemCompact::flags`]: compact the slabs of the file's caches.
+pub const RKMEM_COMPACT_SLABS: u32 = 1 << 0;
+/// [`RkmemCompact::flags`]: compact the arena (page allocations and slab pages between slots);
+/// not offered yet: `EOPNOTSUPP`.
+pub const RKMEM_COMPACT_ARENA: u32 = 1 << 1;
+
+/// Argument of [`RKMEM_IOC_COMPACT`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemCompact {
+    /// In: `RKMEM_COMPACT_*` flags (at least one).
+    pub flags: u32,
+    /// Must be zero.
+    pub reserved: u32,
+    /// Out: objects moved (each copied and its handle re-pointed).
+    pub objects_moved: u64,
+    /// Out: slabs emptied and given back to the arena.
+    pub slabs_freed: u64,
+    /// Out: pages of those slabs.
+    pub pages_freed: u64,
+    /// Out: partial slabs left in place because they hold an object no handle of the file names
+    /// (a mempool element: pinned).
+    pub pinned_skips: u64,
+    /// Out: caches compacted.
+    pub caches: u32,
+    /// Explicit padding; zero.
+    pub pad: u32,
+}
+
+/// Compact the slabs of the caller's caches: objects of its sparsely used slabs move into its
+/// fullest ones while the file's handle lock is held (a concurrent read or write of a handle
+/// sees the old or the new copy, whole), and the emptied slabs go back to the arena. Objects
+/// that no handle of the file names (mempool elements) are pinned. `EINVAL` for unknown flags or
+/// a nonzero reserved field; `EOPNOTSUPP` for `RKMEM_COMPACT_ARENA`; `ENOMEM`. (ABI 3.)
+pub const RKMEM_IOC_COMPACT: u32 = iowr::<RkmemCompact>(0x60);
 
 /// [`RkmemBench::kind`]: a bitmap slab cache vs a SLUB cache (`SLAB_NO_MERGE`) of `size` and
 /// `align`, alloc+free pairs.

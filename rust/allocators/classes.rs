@@ -358,6 +358,21 @@ pub(crate) fn add_empty_pages_by_slot(classes: &Classes, reg: &Mutex<Registry>, 
 }
 
 /// Renders `/proc/rkmem/slabinfo` in the format of `/proc/slabinfo` version 2.1.
+/// Renders `/proc/rkmem/occupancy`, caches in slabinfo's order.
+pub(crate) fn show_occupancy(
+    w: &mut impl fmt::Write,
+    classes: &Classes,
+    reg: &Mutex<Registry>,
+) -> fmt::Result {
+    let r = reg.lock();
+    let files = r.iter().rev().map(|c| &**c);
+    let own = classes.iter().rev();
+    crate::rkcore::compact::write_occupancy(
+        w,
+        Iterator::chain(files, own).map(|c| (c.name(), c.occupancy())),
+    )
+}
+
 pub(crate) fn show_slabinfo(
     w: &mut impl fmt::Write,
     classes: &Classes,

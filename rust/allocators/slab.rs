@@ -27,6 +27,7 @@ use crate::arena::{Arena, Pages, PAGE_SIZE};
 use crate::ffi::{rkmem_slab_cpus, rkmem_slab_meta_alloc, rkmem_slab_meta_free};
 use crate::percpu::{nr_cpu_ids, ObjCache, CAP as CPU_CAP};
 use crate::rkcore::cache::{self as core_cache, FreeError, Front, Repaired, SlabMemory, SlabSet};
+use crate::rkcore::compact::{SlabUse, OCCUPANCY_BUCKETS};
 use crate::rkcore::depot::{cpu_tunables, Depot, DEPOT_FACTOR};
 use crate::rkcore::slab::{SlabLayout, SlabList};
 use crate::rkcore::slabinfo::SlabinfoRow;
@@ -458,6 +459,11 @@ impl Cache {
     /// Clears `obj`'s bit in its slab, moves the slab between lists and gives an empty slab
     /// beyond the kept ones back to the arena.
     fn return_to_slab(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
+        self.return_to_slab_released(obj).map(|_| ())
+    }
+
+    /// [`Cache::return_to_slab`], saying whether the slab went back to the arena.
+    fn return_to_slab_released(&self, obj: usize) -> core::result::Result<bool, CacheFreeError> {
         let mut mem = self.mem();
         let freed = self
             .inner
@@ -468,7 +474,7 @@ impl Cache {
                 if let Some(page) = release {
                     self.release_slab(page);
                 }
-                Ok(())
+                Ok(release.is_some())
             }
             Err(e) => Err(self.bad_free(e)),
         }
@@ -600,6 +606,64 @@ impl Cache {
             moved += n;
         }
         moved
+    }
+
+    /// The partial slabs and their in-use counts, for a compaction plan (`out`'s length is the
+    /// most it fills: [`Cache::partial_slabs_count`]). The caller has drained the per-CPU
+    /// arrays, so that free objects are free in the bitmaps.
+    pub(crate) fn partial_slabs(&self, out: &mut [SlabUse]) -> usize {
+        self.inner.lock().partial_slabs(&mut self.mem(), out)
+    }
+
+    /// Partial slabs now.
+    pub(crate) fn partial_slabs_count(&self) -> usize {
+        self.inner.lock().counts().partial() as usize
+    }
+
+    /// How many slabs are 0-9%, ..., 90-99% and 100% full.
+    pub(crate) fn occupancy(&self) -> [u64; OCCUPANCY_BUCKETS] {
+        self.inner.lock().occupancy(&mut self.mem())
+    }
+
+    /// The slab-aligned start of the slab of `addr`.
+    pub(crate) fn slab_of(&self, addr: usize) -> u64 {
+        (addr & !(self.layout.slab_bytes() - 1)) as u64
+    }
+
+    /// Allocates an object in the slab at `slab` (a compaction target), bypassing the per-CPU
+    /// arrays; `None` if the slab is full or not this cache's. In debug mode the object's red
+    /// zones and poison are checked as on any allocation.
+    #[track_caller]
+    pub(crate) fn take_in(&self, slab: u64) -> Option<Obj> {
+        let addr = self.inner.lock().take_in(&mut self.mem(), slab)?;
+        if self.layout.is_debug() {
+            let site = core::ptr::from_ref(core::panic::Location::caller()).addr() as u64;
+            let mut mem = self.mem();
+            // The object was just taken from its slab: the caller alone holds it.
+            if let Some(c) = core_cache::on_alloc(&self.layout, &mut mem, addr, site, None) {
+                inc(&self.stats.corruptions);
+                if self.may_report() {
+                    pr_err!(
+                        "cache {}: {} in a free object found on allocation (repaired)\n",
+                        self.name(),
+                        format_args!("{c}")
+                    );
+                }
+            }
+        }
+        core::num::NonZeroUsize::new(addr).map(|addr| Obj {
+            addr,
+            cache: self.id,
+        })
+    }
+
+    /// Frees `obj` straight into its slab (not the per-CPU array), so that a slab compaction
+    /// empties: returns whether its slab went back to the arena.
+    pub(crate) fn free_to_slab(&self, obj: Obj) -> core::result::Result<bool, CacheFreeError> {
+        if obj.cache != self.id {
+            return Err(self.bad_free(FreeError::NotAnObject));
+        }
+        self.return_to_slab_released(obj.into_raw())
     }
 
     /// Gives every empty slab back to the arena; returns how many.

@@ -63,6 +63,39 @@ pub struct Plan {
     pub pinned_skips: usize,
 }
 
+/// Sorts `v` by `key`, ascending (not stable): a heapsort, in place, without recursion. The
+/// module sorts with this rather than `core`'s `sort_unstable`, whose quicksort objtool reports
+/// as falling through to the next function on the x86 kernels.
+pub fn sort_by_key<T, K: Ord>(v: &mut [T], key: impl Fn(&T) -> K) {
+    let less = |v: &[T], a: usize, b: usize| match (v.get(a), v.get(b)) {
+        (Some(x), Some(y)) => key(x) < key(y),
+        _ => false,
+    };
+    // Moves the element at `root` down the max-heap `v[..end]`.
+    let sift = |v: &mut [T], mut root: usize, end: usize| loop {
+        let mut child = 2 * root + 1;
+        if child >= end {
+            break;
+        }
+        if child + 1 < end && less(v, child, child + 1) {
+            child += 1;
+        }
+        if !less(v, root, child) {
+            break;
+        }
+        v.swap(root, child);
+        root = child;
+    };
+    let n = v.len();
+    for root in (0..n / 2).rev() {
+        sift(v, root, n);
+    }
+    for end in (1..n).rev() {
+        v.swap(0, end);
+        sift(v, 0, end);
+    }
+}
+
 /// Plans a compaction of the slabs in `slabs` (any order; full and empty ones are left alone)
 /// for slabs of `objects` objects, moving at most `max_moves` objects. Sorts `slabs` by
 /// occupancy, sparsest first, and sets each one's role: sources (emptied in that order) come
@@ -71,7 +104,7 @@ pub fn plan(slabs: &mut [SlabUse], objects: u32, max_moves: u64) -> Plan {
     for s in slabs.iter_mut() {
         s.role = Role::Stay;
     }
-    slabs.sort_unstable_by_key(|s| (s.in_use, s.slab));
+    sort_by_key(slabs, |s| (s.in_use, s.slab));
     let partial = |s: &SlabUse| s.in_use > 0 && s.in_use < objects;
     let (mut free, mut live, mut m) = (0u64, 0u64, 0u64);
     for s in slabs.iter().filter(|s| partial(s)) {
@@ -129,6 +162,27 @@ pub fn occupancy_bucket(in_use: u32, objects: u32) -> usize {
         return 0;
     }
     ((u64::from(in_use.min(objects)) * 10 / u64::from(objects)) as usize).min(OCCUPANCY_BUCKETS - 1)
+}
+
+/// The header of `/proc/rkmem/occupancy`.
+pub const OCCUPANCY_HEADER: &str =
+    "# name                  0-9%  10-19%  20-29%  30-39%  40-49%  50-59%  60-69%  70-79%  80-89%  90-99%    100%";
+
+/// Writes `/proc/rkmem/occupancy`: the header, then per cache its name and how many of its
+/// slabs are in each occupancy bucket (zsmalloc's per-class fullness table).
+pub fn write_occupancy<'a>(
+    w: &mut impl core::fmt::Write,
+    rows: impl Iterator<Item = (&'a str, [u64; OCCUPANCY_BUCKETS])>,
+) -> core::fmt::Result {
+    writeln!(w, "{OCCUPANCY_HEADER}")?;
+    for (name, h) in rows {
+        write!(w, "{name:<20}")?;
+        for n in h {
+            write!(w, " {n:>7}")?;
+        }
+        writeln!(w)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -232,6 +286,23 @@ mod tests {
     }
 
     #[test]
+    fn occupancy_text() {
+        let mut out = std::string::String::new();
+        let mut h = [0u64; OCCUPANCY_BUCKETS];
+        h[0] = 2;
+        h[10] = 12345;
+        write_occupancy(&mut out, [("rkmalloc-64", h)].into_iter()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], OCCUPANCY_HEADER);
+        assert_eq!(
+            lines[1],
+            "rkmalloc-64                2       0       0       0       0       0       0       0       0       0   12345"
+        );
+        // Columns line up with the header's labels (right-aligned, 8 wide each).
+        assert_eq!(lines[0].len(), lines[1].len());
+    }
+
+    #[test]
     fn occupancy_buckets() {
         assert_eq!(occupancy_bucket(0, 10), 0);
         assert_eq!(occupancy_bucket(1, 10), 1);
@@ -243,6 +314,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn sort_by_key_sorts(mut v in proptest::collection::vec(0u32..50, 0..200)) {
+            let mut want = v.clone();
+            want.sort_unstable();
+            sort_by_key(&mut v, |x| *x);
+            prop_assert_eq!(v, want);
+        }
+
         // Without pinned objects and without a bound, exactly ceil(L / N) partial slabs keep
         // objects afterwards, targets never overflow, nothing is lost, and the sources are the
         // sparsest slabs (so no other choice of as many sources moves fewer objects).

@@ -14,11 +14,12 @@ use crate::arena::SLOT_PAGES;
 use crate::classes::{self, RkAlloc};
 use crate::mempool::Elem;
 use crate::rkcore::buddy::BlockKind;
+use crate::slab::{Cache, Obj};
 use crate::stats::{inc, STATS};
 use crate::uapi::{self, RkmemArenaMap, RkmemBlock, RkmemHandle, RkmemIo, RkmemPagesAlloc};
 use crate::uapi::{RkmemCacheCreate, RkmemCacheId, RkmemObjAlloc};
+use crate::uapi::{RkmemCompact, RkmemSelftest, RkmemTrim, RkmemVersion};
 use crate::uapi::{RkmemPoolAlloc, RkmemPoolCreate, RkmemPoolId};
-use crate::uapi::{RkmemSelftest, RkmemTrim, RkmemVersion};
 use kernel::{
     fs::File,
     ioctl::_IOC_SIZE,
@@ -28,7 +29,7 @@ use kernel::{
     rbtree::RBTree,
     sync::{
         atomic::{Atomic, Relaxed},
-        Mutex,
+        Arc, Mutex,
     },
     transmute::AsBytes,
     uaccess::{UserPtr, UserSlice, UserSliceWriter},
@@ -60,6 +61,15 @@ impl Allocation {
             Some(Held::Alloc(a)) => a.bytes(),
             Some(Held::PoolElem(p, _)) => p.element_bytes(),
             None => 0,
+        }
+    }
+
+    /// The object of cache `c` this allocation holds, if it holds one (what compaction may
+    /// move: an element of a mempool is not, even from `c`).
+    fn object_of(&mut self, c: &Cache) -> Option<&mut Obj> {
+        match &mut self.0 {
+            Some(Held::Alloc(RkAlloc::Object(cc, obj))) if cc.id == c.id => Some(obj),
+            _ => None,
         }
     }
 
@@ -248,6 +258,7 @@ impl RkmemFile {
                 ran?;
             }
             uapi::RKMEM_IOC_BENCH => crate::bench::run(user, &self.bench)?,
+            uapi::RKMEM_IOC_COMPACT => self.compact(user)?,
             _ => return Err(ENOTTY),
         }
         Ok(0)
@@ -504,6 +515,147 @@ impl RkmemFile {
     }
 }
 
+impl RkmemFile {
+    /// `RKMEM_IOC_COMPACT`: slab compaction of this file's caches, through its handles.
+    fn compact(&self, user: UserSlice) -> Result {
+        let (mut r, mut w) = user.reader_writer();
+        let mut req: RkmemCompact = r.read()?;
+        let known = uapi::RKMEM_COMPACT_SLABS | uapi::RKMEM_COMPACT_ARENA;
+        if req.reserved != 0 || req.pad != 0 || req.flags == 0 || req.flags & !known != 0 {
+            return Err(EINVAL);
+        }
+        if req.flags & uapi::RKMEM_COMPACT_ARENA != 0 {
+            return Err(EOPNOTSUPP);
+        }
+        let shared = crate::shared().ok_or(ENODEV)?;
+        let mut caches: KVec<Arc<Cache>> = KVec::new();
+        for c in shared.caches.lock().iter().filter(|c| c.owner == self.id) {
+            caches.push(c.clone(), GFP_KERNEL)?;
+        }
+        let st = &crate::stats::COMPACTION;
+        crate::stats::inc(&st.runs_ioctl);
+        // SAFETY: reads the clock.
+        let t0 = unsafe { crate::ffi::rkmem_bench_now_ns() };
+        let mut out = RkmemCompact::default();
+        let mut res = Ok(());
+        {
+            // Held for the whole run: no read, write or free of this file's handles meanwhile.
+            let mut handles = self.handles.lock();
+            for c in &caches {
+                res = compact_cache(c, &mut handles.tree, &mut out);
+                if res.is_err() {
+                    break;
+                }
+            }
+        }
+        // SAFETY: reads the clock.
+        let ns = unsafe { crate::ffi::rkmem_bench_now_ns() }.saturating_sub(t0);
+        st.time_ns.add(ns, Relaxed);
+        st.objects_moved.add(out.objects_moved, Relaxed);
+        st.slabs_freed.add(out.slabs_freed, Relaxed);
+        st.pages_freed.add(out.pages_freed, Relaxed);
+        st.pinned_skips.add(out.pinned_skips, Relaxed);
+        res?;
+        req.objects_moved = out.objects_moved;
+        req.slabs_freed = out.slabs_freed;
+        req.pages_freed = out.pages_freed;
+        req.pinned_skips = out.pinned_skips;
+        req.caches = out.caches;
+        w.write(&req)
+    }
+}
+
+/// Compacts the slabs of cache `c` of a file whose handles are `tree` (its lock held): the
+/// plan of `rkcore::compact` over the partial slabs, objects no handle names counted as pinned;
+/// each source object is copied into a slot of the fullest target and its handle re-pointed,
+/// the old object freed into its slab; then the empty slabs go back to the arena.
+fn compact_cache(c: &Cache, tree: &mut RBTree<u64, Allocation>, out: &mut RkmemCompact) -> Result {
+    use crate::rkcore::compact::{plan, sort_by_key, Role, SlabUse};
+    // Free objects in the per-CPU arrays and the depot are allocated in the bitmaps: back first.
+    c.drain_cpu();
+    let n = c.partial_slabs_count();
+    if n >= 2 {
+        let mut slabs = KVec::with_capacity(n, GFP_KERNEL)?;
+        slabs.extend_with(n, SlabUse::new(0, 0, 0), GFP_KERNEL)?;
+        let k = c.partial_slabs(&mut slabs);
+        slabs.truncate(k);
+        sort_by_key(&mut slabs, |s| s.slab);
+        // Objects of each slab that a handle of this file names: the rest are pinned.
+        let mut movable = KVec::with_capacity(k, GFP_KERNEL)?;
+        movable.extend_with(k, 0u32, GFP_KERNEL)?;
+        for a in tree.values_mut() {
+            if let Some(obj) = a.object_of(c) {
+                if let Ok(i) = slabs.binary_search_by_key(&c.slab_of(obj.addr()), |s| s.slab) {
+                    if let Some(m) = movable.get_mut(i) {
+                        *m += 1;
+                    }
+                }
+            }
+        }
+        for (s, m) in slabs.iter_mut().zip(movable.iter()) {
+            s.pinned = s.in_use.saturating_sub(*m);
+        }
+        let p = plan(&mut slabs, c.layout.objects(), u64::MAX);
+        out.pinned_skips += p.pinned_skips as u64;
+        let mut sources = KVec::with_capacity(p.sources, GFP_KERNEL)?;
+        let mut targets = KVec::with_capacity(p.targets, GFP_KERNEL)?;
+        for s in slabs.iter() {
+            match s.role {
+                Role::Source => sources.push(s.slab, GFP_KERNEL)?,
+                Role::Target => targets.push(s.slab, GFP_KERNEL)?,
+                Role::Stay => {}
+            }
+        }
+        sort_by_key(&mut sources, |s| *s);
+        // The plan sorted the slabs sparsest first: the fullest target is the last.
+        targets.reverse();
+        let pages = c.layout.pages() as u64;
+        let mut t = 0;
+        'objects: for a in tree.values_mut() {
+            let Some(obj) = a.object_of(c) else {
+                continue;
+            };
+            if sources.binary_search(&c.slab_of(obj.addr())).is_err() {
+                continue;
+            }
+            let new = loop {
+                let Some(&slab) = targets.get(t) else {
+                    // Concurrent allocations took the targets' slots: stop here.
+                    crate::stats::inc(&crate::stats::COMPACTION.targets_exhausted);
+                    break 'objects;
+                };
+                match c.take_in(slab) {
+                    Some(o) => break o,
+                    None => t += 1,
+                }
+            };
+            // SAFETY: both are objects of `c`'s slabs, `object_size` bytes each and distinct:
+            // the old one is held by this file's handle, whose lock the caller holds (nothing
+            // else reads or writes it), the new one was just taken for this move (nothing else
+            // holds it).
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    obj.addr() as *const u8,
+                    new.addr() as *mut u8,
+                    c.object_size(),
+                )
+            };
+            let old = core::mem::replace(obj, new);
+            if c.free_to_slab(old).unwrap_or(false) {
+                out.slabs_freed += 1;
+                out.pages_freed += pages;
+            }
+            out.objects_moved += 1;
+        }
+        // Emptied sources the cache kept as empty slabs go back too.
+        let kept = c.release_empty() as u64;
+        out.slabs_freed += kept;
+        out.pages_freed += kept * pages;
+    }
+    out.caches += 1;
+    Ok(())
+}
+
 fn arena_map(user: UserSlice) -> Result {
     let (mut r, mut w) = user.reader_writer();
     let mut m: RkmemArenaMap = r.read()?;
@@ -584,4 +736,5 @@ uapi_pod!(
     RkmemPoolAlloc,
     RkmemPoolId,
     crate::uapi::RkmemBench,
+    crate::uapi::RkmemCompact,
 );

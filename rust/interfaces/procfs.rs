@@ -31,10 +31,16 @@ pub(crate) enum ProcFile {
     Watermarks = 5,
     /// `/proc/rkmem/mempools`: one row per mempool.
     Mempools = 6,
+    /// `/proc/rkmem/compaction`: compaction runs and what they moved and freed.
+    Compaction = 7,
+    /// `/proc/rkmem/occupancy`: per cache, its slabs by how full they are.
+    Occupancy = 8,
 }
 
 impl ProcFile {
-    const ALL: [ProcFile; 7] = [
+    const ALL: [ProcFile; 9] = [
+        ProcFile::Occupancy,
+        ProcFile::Compaction,
         ProcFile::Mempools,
         ProcFile::Stats,
         ProcFile::Buddyinfo,
@@ -57,6 +63,8 @@ impl ProcFile {
             ProcFile::Shrinker => c"shrinker",
             ProcFile::Watermarks => c"watermarks",
             ProcFile::Mempools => c"mempools",
+            ProcFile::Compaction => c"compaction",
+            ProcFile::Occupancy => c"occupancy",
         }
     }
 
@@ -66,7 +74,9 @@ impl ProcFile {
             | ProcFile::Buddyinfo
             | ProcFile::Extfrag
             | ProcFile::Shrinker
-            | ProcFile::Mempools => 0o444,
+            | ProcFile::Mempools
+            | ProcFile::Compaction
+            | ProcFile::Occupancy => 0o444,
             ProcFile::Watermarks => 0o644,
             // Like /proc/slabinfo: root only.
             ProcFile::Slabinfo => 0o400,
@@ -151,6 +161,10 @@ extern "C" fn rkmem_proc_show(m: *mut bindings::seq_file, id: c_ulong) -> c_int 
         Some(ProcFile::Shrinker) => crate::reclaim::show_shrinker(&mut w, shared),
         Some(ProcFile::Watermarks) => crate::reclaim::show_watermarks(&mut w, shared),
         Some(ProcFile::Mempools) => crate::mempool::show(&mut w, &shared.pools),
+        Some(ProcFile::Compaction) => crate::stats::show_compaction(&mut w),
+        Some(ProcFile::Occupancy) => {
+            crate::classes::show_occupancy(&mut w, &shared.classes, &shared.caches)
+        }
         None => return EINVAL.to_errno(),
     };
     match r {

@@ -22,6 +22,50 @@ pub(crate) static STATS: Stats = Stats {
     ioctl_errors: Atomic::new(0),
 };
 
+/// Compaction counters, shown in `/proc/rkmem/compaction`.
+pub(crate) struct CompactionStats {
+    /// Runs started by `RKMEM_IOC_COMPACT`.
+    pub(crate) runs_ioctl: Atomic<u64>,
+    pub(crate) objects_moved: Atomic<u64>,
+    pub(crate) slabs_freed: Atomic<u64>,
+    pub(crate) pages_freed: Atomic<u64>,
+    pub(crate) pinned_skips: Atomic<u64>,
+    /// Moves given up because every target slab was full (concurrent allocations took them).
+    pub(crate) targets_exhausted: Atomic<u64>,
+    pub(crate) time_ns: Atomic<u64>,
+}
+
+/// The module's compaction counters.
+pub(crate) static COMPACTION: CompactionStats = CompactionStats {
+    runs_ioctl: Atomic::new(0),
+    objects_moved: Atomic::new(0),
+    slabs_freed: Atomic::new(0),
+    pages_freed: Atomic::new(0),
+    pinned_skips: Atomic::new(0),
+    targets_exhausted: Atomic::new(0),
+    time_ns: Atomic::new(0),
+};
+
+/// Renders `/proc/rkmem/compaction` (`/proc/vmstat` style, like its `compact_*` lines).
+pub(crate) fn show_compaction(w: &mut impl fmt::Write) -> fmt::Result {
+    let c = &COMPACTION;
+    text::write_counters(
+        w,
+        &[
+            ("compact_runs_ioctl", c.runs_ioctl.load(Relaxed)),
+            ("compact_objects_moved", c.objects_moved.load(Relaxed)),
+            ("compact_slabs_freed", c.slabs_freed.load(Relaxed)),
+            ("compact_pages_freed", c.pages_freed.load(Relaxed)),
+            ("compact_pinned_skips", c.pinned_skips.load(Relaxed)),
+            (
+                "compact_targets_exhausted",
+                c.targets_exhausted.load(Relaxed),
+            ),
+            ("compact_time_us", c.time_ns.load(Relaxed) / 1000),
+        ],
+    )
+}
+
 /// Counts one event.
 pub(crate) fn inc(counter: &Atomic<u64>) {
     counter.add(1, Relaxed);

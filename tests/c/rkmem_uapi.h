@@ -40,8 +40,9 @@ struct rkmem_version {
 #define RKMEM_FEAT_SLAB			(1U << 2)
 #define RKMEM_FEAT_MEMPOOL		(1U << 3)
 #define RKMEM_FEAT_BENCH		(1U << 4)
+#define RKMEM_FEAT_COMPACT		(1U << 5)
 #define RKMEM_FEATURES	(RKMEM_FEAT_VERSION | RKMEM_FEAT_PAGES | RKMEM_FEAT_SLAB | \
-			 RKMEM_FEAT_MEMPOOL | RKMEM_FEAT_BENCH)
+			 RKMEM_FEAT_MEMPOOL | RKMEM_FEAT_BENCH | RKMEM_FEAT_COMPACT)
 
 #define RKMEM_IOC_VERSION		_IOR(RKMEM_IOC_MAGIC, 0x00, struct rkmem_version)
 
@@ -222,6 +223,23 @@ struct rkmem_selftest {
 #define RKMEM_IOC_SELFTEST		_IOR(RKMEM_IOC_MAGIC, 0x20, struct rkmem_selftest)
 
 /* ---- benchmarks against the host kernel's allocators ---- */
+
+#define RKMEM_COMPACT_SLABS		(1U << 0)
+#define RKMEM_COMPACT_ARENA		(1U << 1)
+
+/* Argument of RKMEM_IOC_COMPACT (ABI 3). */
+struct rkmem_compact {
+	__u32 flags;		/* in: RKMEM_COMPACT_* */
+	__u32 reserved;		/* zero */
+	__u64 objects_moved;	/* out */
+	__u64 slabs_freed;
+	__u64 pages_freed;
+	__u64 pinned_skips;
+	__u32 caches;
+	__u32 pad;
+};
+
+#define RKMEM_IOC_COMPACT		_IOWR(RKMEM_IOC_MAGIC, 0x60, struct rkmem_compact)
 
 #define RKMEM_BENCH_SLAB_PAIR		1
 #define RKMEM_BENCH_SLAB_BATCH		2

@@ -63,6 +63,7 @@ fn rust_consts() -> Vec<(&'static str, u64)> {
         RKMEM_FEAT_SLAB,
         RKMEM_FEAT_MEMPOOL,
         RKMEM_FEAT_BENCH,
+        RKMEM_FEAT_COMPACT,
         RKMEM_FEATURES,
         RKMEM_IOC_VERSION,
         RKMEM_MAX_ORDER,
@@ -104,6 +105,9 @@ fn rust_consts() -> Vec<(&'static str, u64)> {
         RKMEM_BENCH_PAGES,
         RKMEM_BENCH_MEMPOOL,
         RKMEM_BENCH_LAYOUT,
+        RKMEM_COMPACT_SLABS,
+        RKMEM_COMPACT_ARENA,
+        RKMEM_IOC_COMPACT,
         RKMEM_BENCH_REMOTE,
         RKMEM_BENCH_FOOTPRINT,
         RKMEM_BENCH_TRACE,
@@ -145,6 +149,9 @@ fn rust_structs() -> Vec<StructInfo> {
         RkmemPoolAlloc { pool_id, flags, handle, bytes }
         RkmemPoolId { pool_id, min_nr }
         RkmemSelftest { passed, failed, arena_bad_frees }
+        RkmemCompact {
+            flags, reserved, objects_moved, slabs_freed, pages_freed, pinned_skips, caches, pad,
+        }
         RkmemBench {
             kind, flags, size, align, order, iters, reps, cpu, rkmem_ps, host_ps, rkmem_min_ps,
             host_min_ps, rkmem_bytes, host_bytes, rkmem_objs, rkmem_pages, host_objs,

@@ -28,6 +28,7 @@ nix::ioctl_write_ptr_bad!(ioc_write, uapi::RKMEM_IOC_WRITE, RkmemIo);
 nix::ioctl_write_ptr_bad!(ioc_read, uapi::RKMEM_IOC_READ, RkmemIo);
 nix::ioctl_readwrite_bad!(ioc_arena_map, uapi::RKMEM_IOC_ARENA_MAP, RkmemArenaMap);
 nix::ioctl_readwrite_bad!(ioc_trim, uapi::RKMEM_IOC_TRIM, RkmemTrim);
+nix::ioctl_readwrite_bad!(ioc_compact, uapi::RKMEM_IOC_COMPACT, uapi::RkmemCompact);
 nix::ioctl_read_bad!(ioc_selftest, uapi::RKMEM_IOC_SELFTEST, RkmemSelftest);
 nix::ioctl_readwrite_bad!(
     ioc_cache_create,
@@ -386,6 +387,23 @@ impl Device {
             ..Default::default()
         };
         self.trim_raw(&mut arg)?;
+        Ok(arg)
+    }
+
+    /// `RKMEM_IOC_COMPACT` with an argument built by the caller (tests of bad fields).
+    pub fn compact_raw(&self, arg: &mut uapi::RkmemCompact) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` a valid, writable `RkmemCompact`.
+        unsafe { ioc_compact(self.file.as_raw_fd(), arg) }?;
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_COMPACT` with `RKMEM_COMPACT_*` `flags`: what moved and what was freed.
+    pub fn compact(&self, flags: u32) -> Result<uapi::RkmemCompact, Errno> {
+        let mut arg = uapi::RkmemCompact {
+            flags,
+            ..Default::default()
+        };
+        self.compact_raw(&mut arg)?;
         Ok(arg)
     }
 

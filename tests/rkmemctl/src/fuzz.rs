@@ -54,7 +54,7 @@ const MAX_CACHES: usize = 4;
 const MAX_POOLS: usize = 3;
 
 /// Every command of the ABI with its name.
-pub const COMMANDS: [(u32, &str); 16] = [
+pub const COMMANDS: [(u32, &str); 17] = [
     (RKMEM_IOC_VERSION, "VERSION"),
     (RKMEM_IOC_PAGES_ALLOC, "PAGES_ALLOC"),
     (RKMEM_IOC_FREE, "FREE"),
@@ -71,6 +71,7 @@ pub const COMMANDS: [(u32, &str); 16] = [
     (RKMEM_IOC_POOL_DESTROY, "POOL_DESTROY"),
     (RKMEM_IOC_SELFTEST, "SELFTEST"),
     (RKMEM_IOC_BENCH, "BENCH"),
+    (RKMEM_IOC_COMPACT, "COMPACT"),
 ];
 
 /// Type bytes whose commands the VFS itself handles for any file (`do_vfs_ioctl`: FIOCLEX,
@@ -1570,6 +1571,7 @@ impl Worker<'_> {
             3,  // shared fd
             1,  // renew the other file
             1,  // bench
+            2,  // compact
         ];
         let which = self.rng.weighted(&w);
         if which == 16 && self.rng.below(8) == 0 {
@@ -1595,8 +1597,39 @@ impl Worker<'_> {
                 self.check_other();
                 self.renew_other();
             }
-            _ => self.bench(),
+            16 => self.bench(),
+            _ => self.compact(),
         }
+    }
+
+    /// `RKMEM_IOC_COMPACT` with random flags: moves this file's objects behind their handles,
+    /// so every later read of a handle (the model's content checks) also checks the moves.
+    fn compact(&mut self) {
+        let rng = &mut self.rng;
+        let mut c = RkmemCompact {
+            flags: if rng.below(5) == 0 {
+                field32(rng, &[0, 2, 3, 4, 0xff])
+            } else {
+                RKMEM_COMPACT_SLABS
+            },
+            reserved: if rng.below(10) == 0 { 1 } else { 0 },
+            pad: if rng.below(10) == 0 { 1 } else { 0 },
+            objects_moved: rng.next_u64(),
+            ..Default::default()
+        };
+        let known = RKMEM_COMPACT_SLABS | RKMEM_COMPACT_ARENA;
+        let bad = c.reserved != 0 || c.pad != 0 || c.flags == 0 || c.flags & !known != 0;
+        let want: &[Answer] = if bad {
+            &[libc::EINVAL]
+        } else if c.flags & RKMEM_COMPACT_ARENA != 0 {
+            &[libc::EOPNOTSUPP]
+        } else {
+            &[OK, libc::ENOMEM]
+        };
+        let what = format!("flags {:#x} reserved {} pad {}", c.flags, c.reserved, c.pad);
+        let ptr = self.ptr(size_of::<RkmemCompact>());
+        let got = self.send(true, RKMEM_IOC_COMPACT, &mut c, ptr);
+        self.expect("COMPACT", RKMEM_IOC_COMPACT, ptr, want, got, &what);
     }
 
     /// Frees everything through the ioctls (not by closing), so that the free paths of pools and

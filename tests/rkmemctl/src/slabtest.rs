@@ -12,7 +12,7 @@
 //! at least what its users hold and at most that plus the per-CPU caches' contents. After
 //! `RKMEM_TRIM_SLABS` the per-CPU objects are back in their slabs and `active_objs` is exact.
 
-use crate::dev::{self, Alloc, CacheInfo, CacheSpec, Device, PAGE_SIZE};
+use crate::dev::{self, Alloc, CacheInfo, CacheSpec, Device, PoolSource, PAGE_SIZE};
 use crate::pattern;
 use crate::procfs::{self, SlabRow};
 use crate::selftest::{self, expect_errno, io_errno, open, trim_all, TestFn};
@@ -70,6 +70,19 @@ pub(crate) const TESTS: &[(&str, TestFn)] = &[
     ),
     ("cache_ctor_fills_new_objects", cache_ctor_fills_new_objects),
     ("rkmalloc_usable_sizes", rkmalloc_usable_sizes),
+    (
+        "compact_moves_objects_keeps_bytes_frees_slabs",
+        compact_moves_objects_keeps_bytes_frees_slabs,
+    ),
+    (
+        "compact_leaves_pool_elements_pinned",
+        compact_leaves_pool_elements_pinned,
+    ),
+    ("compact_bad_args", compact_bad_args),
+    (
+        "compact_while_the_file_is_in_use",
+        compact_while_the_file_is_in_use,
+    ),
     (
         "rkmalloc_bad_sizes_are_einval",
         rkmalloc_bad_sizes_are_einval,
@@ -1091,6 +1104,275 @@ fn cache_ctor_fills_new_objects() -> Result<(), String> {
 }
 
 // ---- rkmalloc ----
+
+/// The slabinfo row of cache `name`: (active objects, slabs).
+fn slab_row(name: &str) -> Result<(u64, u64), String> {
+    let rows = procfs::slabinfo()?;
+    let r = rows
+        .iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| format!("no slabinfo row {name}"))?;
+    Ok((r.active_objs, r.num_slabs))
+}
+
+/// A counter of `/proc/rkmem/compaction`.
+fn compaction_counter(name: &str) -> Result<u64, String> {
+    let text = std::fs::read_to_string("/proc/rkmem/compaction")
+        .map_err(|e| format!("/proc/rkmem/compaction: {e}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .ok_or_else(|| format!("no {name} in /proc/rkmem/compaction: {text}"))
+}
+
+/// The `/proc/rkmem/occupancy` row of cache `name`: slabs per bucket.
+fn occupancy_row(name: &str) -> Result<Vec<u64>, String> {
+    let text = std::fs::read_to_string("/proc/rkmem/occupancy")
+        .map_err(|e| format!("/proc/rkmem/occupancy: {e}"))?;
+    let row = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .ok_or_else(|| format!("no row {name} in /proc/rkmem/occupancy: {text}"))?;
+    let v: Vec<u64> = row
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().map_err(|_| format!("bad occupancy row: {row}")))
+        .collect::<Result<_, _>>()?;
+    if v.len() != 11 {
+        return Err(format!("occupancy row of {} buckets: {row}", v.len()));
+    }
+    Ok(v)
+}
+
+/// Fill 12 slabs, free a random 90% of the objects (each keeps its pattern), compact: the
+/// survivors fit in 2 slabs, so at least 9 slabs go back; every survivor reads back intact
+/// through its unchanged handle; a second compaction finds nothing to do.
+fn compact_moves_objects_keeps_bytes_frees_slabs() -> Result<(), String> {
+    let d = open()?;
+    let c = create(&d, &spec("t_compact", 200, 8)?)?;
+    let per = c.objects_per_slab as usize;
+    let n = 12 * per;
+    let mut objs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let a = obj(&d, &c, 200)?;
+        fill(&d, &a, pattern::key(a.handle, 0xc0))?;
+        objs.push(a);
+    }
+    let mut rng = pattern::Rng::new(0x5eed);
+    let mut kept = Vec::new();
+    for a in objs {
+        if rng.below(10) == 0 {
+            kept.push(a);
+        } else {
+            free(&d, &a)?;
+        }
+    }
+    let (_, slabs_before) = slab_row("t_compact")?;
+    let moved_before = compaction_counter("compact_objects_moved")?;
+    let r = d
+        .compact(uapi::RKMEM_COMPACT_SLABS)
+        .map_err(|e| format!("compact: {e}"))?;
+    let (active, slabs_after) = slab_row("t_compact")?;
+    let moved = compaction_counter("compact_objects_moved")? - moved_before;
+    if moved != r.objects_moved {
+        return Err(format!(
+            "/proc/rkmem/compaction counted {moved} moves, answer {r:?}"
+        ));
+    }
+    // After: every slab but at most one is full (the survivors packed).
+    let occ = occupancy_row("t_compact")?;
+    if occ.iter().sum::<u64>() != slabs_after || occ[10] + 1 < slabs_after {
+        return Err(format!(
+            "occupancy {occ:?} for {slabs_after} slabs after compacting"
+        ));
+    }
+    let live = kept.len();
+    let want = live.div_ceil(per) as u64;
+    if slabs_after != want || active != kept.len() as u64 {
+        return Err(format!(
+            "after compacting {live} objects ({per} per slab): {slabs_after} slabs (want {want}), \
+             {active} active; before {slabs_before} slabs; answer {r:?}"
+        ));
+    }
+    if r.slabs_freed < slabs_before - want || r.objects_moved == 0 || r.caches == 0 {
+        return Err(format!(
+            "compact answered {r:?} for {slabs_before} -> {slabs_after} slabs"
+        ));
+    }
+    for a in &kept {
+        verify(&d, a, pattern::key(a.handle, 0xc0))?;
+    }
+    let again = d
+        .compact(uapi::RKMEM_COMPACT_SLABS)
+        .map_err(|e| format!("compact again: {e}"))?;
+    if again.objects_moved != 0 || again.slabs_freed != 0 {
+        return Err(format!("a second compaction did something: {again:?}"));
+    }
+    for a in &kept {
+        free(&d, a)?;
+    }
+    Ok(())
+}
+
+/// Elements of a mempool over a cache are pinned: their slabs are left where they are (the
+/// answer counts them), nothing moves, and every element keeps its bytes.
+fn compact_leaves_pool_elements_pinned() -> Result<(), String> {
+    let d = open()?;
+    let c = create(&d, &spec("t_compact_pin", 200, 8)?)?;
+    let per = c.objects_per_slab as usize;
+    let pool = d
+        .pool_create(PoolSource::Cache(c.id), 1, 0)
+        .map_err(|e| format!("pool create: {e}"))?;
+    let mut elems = Vec::new();
+    for _ in 0..12 * per {
+        let a = d
+            .pool_alloc(pool, false)
+            .map_err(|e| format!("pool alloc: {e}"))?;
+        fill(&d, &a, pattern::key(a.handle, 0x9))?;
+        elems.push(a);
+    }
+    let mut rng = pattern::Rng::new(0x9197);
+    let mut kept = Vec::new();
+    for a in elems {
+        if rng.below(10) == 0 {
+            kept.push(a);
+        } else {
+            free(&d, &a)?;
+        }
+    }
+    let (_, slabs_before) = slab_row("t_compact_pin")?;
+    let r = d
+        .compact(uapi::RKMEM_COMPACT_SLABS)
+        .map_err(|e| format!("compact: {e}"))?;
+    let (_, slabs_after) = slab_row("t_compact_pin")?;
+    if r.pinned_skips == 0 || r.objects_moved != 0 {
+        return Err(format!("pool elements: {r:?}"));
+    }
+    // Empty slabs may go back; none that holds an element.
+    let want = kept.len().div_ceil(per) as u64;
+    if slabs_after < want || slabs_after > slabs_before {
+        return Err(format!("{slabs_before} -> {slabs_after} slabs: {r:?}"));
+    }
+    for a in &kept {
+        verify(&d, a, pattern::key(a.handle, 0x9))?;
+        free(&d, a)?;
+    }
+    d.pool_destroy(pool)
+        .map_err(|e| format!("pool destroy: {e}"))?;
+    Ok(())
+}
+
+/// Compaction looping on one CPU while two threads of the same file allocate, write, verify
+/// and free objects of its cache on the others: every object reads back what was written into
+/// it, whichever copy the read saw; at the end nothing is lost.
+fn compact_while_the_file_is_in_use() -> Result<(), String> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let d = open()?;
+    let c = create(&d, &spec("t_compact_busy", 96, 8)?)?;
+    let stop = AtomicBool::new(false);
+    let (d, c, stop) = (&d, &c, &stop);
+    let (moved, results) = std::thread::scope(|sc| {
+        let compactor = sc.spawn(move || -> Result<u64, String> {
+            let mut moved = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let r = d
+                    .compact(uapi::RKMEM_COMPACT_SLABS)
+                    .map_err(|e| format!("compact: {e}"))?;
+                moved += r.objects_moved;
+            }
+            Ok(moved)
+        });
+        let workers: Vec<_> = (0..2u64)
+            .map(|t| {
+                sc.spawn(move || -> Result<(), String> {
+                    let mut rng = pattern::Rng::new(0xc0 + t);
+                    let mut live: Vec<(Alloc, u64)> = Vec::new();
+                    let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
+                    let mut n = 0u64;
+                    while std::time::Instant::now() < end {
+                        n += 1;
+                        if live.len() < 400 && rng.below(3) != 0 {
+                            let a = obj(d, c, 96)?;
+                            let key = pattern::key(a.handle, n);
+                            fill(d, &a, key)?;
+                            live.push((a, key));
+                        } else if !live.is_empty() {
+                            let i = rng.below(live.len() as u64) as usize;
+                            let (a, key) = live.swap_remove(i);
+                            verify(d, &a, key)?;
+                            free(d, &a)?;
+                        }
+                        if !live.is_empty() && rng.below(4) == 0 {
+                            let (a, key) = &live[rng.below(live.len() as u64) as usize];
+                            verify(d, a, *key)?;
+                        }
+                    }
+                    for (a, key) in &live {
+                        verify(d, a, *key)?;
+                        free(d, a)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        let results: Vec<Result<(), String>> = workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err("a worker panicked".into())))
+            .collect();
+        stop.store(true, Ordering::Relaxed);
+        let moved = compactor
+            .join()
+            .unwrap_or_else(|_| Err("the compactor panicked".into()));
+        (moved, results)
+    });
+    for r in results {
+        r?;
+    }
+    let moved = moved?;
+    println!("# compaction moved {moved} objects while two threads used the file");
+    // Freed objects sit in the per-CPU arrays (counted active, as SLUB counts them): a last
+    // compaction drains them.
+    d.compact(uapi::RKMEM_COMPACT_SLABS)
+        .map_err(|e| format!("compact: {e}"))?;
+    let (active, _) = slab_row("t_compact_busy")?;
+    if active != 0 {
+        return Err(format!("{active} objects left after every one was freed"));
+    }
+    Ok(())
+}
+
+/// Unknown flags, no flag or a nonzero reserved field are EINVAL; the arena flag is
+/// EOPNOTSUPP (not offered yet).
+fn compact_bad_args() -> Result<(), String> {
+    let d = open()?;
+    for (flags, reserved, want) in [
+        (0, 0, Errno::EINVAL),
+        (4, 0, Errno::EINVAL),
+        (uapi::RKMEM_COMPACT_SLABS, 1, Errno::EINVAL),
+        (uapi::RKMEM_COMPACT_ARENA, 0, Errno::EOPNOTSUPP),
+    ] {
+        let mut a = uapi::RkmemCompact {
+            flags,
+            reserved,
+            ..Default::default()
+        };
+        match d.compact_raw(&mut a) {
+            Err(e) if e == want => {}
+            other => {
+                return Err(format!(
+                    "compact flags {flags} reserved {reserved}: {other:?}"
+                ))
+            }
+        }
+    }
+    // No caches: nothing to do, and that is no error.
+    let r = d
+        .compact(uapi::RKMEM_COMPACT_SLABS)
+        .map_err(|e| format!("compact: {e}"))?;
+    if r.objects_moved != 0 || r.caches != 0 {
+        return Err(format!("compact of a file without caches: {r:?}"));
+    }
+    Ok(())
+}
 
 fn rkmalloc_usable_sizes() -> Result<(), String> {
     let d = open()?;

@@ -491,6 +491,13 @@ pub const RKMEM_BENCH_TRACE: u32 = 9;
 /// percentiles within 1/16). Of a slab cache (`size` and `align` nonzero), of rkmalloc vs
 /// kmalloc (`size`, `align` 0), or of pages (`size` 0, `order`); `reps` must be 1. (ABI 3.)
 pub const RKMEM_BENCH_LATENCY: u32 = 10;
+/// [`RkmemBench::kind`]: no timing of the host: fragmentation and compaction. Both sides fill
+/// a new cache of `size` and `align` with `iters` objects and free a random 90% (from `seed`);
+/// then SLUB's cache is shrunk (`kmem_cache_shrink`) and rkmem's compacted through the objects'
+/// handles; `*_pages_held`: the pages each holds afterwards (as for
+/// [`RKMEM_BENCH_FOOTPRINT`]); `rkmem_objs`: objects moved; `rkmem_ps`: the compaction's time
+/// per object moved. (ABI 3.)
+pub const RKMEM_BENCH_COMPACT: u32 = 11;
 /// Slots of [`RKMEM_BENCH_TRACE`]: the most allocations live at once.
 pub const RKMEM_BENCH_TRACE_SLOTS: u32 = 1024;
 /// The largest `size` of [`RKMEM_BENCH_TRACE`].

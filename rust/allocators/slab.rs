@@ -105,6 +105,22 @@ impl Obj {
     }
 }
 
+/// What one [`Cache::compact`] did.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Compacted {
+    /// Objects moved.
+    pub(crate) moved: u64,
+    /// Slabs given back to the arena.
+    pub(crate) slabs_freed: u64,
+    /// Their pages.
+    pub(crate) pages_freed: u64,
+    /// Partial slabs left in place: they hold an object the caller does not show (pinned).
+    pub(crate) pinned_skips: u64,
+}
+
+/// Shows the caller's movable objects of a cache, one by one, to the function it is given.
+pub(crate) type VisitObjs<'a> = dyn FnMut(&mut dyn FnMut(&mut Obj)) + 'a;
+
 /// Why a free was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CacheFreeError {
@@ -664,6 +680,100 @@ impl Cache {
             return Err(self.bad_free(FreeError::NotAnObject));
         }
         self.return_to_slab_released(obj.into_raw())
+    }
+
+    /// Compacts the slabs: the plan of `rkcore::compact` over the partial slabs, where the
+    /// objects `visit` shows are the movable ones (every call must show the same objects, and
+    /// nothing else may use them meanwhile: the caller holds the lock of the handles that name
+    /// them) and the rest are pinned. Each source object is copied into a slot of the fullest
+    /// target and re-pointed in place (`*obj` becomes the new object), the old one freed into
+    /// its slab; then the empty slabs go back to the arena. Concurrent allocations and frees of
+    /// other objects are fine: a target they filled is passed over, a source they refilled
+    /// stays.
+    pub(crate) fn compact(&self, visit: &mut VisitObjs<'_>, out: &mut Compacted) -> Result {
+        use crate::rkcore::compact::{plan, sort_by_key, Role};
+        // Free objects in the per-CPU arrays and the depot are allocated in the bitmaps: back
+        // first.
+        self.drain_cpu();
+        let n = self.partial_slabs_count();
+        let pages = self.layout.pages() as u64;
+        if n >= 2 {
+            let mut slabs = KVec::with_capacity(n, GFP_KERNEL)?;
+            slabs.extend_with(n, SlabUse::new(0, 0, 0), GFP_KERNEL)?;
+            let k = self.partial_slabs(&mut slabs);
+            slabs.truncate(k);
+            sort_by_key(&mut slabs, |s| s.slab);
+            // Movable objects per slab: the rest are pinned.
+            let mut movable = KVec::with_capacity(k, GFP_KERNEL)?;
+            movable.extend_with(k, 0u32, GFP_KERNEL)?;
+            visit(&mut |obj| {
+                let slab = self.slab_of(obj.addr());
+                if let Ok(i) = slabs.binary_search_by_key(&slab, |s| s.slab) {
+                    if let Some(m) = movable.get_mut(i) {
+                        *m += 1;
+                    }
+                }
+            });
+            for (s, m) in slabs.iter_mut().zip(movable.iter()) {
+                s.pinned = s.in_use.saturating_sub(*m);
+            }
+            let p = plan(&mut slabs, self.layout.objects(), u64::MAX);
+            out.pinned_skips += p.pinned_skips as u64;
+            let mut sources = KVec::with_capacity(p.sources, GFP_KERNEL)?;
+            let mut targets = KVec::with_capacity(p.targets, GFP_KERNEL)?;
+            for s in slabs.iter() {
+                match s.role {
+                    Role::Source => sources.push(s.slab, GFP_KERNEL)?,
+                    Role::Target => targets.push(s.slab, GFP_KERNEL)?,
+                    Role::Stay => {}
+                }
+            }
+            sort_by_key(&mut sources, |s| *s);
+            // The plan sorted the slabs sparsest first: the fullest target is the last.
+            targets.reverse();
+            let mut t = 0;
+            let mut exhausted = false;
+            visit(&mut |obj| {
+                if exhausted || sources.binary_search(&self.slab_of(obj.addr())).is_err() {
+                    return;
+                }
+                let new = loop {
+                    let Some(&slab) = targets.get(t) else {
+                        // Concurrent allocations took the targets' slots: stop moving.
+                        exhausted = true;
+                        return;
+                    };
+                    match self.take_in(slab) {
+                        Some(o) => break o,
+                        None => t += 1,
+                    }
+                };
+                // SAFETY: both are objects of this cache's slabs, `object_size` bytes each and
+                // distinct: the old one is the caller's alone while `visit` shows it (its
+                // contract), the new one was just taken for this move (nothing else holds it).
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        obj.addr() as *const u8,
+                        new.addr() as *mut u8,
+                        self.object_size(),
+                    )
+                };
+                let old = core::mem::replace(obj, new);
+                if self.free_to_slab(old).unwrap_or(false) {
+                    out.slabs_freed += 1;
+                    out.pages_freed += pages;
+                }
+                out.moved += 1;
+            });
+            if exhausted {
+                crate::stats::inc(&crate::stats::COMPACTION.targets_exhausted);
+            }
+        }
+        // Emptied sources the cache kept as empty slabs go back too.
+        let kept = self.release_empty() as u64;
+        out.slabs_freed += kept;
+        out.pages_freed += kept * pages;
+        Ok(())
     }
 
     /// Gives every empty slab back to the arena; returns how many.

@@ -42,7 +42,7 @@ use crate::ffi::{
 use crate::ffi::{
     rkmem_bench_latency, rkmem_bench_on_cpu, rkmem_bench_other_cpu, rkmem_bench_slab_pages,
     rkmem_bench_slub_alloc, rkmem_bench_slub_free, rkmem_bench_slub_remote,
-    rkmem_bench_trace_kfree_all, rkmem_bench_trace_kmalloc,
+    rkmem_bench_slub_shrink, rkmem_bench_trace_kfree_all, rkmem_bench_trace_kmalloc,
 };
 
 /// Owner of the benchmark's caches and pools: no open file.
@@ -143,6 +143,12 @@ impl SlubCache {
     fn alloc(&self) -> *mut c_void {
         // SAFETY: the cache is live (type invariant).
         unsafe { rkmem_bench_slub_alloc(self.0.as_ptr()) }
+    }
+
+    /// Gives SLUB's empty slabs of this cache back (`kmem_cache_shrink`).
+    fn shrink(&self) {
+        // SAFETY: the cache is live (type invariant).
+        unsafe { rkmem_bench_slub_shrink(self.0.as_ptr()) }
     }
 
     /// Frees `p`.
@@ -530,10 +536,14 @@ fn host_slab_pages() -> u64 {
     unsafe { rkmem_bench_slab_pages() }
 }
 
-/// The footprint sequence: `n` allocations, frees of a random half (from `seed`), `n / 4`
-/// allocations; `alloc` and `free` are one side's. The survivors are left in `live`.
+/// The footprint and compaction sequences: `n` allocations, then each object kept with
+/// probability `1 / keep_one_in` (from `seed`) and freed otherwise, then `more` allocations;
+/// `alloc` and `free` are one side's. The survivors are left in `live`.
+#[allow(clippy::too_many_arguments)]
 fn footprint_sequence<T>(
     n: u32,
+    keep_one_in: u32,
+    more: u32,
     seed: u64,
     live: &mut KVec<T>,
     mut alloc: impl FnMut() -> Result<T>,
@@ -552,14 +562,14 @@ fn footprint_sequence<T>(
         }
     }
     for o in all.drain_all() {
-        if rng.below(2) == 1 || r.is_err() {
+        if rng.below(keep_one_in) != 0 || r.is_err() {
             free(o);
         } else {
             drop(live.push_within_capacity(o));
         }
     }
     r?;
-    for _ in 0..n / 4 {
+    for _ in 0..more {
         drop(live.push_within_capacity(alloc()?));
     }
     Ok(())
@@ -792,7 +802,7 @@ fn validate(b: &RkmemBench) -> Result {
     }
     let seeded = matches!(
         b.kind,
-        uapi::RKMEM_BENCH_FOOTPRINT | uapi::RKMEM_BENCH_TRACE
+        uapi::RKMEM_BENCH_FOOTPRINT | uapi::RKMEM_BENCH_TRACE | uapi::RKMEM_BENCH_COMPACT
     );
     if b.seed != 0 && !seeded {
         return Err(EINVAL);
@@ -815,7 +825,7 @@ fn validate(b: &RkmemBench) -> Result {
             size_ok && align_ok && b.order == 0 && b.iters == 0 && b.reps == 0 && b.flags == 0
         }
         uapi::RKMEM_BENCH_REMOTE => size_ok && align_ok && b.order == 0 && timed_ok,
-        uapi::RKMEM_BENCH_FOOTPRINT => {
+        uapi::RKMEM_BENCH_FOOTPRINT | uapi::RKMEM_BENCH_COMPACT => {
             size_ok
                 && align_ok
                 && b.order == 0
@@ -987,6 +997,8 @@ pub(crate) fn run(user: UserSlice, kept: &Mutex<Option<Kept>>) -> Result {
             let mut live: KVec<Obj> = KVec::with_capacity(cap, GFP_KERNEL)?;
             let r = footprint_sequence(
                 n,
+                2,
+                n / 4,
                 b.seed,
                 &mut live,
                 || c.alloc(true),
@@ -1006,6 +1018,8 @@ pub(crate) fn run(user: UserSlice, kept: &Mutex<Option<Kept>>) -> Result {
             let base = host_slab_pages();
             let r = footprint_sequence(
                 n,
+                2,
+                n / 4,
                 b.seed,
                 &mut hlive,
                 || {
@@ -1016,6 +1030,69 @@ pub(crate) fn run(user: UserSlice, kept: &Mutex<Option<Kept>>) -> Result {
                 // SAFETY: each object came from `slub.alloc` and is freed once.
                 |p| unsafe { slub.free(p) },
             );
+            b.host_pages_held = host_slab_pages().saturating_sub(base);
+            for p in hlive.drain_all() {
+                // SAFETY: as above.
+                unsafe { slub.free(p) };
+            }
+            r?;
+        }
+        uapi::RKMEM_BENCH_COMPACT => {
+            let c = bench_cache(arena, &b)?;
+            let slub = SlubCache::new(b.size, b.align)?;
+            let mut live: KVec<Obj> = KVec::with_capacity(n as usize, GFP_KERNEL)?;
+            let mut r = footprint_sequence(
+                n,
+                10,
+                0,
+                b.seed,
+                &mut live,
+                || c.alloc(true),
+                |o| {
+                    let _ = c.free(o);
+                },
+            );
+            if r.is_ok() {
+                // The benchmark holds its objects as a file holds handles: all of them move.
+                let mut o = crate::slab::Compacted::default();
+                let t0 = now_ns();
+                r = c.compact(
+                    &mut |f| {
+                        for obj in live.iter_mut() {
+                            f(obj);
+                        }
+                    },
+                    &mut o,
+                );
+                let t = now_ns() - t0;
+                let (pages, meta) = c.footprint();
+                b.rkmem_pages_held = pages;
+                b.rkmem_bytes = meta;
+                b.rkmem_objs = o.moved.min(u64::from(u32::MAX)) as u32;
+                b.rkmem_ps = t.saturating_mul(1000).checked_div(o.moved).unwrap_or(0);
+            }
+            for o in live.drain_all() {
+                let _ = c.free(o);
+            }
+            c.drain_cpu();
+            r?;
+            let mut hlive: KVec<*mut c_void> = KVec::with_capacity(n as usize, GFP_KERNEL)?;
+            let base = host_slab_pages();
+            let r = footprint_sequence(
+                n,
+                10,
+                0,
+                b.seed,
+                &mut hlive,
+                || {
+                    NonNull::new(slub.alloc())
+                        .map(NonNull::as_ptr)
+                        .ok_or(ENOMEM)
+                },
+                // SAFETY: each object came from `slub.alloc` and is freed once.
+                |p| unsafe { slub.free(p) },
+            );
+            slub.shrink();
             b.host_pages_held = host_slab_pages().saturating_sub(base);
             for p in hlive.drain_all() {
                 // SAFETY: as above.

@@ -336,6 +336,12 @@ void rkmem_bench_slub_free(struct kmem_cache *s, void *p)
 	kmem_cache_free(s, p);
 }
 
+/* Compaction benchmark: SLUB's own way back to a small footprint (its empty slabs go). */
+void rkmem_bench_slub_shrink(struct kmem_cache *s)
+{
+	kmem_cache_shrink(s);
+}
+
 /*
  * The mixed trace (RKMEM_BENCH_TRACE): ops[i] = size << 10 | slot; each op frees the slot's
  * allocation (if any) and kmallocs size bytes into it. The time of the n ops; the slots stay

@@ -97,6 +97,7 @@ s64 rkmem_bench_slub_remote(struct kmem_cache *s, void **buf, u32 batch, u32 rou
 u64 rkmem_bench_slab_pages(void);
 void *rkmem_bench_slub_alloc(struct kmem_cache *s);
 void rkmem_bench_slub_free(struct kmem_cache *s, void *p);
+void rkmem_bench_slub_shrink(struct kmem_cache *s);
 s64 rkmem_bench_trace_kmalloc(const u32 *ops, u32 n, void **slots, u64 *peak);
 void rkmem_bench_trace_kfree_all(void **slots, u32 nslots);
 u64 rkmem_bench_cycles(void);

@@ -566,92 +566,23 @@ impl RkmemFile {
 }
 
 /// Compacts the slabs of cache `c` of a file whose handles are `tree` (its lock held): the
-/// plan of `rkcore::compact` over the partial slabs, objects no handle names counted as pinned;
-/// each source object is copied into a slot of the fullest target and its handle re-pointed,
-/// the old object freed into its slab; then the empty slabs go back to the arena.
+/// objects its handles name move ([`Cache::compact`]); the rest are pinned.
 fn compact_cache(c: &Cache, tree: &mut RBTree<u64, Allocation>, out: &mut RkmemCompact) -> Result {
-    use crate::rkcore::compact::{plan, sort_by_key, Role, SlabUse};
-    // Free objects in the per-CPU arrays and the depot are allocated in the bitmaps: back first.
-    c.drain_cpu();
-    let n = c.partial_slabs_count();
-    if n >= 2 {
-        let mut slabs = KVec::with_capacity(n, GFP_KERNEL)?;
-        slabs.extend_with(n, SlabUse::new(0, 0, 0), GFP_KERNEL)?;
-        let k = c.partial_slabs(&mut slabs);
-        slabs.truncate(k);
-        sort_by_key(&mut slabs, |s| s.slab);
-        // Objects of each slab that a handle of this file names: the rest are pinned.
-        let mut movable = KVec::with_capacity(k, GFP_KERNEL)?;
-        movable.extend_with(k, 0u32, GFP_KERNEL)?;
-        for a in tree.values_mut() {
-            if let Some(obj) = a.object_of(c) {
-                if let Ok(i) = slabs.binary_search_by_key(&c.slab_of(obj.addr()), |s| s.slab) {
-                    if let Some(m) = movable.get_mut(i) {
-                        *m += 1;
-                    }
+    let mut o = crate::slab::Compacted::default();
+    c.compact(
+        &mut |f| {
+            for a in tree.values_mut() {
+                if let Some(obj) = a.object_of(c) {
+                    f(obj);
                 }
             }
-        }
-        for (s, m) in slabs.iter_mut().zip(movable.iter()) {
-            s.pinned = s.in_use.saturating_sub(*m);
-        }
-        let p = plan(&mut slabs, c.layout.objects(), u64::MAX);
-        out.pinned_skips += p.pinned_skips as u64;
-        let mut sources = KVec::with_capacity(p.sources, GFP_KERNEL)?;
-        let mut targets = KVec::with_capacity(p.targets, GFP_KERNEL)?;
-        for s in slabs.iter() {
-            match s.role {
-                Role::Source => sources.push(s.slab, GFP_KERNEL)?,
-                Role::Target => targets.push(s.slab, GFP_KERNEL)?,
-                Role::Stay => {}
-            }
-        }
-        sort_by_key(&mut sources, |s| *s);
-        // The plan sorted the slabs sparsest first: the fullest target is the last.
-        targets.reverse();
-        let pages = c.layout.pages() as u64;
-        let mut t = 0;
-        'objects: for a in tree.values_mut() {
-            let Some(obj) = a.object_of(c) else {
-                continue;
-            };
-            if sources.binary_search(&c.slab_of(obj.addr())).is_err() {
-                continue;
-            }
-            let new = loop {
-                let Some(&slab) = targets.get(t) else {
-                    // Concurrent allocations took the targets' slots: stop here.
-                    crate::stats::inc(&crate::stats::COMPACTION.targets_exhausted);
-                    break 'objects;
-                };
-                match c.take_in(slab) {
-                    Some(o) => break o,
-                    None => t += 1,
-                }
-            };
-            // SAFETY: both are objects of `c`'s slabs, `object_size` bytes each and distinct:
-            // the old one is held by this file's handle, whose lock the caller holds (nothing
-            // else reads or writes it), the new one was just taken for this move (nothing else
-            // holds it).
-            unsafe {
-                core::ptr::copy_nonoverlapping(
-                    obj.addr() as *const u8,
-                    new.addr() as *mut u8,
-                    c.object_size(),
-                )
-            };
-            let old = core::mem::replace(obj, new);
-            if c.free_to_slab(old).unwrap_or(false) {
-                out.slabs_freed += 1;
-                out.pages_freed += pages;
-            }
-            out.objects_moved += 1;
-        }
-        // Emptied sources the cache kept as empty slabs go back too.
-        let kept = c.release_empty() as u64;
-        out.slabs_freed += kept;
-        out.pages_freed += kept * pages;
-    }
+        },
+        &mut o,
+    )?;
+    out.objects_moved += o.moved;
+    out.slabs_freed += o.slabs_freed;
+    out.pages_freed += o.pages_freed;
+    out.pinned_skips += o.pinned_skips;
     out.caches += 1;
     Ok(())
 }

@@ -124,6 +124,7 @@ extern "C" {
     pub(crate) fn rkmem_bench_slab_pages() -> u64;
     pub(crate) fn rkmem_bench_slub_alloc(s: *mut KmemCache) -> *mut c_void;
     pub(crate) fn rkmem_bench_slub_free(s: *mut KmemCache, p: *mut c_void);
+    pub(crate) fn rkmem_bench_slub_shrink(s: *mut KmemCache);
     pub(crate) fn rkmem_bench_trace_kmalloc(
         ops: *const u32,
         n: u32,

@@ -112,6 +112,7 @@ fn rust_consts() -> Vec<(&'static str, u64)> {
         RKMEM_BENCH_FOOTPRINT,
         RKMEM_BENCH_TRACE,
         RKMEM_BENCH_LATENCY,
+        RKMEM_BENCH_COMPACT,
         RKMEM_BENCH_TRACE_SLOTS,
         RKMEM_BENCH_TRACE_MAX_SIZE,
         RKMEM_BENCH_BATCH,

@@ -36,6 +36,8 @@ pub const POOL_SIZES: [u32; 3] = [64, 256, 1024];
 pub const REMOTE_SIZES: [u32; 3] = [64, 256, 1024];
 /// Object sizes of the footprint benchmark.
 pub const FOOTPRINT_SIZES: [u32; 6] = [16, 64, 117, 256, 1000, 3000];
+/// Object sizes of the compaction benchmark.
+pub const COMPACT_SIZES: [u32; 4] = [64, 256, 1000, 3000];
 /// Objects of the footprint sequence (fewer for large objects: at most 32 MiB).
 pub const FOOTPRINT_OBJECTS: u32 = 20000;
 /// The largest request of the mixed trace.
@@ -55,8 +57,8 @@ pub struct Opts {
     /// 15 for an interval worth reading; 1..=1000.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub reps: u32,
-    /// Run only these: slab, batch, kmalloc, pages, mempool, remote, trace, footprint, latency,
-    /// layout, frag (comma-separated).
+    /// Run only these: slab, batch, kmalloc, pages, mempool, remote, trace, footprint, compact,
+    /// latency, layout, frag (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Step between object sizes of the objects-per-slab table (1: every size 8..4096).
@@ -524,6 +526,45 @@ fn footprint(dev: &Device, seed: u64) -> Result<u32, String> {
     Ok(errors)
 }
 
+/// The compaction rows: per size, the pages each side holds after the same fragmenting
+/// sequence (fill, free a random 90%), SLUB shrunk and rkmem compacted. Returns the failures.
+fn compaction(dev: &Device, seed: u64) -> Result<u32, String> {
+    let mut errors = 0;
+    for size in COMPACT_SIZES {
+        let n = FOOTPRINT_OBJECTS.min((32 << 20) / size);
+        let b = RkmemBench {
+            kind: uapi::RKMEM_BENCH_COMPACT,
+            size,
+            align: SLAB_ALIGN,
+            iters: n,
+            seed,
+            ..Default::default()
+        };
+        let Some(r) = single(dev, b, "compact") else {
+            errors += 1;
+            continue;
+        };
+        emit(&[
+            ("bench", s("compact")),
+            ("size", size.to_string()),
+            ("align", SLAB_ALIGN.to_string()),
+            ("objects", n.to_string()),
+            ("seed", seed.to_string()),
+            ("moved", r.rkmem_objs.to_string()),
+            ("ns_per_move", num(r.rkmem_ps as f64 / 1000.0)),
+            ("rkmem_pages", r.rkmem_pages_held.to_string()),
+            ("rkmem_meta_bytes", r.rkmem_bytes.to_string()),
+            ("host_pages", r.host_pages_held.to_string()),
+            (
+                "ratio",
+                num((r.rkmem_pages_held as f64 + r.rkmem_bytes as f64 / 4096.0)
+                    / r.host_pages_held.max(1) as f64),
+            ),
+        ]);
+    }
+    Ok(errors)
+}
+
 /// The latency rows: p50/p99/max of single allocations and frees, per allocator, one CPU.
 /// Returns the number of failed points.
 fn latency(dev: &Device, iters: u32) -> Result<u32, String> {
@@ -689,6 +730,9 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     }
     if want("footprint") {
         errors += footprint(&dev, opts.seed)?;
+    }
+    if want("compact") {
+        errors += compaction(&dev, opts.seed)?;
     }
     if want("latency") {
         errors += latency(&dev, opts.iters.max(uapi::RKMEM_BENCH_BATCH) * 5)?;

@@ -1344,7 +1344,7 @@ impl Worker<'_> {
 
     fn bench(&mut self) {
         let rng = &mut self.rng;
-        let kind = field32(rng, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 11]);
+        let kind = field32(rng, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 12]);
         let mut b = RkmemBench {
             kind,
             flags: if rng.below(6) == 0 {
@@ -1355,12 +1355,12 @@ impl Worker<'_> {
                     | pick(rng, &[0, RKMEM_BENCH_KEEP])
             },
             size: match kind {
-                1 | 2 | 3 | 5 | 6 | 7 | 8 | 10 => field32(rng, &[8, 64, 100, 4096, 0, 4097]),
+                1 | 2 | 3 | 5 | 6 | 7 | 8 | 10 | 11 => field32(rng, &[8, 64, 100, 4096, 0, 4097]),
                 9 => field32(rng, &[8, 5000, 65536, 0, 65537]),
                 _ => 0,
             },
             align: match kind {
-                1 | 2 | 6 | 7 | 8 | 10 => field32(rng, &[1, 8, 64, 3, 0]),
+                1 | 2 | 6 | 7 | 8 | 10 | 11 => field32(rng, &[1, 8, 64, 3, 0]),
                 _ => 0,
             },
             seed: if rng.below(3) == 0 { rng.next_u64() } else { 0 },
@@ -1389,7 +1389,7 @@ impl Worker<'_> {
         // Clearly invalid requests must be EINVAL; valid-looking ones may run (or be EINVAL
         // for a field combination this prediction does not model).
         let clearly_bad = b.reserved != 0
-            || !(1..=10).contains(&b.kind)
+            || !(1..=11).contains(&b.kind)
             || b.flags & 3 == 3
             || b.flags & !(3 | RKMEM_BENCH_HOST_FIRST | RKMEM_BENCH_KEEP) != 0
             || b.iters > RKMEM_BENCH_MAX_ITERS

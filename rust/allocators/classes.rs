@@ -357,7 +357,6 @@ pub(crate) fn add_empty_pages_by_slot(classes: &Classes, reg: &Mutex<Registry>, 
     }
 }
 
-/// Renders `/proc/rkmem/slabinfo` in the format of `/proc/slabinfo` version 2.1.
 /// Renders `/proc/rkmem/occupancy`, caches in slabinfo's order.
 pub(crate) fn show_occupancy(
     w: &mut impl fmt::Write,
@@ -373,6 +372,7 @@ pub(crate) fn show_occupancy(
     )
 }
 
+/// Renders `/proc/rkmem/slabinfo` in the format of `/proc/slabinfo` version 2.1.
 pub(crate) fn show_slabinfo(
     w: &mut impl fmt::Write,
     classes: &Classes,

@@ -70,6 +70,9 @@ enum State {
     ExactPiece,
     /// First page of an absent slot.
     Absent,
+    /// Head of a free block of `order` in the isolated slot: on no free list, so nothing
+    /// allocates it (see [`Buddy::isolate`]).
+    Isolated,
 }
 
 /// The allocator's metadata for one page: 12 bytes.
@@ -172,6 +175,11 @@ pub enum SlotError {
         /// The slot given.
         slot: usize,
     },
+    /// [`Buddy::isolate`]: another slot is isolated.
+    Busy {
+        /// The slot that is.
+        isolated: usize,
+    },
 }
 
 impl fmt::Display for SlotError {
@@ -183,6 +191,7 @@ impl fmt::Display for SlotError {
             SlotError::Present { slot } => write!(f, "slot {slot} is already present"),
             SlotError::Absent { slot } => write!(f, "slot {slot} is absent"),
             SlotError::InUse { slot } => write!(f, "slot {slot} has allocated pages"),
+            SlotError::Busy { isolated } => write!(f, "slot {isolated} is isolated"),
         }
     }
 }
@@ -334,7 +343,7 @@ impl Iterator for Blocks<'_> {
         }
         let m = self.meta.get(self.pos)?;
         let (kind, pages) = match m.state {
-            State::Free => (BlockKind::Free, 1usize << m.order),
+            State::Free | State::Isolated => (BlockKind::Free, 1usize << m.order),
             State::Used => (BlockKind::Used, 1usize << m.order),
             State::ExactHead => (BlockKind::Exact, m.prev as usize),
             // Not a head: the invariants are broken; stop rather than report nonsense.
@@ -360,6 +369,8 @@ impl Iterator for Blocks<'_> {
 /// See the [module documentation](self). Besides: `heads[k]` is the first head of the free list
 /// of order `k` (or `NIL`), `nr_free[k]` its length, bit `k` of `nonempty` is set iff it is not
 /// empty, `free_pages` is the sum of `nr_free[k] << k`, `present` the number of present slots.
+/// `isolated` is the isolated slot (or `NO_SLOT`): its free blocks are in state isolated, on no
+/// list, and `isolated_pages` is their sum; every other slot's free blocks are on the lists.
 pub struct Buddy<S> {
     meta: S,
     max_order: u32,
@@ -369,7 +380,12 @@ pub struct Buddy<S> {
     nonempty: u16,
     free_pages: usize,
     present: usize,
+    isolated: usize,
+    isolated_pages: usize,
 }
+
+/// [`Buddy`]'s `isolated` when no slot is.
+const NO_SLOT: usize = usize::MAX;
 
 impl<S: DerefMut<Target = [PageMeta]>> Buddy<S> {
     /// An allocator over `meta`, one entry per page, whose largest blocks have `2^max_order`
@@ -402,6 +418,8 @@ impl<S: DerefMut<Target = [PageMeta]>> Buddy<S> {
             nonempty: 0,
             free_pages: 0,
             present: 0,
+            isolated: NO_SLOT,
+            isolated_pages: 0,
         })
     }
 
@@ -480,7 +498,8 @@ impl<S: DerefMut<Target = [PageMeta]>> Buddy<S> {
         Ok(())
     }
 
-    /// Makes `slot` absent again, if it is wholly free; otherwise nothing changes.
+    /// Makes `slot` absent again, if it is wholly free; otherwise nothing changes. The
+    /// isolated slot may go too (it is then no longer isolated).
     pub fn remove_block(&mut self, slot: usize) -> Result<(), SlotError> {
         self.check_slot(slot)?;
         if !self.is_present(slot) {
@@ -488,13 +507,80 @@ impl<S: DerefMut<Target = [PageMeta]>> Buddy<S> {
         }
         let head = slot << self.max_order;
         let m = self.meta[head];
-        if m.state != State::Free || u32::from(m.order) != self.max_order {
+        if u32::from(m.order) != self.max_order {
             return Err(SlotError::InUse { slot });
         }
-        self.unlink(head, self.max_order);
+        match m.state {
+            State::Free => self.unlink(head, self.max_order),
+            State::Isolated => {
+                self.isolated_pages -= self.slot_pages();
+                self.isolated = NO_SLOT;
+            }
+            _ => return Err(SlotError::InUse { slot }),
+        }
         self.meta[head].state = State::Absent;
         self.present -= 1;
         Ok(())
+    }
+
+    /// Isolates `slot` for evacuation, as memory offlining isolates a range before migrating
+    /// its pages away (`start_isolate_page_range`): its free blocks leave the free lists, so
+    /// nothing allocates from it; frees into it still merge but stay off the lists. One slot at
+    /// a time: `Busy` while another is isolated. Its free pages stop counting as free.
+    pub fn isolate(&mut self, slot: usize) -> Result<(), SlotError> {
+        self.check_slot(slot)?;
+        if !self.is_present(slot) {
+            return Err(SlotError::Absent { slot });
+        }
+        if self.isolated != NO_SLOT {
+            return Err(SlotError::Busy {
+                isolated: self.isolated,
+            });
+        }
+        let mut pos = slot << self.max_order;
+        let end = pos + self.slot_pages();
+        while pos < end {
+            // Every head records its block's (or exact piece's) order: step head to head.
+            let m = self.meta[pos];
+            if m.state == State::Free {
+                self.unlink(pos, u32::from(m.order));
+                self.meta[pos].state = State::Isolated;
+                self.isolated_pages += 1usize << m.order;
+            }
+            pos += 1usize << m.order;
+        }
+        self.isolated = slot;
+        Ok(())
+    }
+
+    /// Ends the isolation (if any): the isolated slot's free blocks go back on their lists.
+    pub fn unisolate(&mut self) {
+        let slot = core::mem::replace(&mut self.isolated, NO_SLOT);
+        if slot == NO_SLOT {
+            return;
+        }
+        let mut pos = slot << self.max_order;
+        let end = pos + self.slot_pages();
+        while pos < end {
+            let m = self.meta[pos];
+            if m.state == State::Isolated {
+                self.isolated_pages -= 1usize << m.order;
+                self.push(pos, u32::from(m.order));
+            }
+            pos += 1usize << m.order;
+        }
+    }
+
+    /// The isolated slot, if any.
+    #[must_use]
+    pub fn isolated_slot(&self) -> Option<usize> {
+        (self.isolated != NO_SLOT).then_some(self.isolated)
+    }
+
+    /// Free pages of the isolated slot (not counted by [`Buddy::free_pages`]).
+    #[must_use]
+    pub fn isolated_pages(&self) -> usize {
+        self.isolated_pages
     }
 
     /// Allocates a block of `2^order` pages, aligned to its size; returns its first page.
@@ -662,7 +748,7 @@ impl<S: DerefMut<Target = [PageMeta]>> Buddy<S> {
     /// Number of allocated pages.
     #[must_use]
     pub fn used_pages(&self) -> usize {
-        self.present_pages() - self.free_pages
+        self.present_pages() - self.free_pages - self.isolated_pages
     }
 
     /// The order of the largest free block, if any page is free.
@@ -718,7 +804,7 @@ impl<S: DerefMut<Target = [PageMeta]>> Buddy<S> {
             .find_map(|m| m.filter(|m| m.state != State::Tail))
             .map_or(State::Tail, |m| m.state);
         match state {
-            State::Free => FreeError::DoubleFree,
+            State::Free | State::Isolated => FreeError::DoubleFree,
             State::Absent => FreeError::NotOwned,
             _ => FreeError::NotAHead,
         }
@@ -749,18 +835,39 @@ impl<S: DerefMut<Target = [PageMeta]>> Buddy<S> {
         self.meta[page].state = State::Tail;
         let mut head = page;
         let mut k = order;
+        // In the isolated slot every free block is isolated; elsewhere none is.
+        let isolated = page >> self.max_order == self.isolated;
+        let free = if isolated {
+            State::Isolated
+        } else {
+            State::Free
+        };
         while k < self.max_order {
             let buddy = head ^ (1 << k);
             let b = self.meta[buddy];
-            if b.state != State::Free || u32::from(b.order) != k {
+            if b.state != free || u32::from(b.order) != k {
                 break;
             }
-            self.unlink(buddy, k);
+            if isolated {
+                self.isolated_pages -= 1 << k;
+            } else {
+                self.unlink(buddy, k);
+            }
             self.meta[buddy].state = State::Tail;
             head &= !(1 << k);
             k += 1;
         }
-        self.push(head, k);
+        if isolated {
+            self.meta[head] = PageMeta {
+                prev: NIL,
+                next: NIL,
+                order: k as u8,
+                state: State::Isolated,
+            };
+            self.isolated_pages += 1 << k;
+        } else {
+            self.push(head, k);
+        }
     }
 
     /// Makes `page` the head of a free block of `order` at the front of its list.
@@ -1140,6 +1247,56 @@ mod tests {
         assert_eq!(s, "Node 0, zone    rkmem 1234567      0      3 \n");
     }
 
+    #[test]
+    fn an_isolated_slot_is_not_allocated_from_and_empties_into_one_block() {
+        let mut b = buddy(4, 2);
+        // Added last, slot 0 heads the free list.
+        b.add_block(1).unwrap();
+        b.add_block(0).unwrap();
+        let a = b.alloc(2).unwrap();
+        let e = b.alloc_exact(3).unwrap();
+        assert_eq!(b.slot_of(a), Some(0));
+        assert_eq!(b.slot_of(e), Some(0));
+        b.isolate(0).unwrap();
+        assert_eq!(b.isolate(1), Err(SlotError::Busy { isolated: 0 }));
+        // The isolated slot's free pages are neither free nor used.
+        assert_eq!(b.isolated_pages(), 16 - 4 - 3);
+        assert_eq!(b.free_pages(), 16);
+        assert_eq!(b.used_pages(), 7);
+        // Allocations come from slot 1 only, and fail once it is full.
+        let x = b.alloc(4).unwrap();
+        assert_eq!(b.slot_of(x), Some(1));
+        assert_eq!(b.alloc(0), Err(AllocError::NoMemory));
+        // Frees into the isolated slot merge but stay isolated; a double free is still one.
+        b.free(a, 2).unwrap();
+        assert_eq!(b.free(a, 2), Err(FreeError::DoubleFree));
+        b.free_exact(e, 3).unwrap();
+        assert_eq!(b.isolated_pages(), 16);
+        assert_eq!(b.free_pages(), 0);
+        assert!(b.blocks(0).unwrap().eq([free_block(0, 16)]));
+        assert_eq!(
+            b.free_block_slot(),
+            None,
+            "an isolated slot is not on the lists"
+        );
+        // Wholly free: it can go back to the host, and the isolation ends with it.
+        b.remove_block(0).unwrap();
+        assert_eq!(b.isolated_slot(), None);
+        assert_eq!(b.isolated_pages(), 0);
+        b.add_block(0).unwrap();
+        assert_eq!(b.free_block_slot(), Some(0));
+        // Unisolating puts the free blocks back on their lists.
+        let y = b.alloc(3).unwrap();
+        b.isolate(0).unwrap();
+        assert_eq!(b.alloc(0), Err(AllocError::NoMemory));
+        b.unisolate();
+        assert_eq!(b.isolated_slot(), None);
+        assert_eq!(b.free_pages(), 8);
+        b.free(y, 3).unwrap();
+        b.free(x, 4).unwrap();
+        assert_eq!(b.free_pages(), 32);
+    }
+
     // ----- Property tests against a reference model -----
 
     const MAX: u32 = 3;
@@ -1169,6 +1326,8 @@ mod tests {
         /// Page -> first page of the allocation that holds it.
         owner: BTreeMap<usize, usize>,
         live: BTreeMap<usize, Kind>,
+        /// The isolated slot: nothing is allocated from it.
+        isolated: Option<usize>,
     }
 
     impl Model {
@@ -1179,12 +1338,19 @@ mod tests {
         /// Whether some aligned run of `2^order` pages is wholly free.
         fn fits(&self, order: u32) -> bool {
             let n = 1 << order;
-            (0..PAGES)
-                .step_by(n)
-                .any(|s| self.owned(s) && (s..s + n).all(|p| !self.owner.contains_key(&p)))
+            (0..PAGES).step_by(n).any(|s| {
+                self.owned(s)
+                    && self.isolated != Some(s / SLOT_PAGES)
+                    && (s..s + n).all(|p| !self.owner.contains_key(&p))
+            })
         }
 
         fn take(&mut self, start: usize, kind: Kind) {
+            assert_ne!(
+                self.isolated,
+                Some(start / SLOT_PAGES),
+                "allocated from the isolated slot"
+            );
             for p in start..start + kind.pages() {
                 assert!(self.owned(p), "page {p} not in a present slot");
                 assert_eq!(
@@ -1253,6 +1419,7 @@ mod tests {
     /// metadata.
     fn check(b: &Buddy<Vec<PageMeta>>, m: &Model) {
         let mut nr_free = [0usize; NR_ORDERS];
+        let mut isolated_pages = 0;
         let mut used = BTreeMap::new();
         for slot in 0..SLOTS {
             assert_eq!(b.is_present(slot), m.present[slot]);
@@ -1271,7 +1438,11 @@ mod tests {
                     BlockKind::Free => {
                         assert!(blk.pages.is_power_of_two());
                         let order = blk.pages.trailing_zeros();
-                        nr_free[order as usize] += 1;
+                        if m.isolated == Some(slot) {
+                            isolated_pages += blk.pages;
+                        } else {
+                            nr_free[order as usize] += 1;
+                        }
                         for p in blk.start..blk.start + blk.pages {
                             assert!(!m.owner.contains_key(&p), "free page {p} is owned");
                         }
@@ -1299,9 +1470,12 @@ mod tests {
         assert_eq!(b.nr_free_all(), nr_free);
         let free: usize = (0..NR_ORDERS).map(|k| nr_free[k] << k).sum();
         assert_eq!(b.free_pages(), free);
+        assert_eq!(b.isolated_slot(), m.isolated);
+        assert_eq!(b.isolated_pages(), isolated_pages);
         let present = m.present.iter().filter(|&&p| p).count();
         assert_eq!(b.present_pages(), present * SLOT_PAGES);
-        assert_eq!(free + m.owner.len(), b.present_pages());
+        assert_eq!(free + isolated_pages + m.owner.len(), b.present_pages());
+        assert_eq!(b.used_pages(), m.owner.len());
         let largest = (0..NR_ORDERS).rev().find(|&k| nr_free[k] != 0);
         assert_eq!(b.largest_free_order(), largest.map(|k| k as u32));
         match b.free_block_slot() {
@@ -1329,6 +1503,8 @@ mod tests {
         Refree(usize),
         Add(usize),
         Remove(usize),
+        Isolate(usize),
+        Unisolate,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1342,6 +1518,8 @@ mod tests {
             2 => any::<usize>().prop_map(Op::Refree),
             1 => (0..SLOTS + 1).prop_map(Op::Add),
             1 => (0..SLOTS + 1).prop_map(Op::Remove),
+            1 => (0..SLOTS + 1).prop_map(Op::Isolate),
+            1 => Just(Op::Unisolate),
         ]
     }
 
@@ -1501,15 +1679,40 @@ mod tests {
                     } else {
                         assert_eq!(got, Ok(()));
                         m.present[slot] = false;
+                        if m.isolated == Some(slot) {
+                            m.isolated = None;
+                        }
                     }
                     if got.is_err() {
                         assert_eq!(snapshot(&b), before);
                     }
                 }
+                Op::Isolate(slot) => {
+                    let before = snapshot(&b);
+                    let got = b.isolate(slot);
+                    if slot >= SLOTS {
+                        assert!(matches!(got, Err(SlotError::OutOfRange { .. })));
+                    } else if !m.present[slot] {
+                        assert_eq!(got, Err(SlotError::Absent { slot }));
+                    } else if let Some(i) = m.isolated {
+                        assert_eq!(got, Err(SlotError::Busy { isolated: i }));
+                    } else {
+                        assert_eq!(got, Ok(()));
+                        m.isolated = Some(slot);
+                    }
+                    if got.is_err() {
+                        assert_eq!(snapshot(&b), before);
+                    }
+                }
+                Op::Unisolate => {
+                    b.unisolate();
+                    m.isolated = None;
+                }
             }
             check(&b, &m);
         }
         // Freeing everything restores one max-order block per present slot.
+        b.unisolate();
         for (&p, &kind) in &m.live {
             match kind {
                 Kind::Order(k) => b.free(p, k).unwrap(),

@@ -152,6 +152,95 @@ pub fn plan(slabs: &mut [SlabUse], objects: u32, max_moves: u64) -> Plan {
     p
 }
 
+/// One arena slot (a 4 MiB block of the host kernel) as arena compaction sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotUse {
+    /// The slot's index.
+    pub slot: usize,
+    /// Pages allocated in it.
+    pub used: usize,
+    /// Of those, pages whose owners are known and may move: the page allocations a file's
+    /// handles name, and the slabs whose every object a handle names. The rest are pinned.
+    pub movable: usize,
+    /// Whether the plan empties it.
+    pub source: bool,
+}
+
+impl SlotUse {
+    /// A slot with `used` pages allocated, `movable` of them movable, not a source yet.
+    pub const fn new(slot: usize, used: usize, movable: usize) -> SlotUse {
+        SlotUse {
+            slot,
+            used,
+            movable,
+            source: false,
+        }
+    }
+
+    /// Pages that may not move (or whose owner compaction does not know).
+    pub fn pinned(&self) -> usize {
+        self.used.saturating_sub(self.movable)
+    }
+}
+
+/// What an arena plan does, in numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotPlan {
+    /// Slots to empty.
+    pub sources: usize,
+    /// Pages to move (the sources' used pages).
+    pub pages: u64,
+    /// Slots in use skipped as sources because they hold a pinned page.
+    pub pinned_skips: usize,
+}
+
+/// Plans an arena compaction over the present slots `slots` (any order) of `slot_pages` pages,
+/// moving at most `max_pages` pages. The unit the host gets back is a whole slot, so the plan
+/// picks slots to *evacuate*, as memory offlining does a memory block: only slots without a
+/// pinned page, the least used first (fewest pages to move per slot freed; among equals the
+/// highest slot, so the arena shrinks from its top), while the slots that stay have the free
+/// pages for everything moved, and never so many that fewer than `ceil(used / slot_pages)`
+/// slots would remain. Wholly free slots are no sources (they can go back as they are).
+/// Sorts `slots` into evacuation order (sources first) and marks the sources.
+pub fn plan_slots(slots: &mut [SlotUse], slot_pages: usize, max_pages: u64) -> SlotPlan {
+    for s in slots.iter_mut() {
+        s.source = false;
+    }
+    sort_by_key(slots, |s| (s.used, usize::MAX - s.slot));
+    let used: usize = slots.iter().map(|s| s.used).sum();
+    let in_use = slots.iter().filter(|s| s.used > 0).count();
+    let keep = used.div_ceil(slot_pages.max(1));
+    let mut room = in_use.saturating_sub(keep);
+    // Free pages of the slots in use that stay (a source's own free pages are no target, and
+    // a wholly free slot is better given back than filled).
+    let mut free: u64 = slots
+        .iter()
+        .filter(|s| s.used > 0)
+        .map(|s| slot_pages.saturating_sub(s.used) as u64)
+        .sum();
+    let mut p = SlotPlan::default();
+    for s in slots.iter_mut().filter(|s| s.used > 0) {
+        if room == 0 {
+            break;
+        }
+        if s.pinned() > 0 {
+            p.pinned_skips += 1;
+            continue;
+        }
+        let n = s.used as u64;
+        let gone = slot_pages.saturating_sub(s.used) as u64;
+        if p.pages + n > max_pages || free - gone < p.pages + n {
+            break;
+        }
+        free -= gone;
+        p.pages += n;
+        p.sources += 1;
+        room -= 1;
+        s.source = true;
+    }
+    p
+}
+
 /// Buckets of [`occupancy_bucket`]: `0-9%`, `10-19%`, ..., `90-99%`, `100%`.
 pub const OCCUPANCY_BUCKETS: usize = 11;
 
@@ -380,6 +469,79 @@ mod tests {
             prop_assert!(s.iter().all(|x| x.role != Role::Source || x.pinned == 0));
             let after = apply(&s, objects);
             prop_assert!(after.iter().all(|&u| u <= objects));
+        }
+    }
+
+    fn slot_plan(used_movable: &[(usize, usize)], max: u64) -> (Vec<SlotUse>, SlotPlan) {
+        let mut v: Vec<SlotUse> = used_movable
+            .iter()
+            .enumerate()
+            .map(|(i, &(u, m))| SlotUse::new(i, u, m))
+            .collect();
+        let p = plan_slots(&mut v, 1024, max);
+        (v, p)
+    }
+
+    fn sources(v: &[SlotUse]) -> Vec<usize> {
+        v.iter().filter(|s| s.source).map(|s| s.slot).collect()
+    }
+
+    #[test]
+    fn the_least_used_unpinned_slots_are_evacuated() {
+        // 100 + 200 + 700 + 900 pages in four slots fit in two: the two sparsest go.
+        let (v, p) = slot_plan(&[(700, 700), (100, 100), (900, 900), (200, 200)], u64::MAX);
+        assert_eq!(sources(&v), [1, 3]);
+        assert_eq!((p.sources, p.pages, p.pinned_skips), (2, 300, 0));
+        // A pinned page keeps its slot (whose free pages take moved ones); the next ones go
+        // instead, as long as they fit.
+        let (v, p) = slot_plan(&[(700, 700), (100, 99), (900, 900), (200, 200)], u64::MAX);
+        assert_eq!(sources(&v), [3, 0]);
+        assert_eq!(p.pinned_skips, 1);
+        // Wholly free slots are neither sources nor targets.
+        let (v, p) = slot_plan(&[(0, 0), (1000, 1000), (30, 30)], u64::MAX);
+        assert_eq!(sources(&v), Vec::<usize>::new());
+        assert_eq!(p, SlotPlan::default());
+        // Among equals, the highest slot goes first; the bound on pages stops the plan.
+        let (v, p) = slot_plan(&[(10, 10), (10, 10), (10, 10)], 20);
+        assert_eq!(sources(&v), [2, 1]);
+        assert_eq!(p.pages, 20);
+        let (v, _) = slot_plan(&[(10, 10), (10, 10), (10, 10)], 9);
+        assert!(sources(&v).is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn slot_plans_fit_and_are_optimal(
+            slots in proptest::collection::vec((0usize..=1024, 0usize..=1024), 0..12),
+            pin in proptest::collection::vec(proptest::bool::weighted(0.2), 12),
+            max in proptest::option::of(0u64..4096),
+        ) {
+            let um: Vec<(usize, usize)> = slots
+                .iter()
+                .zip(pin.iter())
+                .map(|(&(u, _), &p)| (u, if p && u > 0 { u - 1 } else { u }))
+                .collect();
+            let (v, p) = slot_plan(&um, max.unwrap_or(u64::MAX));
+            let moved: usize = v.iter().filter(|s| s.source).map(|s| s.used).sum();
+            let room: usize = v
+                .iter()
+                .filter(|s| !s.source && s.used > 0)
+                .map(|s| 1024 - s.used)
+                .sum();
+            prop_assert_eq!(p.pages, moved as u64);
+            prop_assert_eq!(p.sources, v.iter().filter(|s| s.source).count());
+            prop_assert!(moved <= room, "the slots that stay hold what moves");
+            prop_assert!(p.pages <= max.unwrap_or(u64::MAX));
+            for s in v.iter().filter(|s| s.source) {
+                prop_assert!(s.used > 0 && s.pinned() == 0);
+            }
+            let used: usize = v.iter().map(|s| s.used).sum();
+            let left = v.iter().filter(|s| s.used > 0 && !s.source).count();
+            prop_assert!(left >= used.div_ceil(1024));
+            // Nothing pinned and no bound: exactly the optimum stays in use.
+            if max.is_none() && v.iter().all(|s| s.pinned() == 0) {
+                prop_assert_eq!(left, used.div_ceil(1024));
+            }
         }
     }
 }

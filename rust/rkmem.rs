@@ -13,17 +13,21 @@
 //!
 //! One story for the whole module, outermost first (as `mm/slub.c` tells its own):
 //!
+//! 0. `Shared::compact_lock`: serialises compaction runs (`compaction`); under it a run takes one
+//!    open file's `handles` at a time, never two. The list of open files (`Shared::files`) is
+//!    held only to add, remove or copy an entry, with no other rkmem lock.
 //! 1. An open file's `handles` and `bench` mutexes (`dev`): user copies happen under `handles`;
 //!    allocations are made with it dropped and are inserted or taken out under it (a failed
-//!    insert frees its allocation under it, which takes only locks below). Compaction
-//!    (`RKMEM_IOC_COMPACT`) holds `handles` while it moves the file's objects and re-points their
-//!    handles: it takes the registry mutex only before, and under `handles` only the spinlocks
-//!    below; it never grows the arena (its targets are free slots of existing slabs).
+//!    insert frees its allocation under it, which takes only locks below). Compaction holds
+//!    `handles` while it moves the file's allocations and re-points their handles: it takes the
+//!    registries' mutexes only before, and under `handles` the locks from 3 down (arena
+//!    compaction allocates its targets, which may grow the arena).
 //! 2. The registries' mutexes (user caches in `caches`, mempools in `mempool`): held while a
 //!    cache or pool is created or destroyed, which may take every lock below.
 //! 3. The arena's `grow` mutex: held while a 4 MiB block is taken from, or given back to, the
 //!    host kernel. Taking a block may enter the host's reclaim and so rkmem's own shrinker,
-//!    which therefore only try-locks `grow` (and the registries' mutexes). The shrinker takes
+//!    which therefore only try-locks `grow` (and the registries' mutexes, `compact_lock`, the
+//!    list of files and their `handles`). The shrinker takes
 //!    the spinlocks below blocking where it must (a slab back to its cache's `inner`, a page
 //!    back to the arena): that cannot deadlock, because an allocation that may enter reclaim
 //!    may sleep, and nothing sleeps with an rkmem spinlock held.
@@ -55,7 +59,7 @@ mod interfaces;
 
 use allocators::{arena, classes, mempool, percpu, reclaim, registry, slab};
 use checks::{bench, selftest};
-use interfaces::{dev, ffi, procfs, stats};
+use interfaces::{compaction, dev, ffi, procfs, stats};
 
 #[path = "core/mod.rs"]
 pub mod rkcore;
@@ -95,6 +99,10 @@ module! {
             default: false,
             description: "Slab debug mode: red zones, poison, call sites, checked frees (slower)",
         },
+        compaction_proactiveness: u32 {
+            default: 20,
+            description: "Proactive compaction, 0..100 as vm.compaction_proactiveness (0: off; runtime: /proc/rkmem/compaction_proactiveness)",
+        },
     },
 }
 
@@ -129,6 +137,13 @@ fn checked_params() -> Result<Params> {
             format_args!("{e}")
         );
         EINVAL
+    })?;
+    let cp = module_parameters::compaction_proactiveness.value();
+    compaction::set_proactiveness(cp).inspect_err(|_| {
+        pr_err!(
+            "invalid parameter compaction_proactiveness: compaction_proactiveness={}: must be 0..=100\n",
+            cp
+        );
     })?;
     Ok(p)
 }
@@ -190,6 +205,12 @@ pub(crate) struct Shared {
     pub(crate) caches: kernel::sync::Mutex<classes::Registry>,
     /// rkmem's page allocator.
     pub(crate) arena: Pin<KVBox<arena::Arena>>,
+    /// The handle tables of the open files of /dev/rkmem (what compaction may move).
+    #[pin]
+    pub(crate) files: kernel::sync::Mutex<KVec<kernel::sync::Arc<dev::FileHandles>>>,
+    /// Held by a compaction run (see [`compaction`]).
+    #[pin]
+    pub(crate) compact_lock: kernel::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -252,6 +273,8 @@ impl SharedOwner {
                 classes,
                 caches <- kernel::new_mutex!(classes::Registry::new(), "rkmem_caches"),
                 arena,
+                files <- kernel::new_mutex!(KVec::new(), "rkmem_files"),
+                compact_lock <- kernel::new_mutex!((), "rkmem_compact"),
             }),
             GFP_KERNEL,
         )?;

@@ -14,7 +14,7 @@ pub const RKMEM_IOC_MAGIC: u32 = 0xB9;
 
 /// Version of this ABI. Bumped on every incompatible change; user space refuses a module whose
 /// `abi_version` differs from the one it was built with.
-pub const RKMEM_ABI_VERSION: u32 = 3;
+pub const RKMEM_ABI_VERSION: u32 = 4;
 
 const IOC_NRBITS: u32 = 8;
 const IOC_TYPEBITS: u32 = 8;
@@ -413,8 +413,9 @@ pub const RKMEM_IOC_SELFTEST: u32 = ior::<RkmemSelftest>(0x20);
 
 /// [`RkmemCompact::flags`]: compact the slabs of the file's caches.
 pub const RKMEM_COMPACT_SLABS: u32 = 1 << 0;
-/// [`RkmemCompact::flags`]: compact the arena (page allocations and slab pages between slots);
-/// not offered yet: `EOPNOTSUPP`.
+/// [`RkmemCompact::flags`]: compact the arena: evacuate the least-used slots that hold no pinned
+/// page (every open file's page allocations and slab objects in them move to other slots), so
+/// that whole 4 MiB blocks become free and go back to the host kernel.
 pub const RKMEM_COMPACT_ARENA: u32 = 1 << 1;
 
 /// Argument of [`RKMEM_IOC_COMPACT`].
@@ -438,13 +439,29 @@ pub struct RkmemCompact {
     pub caches: u32,
     /// Explicit padding; zero.
     pub pad: u32,
+    /// Out (arena): pages of page allocations moved to another slot (slab objects moved count
+    /// in `objects_moved`).
+    pub pages_moved: u64,
+    /// Out (arena): slots evacuated (wholly free afterwards).
+    pub blocks_freed: u64,
+    /// Out (arena): pages of those given back to the host kernel (the rest stay as free 4 MiB
+    /// blocks while the arena is at its minimum).
+    pub host_pages: u64,
+    /// Out (arena): slots in use skipped because they hold a pinned page.
+    pub pinned_slots: u64,
+    /// Out (arena): slots isolated but not emptied (a page of them came back into use, or the
+    /// other slots had no room for one of their blocks).
+    pub blocks_failed: u64,
 }
 
-/// Compact the slabs of the caller's caches: objects of its sparsely used slabs move into its
-/// fullest ones while the file's handle lock is held (a concurrent read or write of a handle
-/// sees the old or the new copy, whole), and the emptied slabs go back to the arena. Objects
-/// that no handle of the file names (mempool elements) are pinned. `EINVAL` for unknown flags or
-/// a nonzero reserved field; `EOPNOTSUPP` for `RKMEM_COMPACT_ARENA`; `ENOMEM`. (ABI 3.)
+/// Compact memory behind the handles. `RKMEM_COMPACT_SLABS`: the slabs of the caller's caches
+/// and of the size classes: objects its handles name move out of the sparsely used slabs into
+/// the fullest ones while the file's handle lock is held (a concurrent read or write of a
+/// handle sees the old or the new copy, whole), and the emptied slabs go back to the arena.
+/// `RKMEM_COMPACT_ARENA`: arena compaction over every open file (each file's handle lock held
+/// while its allocations move). Allocations no handle names (mempool elements, the module's
+/// own) are pinned. `EINVAL` for no or unknown flags or a nonzero reserved field; `ENOMEM`.
+/// (ABI 4.)
 pub const RKMEM_IOC_COMPACT: u32 = iowr::<RkmemCompact>(0x60);
 
 /// [`RkmemBench::kind`]: a bitmap slab cache vs a SLUB cache (`SLAB_NO_MERGE`) of `size` and

@@ -267,6 +267,9 @@ pub(crate) struct Arena {
     /// Per page: the off-slab header of the slab this page starts (0: none), which its cache
     /// keeps here as SLUB keeps a slab's fields in its `struct page`.
     slab_meta: KVVec<Atomic<usize>>,
+    /// The slot being evacuated (`usize::MAX`: none), mirrored from the buddy allocator so
+    /// that frees into it skip the per-CPU caches without the buddy lock.
+    isolated: Atomic<usize>,
     min_slots: usize,
     pcp_used: usize,
     /// The module's arena (not a private one, the selftest's): [`PageEnv::pressure`] calls the
@@ -337,6 +340,7 @@ impl Arena {
             owner: OwnerMarks(owner),
             tag,
             slab_meta,
+            isolated: Atomic::new(usize::MAX),
             min_slots,
             pcp_used: cpus.clamp(1, PCP_SLOTS),
             shared: on_pressure.is_some(),
@@ -439,6 +443,15 @@ impl Arena {
         let page =
             core_arena::alloc_exact(self, npages, SLOT_PAGES, may_sleep).map_err(to_errno)?;
         Ok(Pages(Block::Exact { page, npages }))
+    }
+
+    /// Allocates a block of the shape of `p` (its order, or its exact page count): where a
+    /// compaction moves `p` to.
+    pub(crate) fn alloc_like(&self, p: &Pages, may_sleep: bool) -> Result<Pages> {
+        match p.0 {
+            Block::Order { order, .. } => self.alloc(order, may_sleep),
+            Block::Exact { npages, .. } => self.alloc_exact(npages, may_sleep),
+        }
     }
 
     fn pcp_of_this_cpu(&self) -> &SpinLock<PcpSlot> {
@@ -628,6 +641,113 @@ impl Arena {
         released
     }
 
+    /// Isolates `slot` for evacuation (`Buddy::isolate`): nothing allocates from it until
+    /// [`Arena::end_isolation`]. `EBUSY` while another slot is isolated, `EINVAL` if `slot` is
+    /// not present.
+    pub(crate) fn isolate(&self, slot: usize) -> Result {
+        use crate::rkcore::buddy::SlotError;
+        let mut inner = self.inner.lock();
+        match inner.buddy.isolate(slot) {
+            Ok(()) => {
+                // Frees into the slot skip the per-CPU caches from here on.
+                self.isolated.store(slot, Relaxed);
+                Ok(())
+            }
+            Err(SlotError::Busy { .. }) => Err(EBUSY),
+            Err(_) => Err(EINVAL),
+        }
+    }
+
+    /// The isolated slot, if any.
+    pub(crate) fn isolated_slot(&self) -> Option<usize> {
+        self.inner.lock().buddy.isolated_slot()
+    }
+
+    /// Ends the isolation of the slot being evacuated. Blocks of it freed into a per-CPU cache
+    /// meanwhile are drained first. If the slot is then wholly free it goes back to the host
+    /// kernel while the arena is above its minimum (returns `(true, SLOT_PAGES)`), else stays
+    /// as one free 4 MiB block (`(true, 0)`); if some page of it is still allocated, its free
+    /// blocks go back on the lists (`(false, 0)`). With `try_only` (reclaim), busy locks are
+    /// not waited for: a wholly free slot then stays as a free block.
+    pub(crate) fn end_isolation(&self, try_only: bool) -> (bool, usize) {
+        self.drain_pcps_mode(try_only);
+        self.isolated.store(usize::MAX, Relaxed);
+        let guard = acquire(&self.grow, try_only);
+        let (empty, slot) = {
+            let mut inner = self.inner.lock();
+            let Some(slot) = inner.buddy.isolated_slot() else {
+                return (false, 0);
+            };
+            let empty = inner.buddy.isolated_pages() == SLOT_PAGES;
+            if empty
+                && guard.is_some()
+                && inner.buddy.nr_present_slots() > self.min_slots
+                && inner.buddy.remove_block(slot).is_ok()
+            {
+                (true, Some(slot))
+            } else {
+                inner.buddy.unisolate();
+                (empty, None)
+            }
+        };
+        let Some(slot) = slot else {
+            return (empty, 0);
+        };
+        let addr = self.slot_addr[slot].xchg(0, Relaxed) as *mut c_void;
+        // SAFETY: by the type invariant `addr` is the block that backed `slot`; the slot was
+        // wholly free and is now absent (under `grow`), so nothing refers to the block.
+        unsafe { rkmem_block_free(addr, BLOCK_ORDER) };
+        inc(&self.stats.blocks_released);
+        (true, SLOT_PAGES)
+    }
+
+    /// Pages of the slots an ideal arena compaction would empty and give to the host
+    /// (`rkcore::compact::slots_to_gain`, above the minimum and the wholly free slots); a
+    /// try-lock: 0 if the buddy allocator is busy.
+    pub(crate) fn compactable_pages(&self) -> usize {
+        let Some(inner) = self.inner.try_lock() else {
+            return 0;
+        };
+        let b = &inner.buddy;
+        let free_slots = b.nr_free(BLOCK_ORDER);
+        let gain = crate::rkcore::compact::slots_to_gain(
+            b.nr_present_slots(),
+            free_slots,
+            b.used_pages(),
+            SLOT_PAGES,
+        );
+        let room = b
+            .nr_present_slots()
+            .saturating_sub(self.min_slots)
+            .saturating_sub(free_slots);
+        gain.min(room) * SLOT_PAGES
+    }
+
+    /// Whether the arena holds more slots than its minimum (so an emptied one can go back).
+    pub(crate) fn above_min(&self) -> bool {
+        self.inner.lock().buddy.nr_present_slots() > self.min_slots
+    }
+
+    /// Per slot, the pages in use (allocated or in a per-CPU cache): `Some(used)` for present
+    /// slots, `None` for absent ones.
+    pub(crate) fn used_by_slot(&self) -> Result<KVec<Option<usize>>> {
+        let n = self.nr_slots();
+        let mut free = KVec::with_capacity(n, GFP_KERNEL)?;
+        free.extend_with(n, 0usize, GFP_KERNEL)?;
+        let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
+        let inner = self.inner.lock();
+        inner.buddy.add_free_pages_by_slot(&mut free);
+        for (slot, f) in free.iter().enumerate() {
+            let used = inner
+                .buddy
+                .is_present(slot)
+                .then(|| SLOT_PAGES.saturating_sub(*f));
+            // Cannot fail: the capacity is `n`.
+            let _ = out.push_within_capacity(used);
+        }
+        Ok(out)
+    }
+
     /// Per slot, adds the pages free in the buddy lists to `free[slot]` and the pages in the
     /// per-CPU caches to `cached[slot]` (try-locks: a busy per-CPU cache counts nothing).
     /// Returns (present slots, the minimum kept), or `None` if the buddy allocator is busy.
@@ -721,6 +841,11 @@ fn to_errno<E: Into<Error>>(e: PageAllocError<E>) -> Error {
 /// per-CPU cache's lock, then `inner`; `grow`, `drain_cpus` and `pressure` are called with
 /// neither held (see the crate root).
 impl PageEnv<PCP_CAP> for Arena {
+    #[inline]
+    fn cacheable(&self, page: usize) -> bool {
+        self.isolated.load(Relaxed) != page / SLOT_PAGES
+    }
+
     type Store = KVVec<PageMeta>;
     type Error = Error;
 

@@ -163,6 +163,35 @@ impl RkAlloc {
     }
 }
 
+impl RkObj {
+    /// The object's kernel virtual address.
+    pub(crate) fn addr(&self) -> usize {
+        self.0.get()
+    }
+
+    /// Shows the object to `f` as a handle of its size class `c` (compaction re-points it
+    /// there), if `c` is the class whose slab holds it; the object stays this `RkObj`, at the
+    /// address `f` left it at.
+    pub(crate) fn with_obj(&mut self, c: &Cache, arena: &Arena, f: &mut dyn FnMut(&mut Obj)) {
+        let addr = self.0.get();
+        // SAFETY: the object is allocated (this `RkObj` owns it), so its slab's tag is valid.
+        let tag = unsafe { arena.tag_of_handed_out(addr) };
+        if tag != c.id + 1 {
+            return;
+        }
+        // SAFETY: `self` is the object's only handle and `c` its cache (the page's tag names
+        // it); the `Obj` lives only for this call and is turned back into `self` below, so
+        // there is one handle at a time.
+        let Some(mut obj) = (unsafe { Obj::from_raw(addr, c) }) else {
+            return;
+        };
+        f(&mut obj);
+        if let Some(a) = core::num::NonZeroUsize::new(obj.into_raw()) {
+            self.0 = a;
+        }
+    }
+}
+
 /// The size class whose slab holds `addr`, from the page's tag alone (the host
 /// `struct page`'s copy, as kfree reads `slab->slab_cache`).
 ///

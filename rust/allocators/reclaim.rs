@@ -115,6 +115,7 @@ fn reclaimable(shared: &Shared) -> Reclaimable {
         empty_slab_pages,
         free_block_pages: free_block_pages as u64,
         host_pages: host_pages(shared).unwrap_or(free_block_pages as u64),
+        compactable_pages: shared.arena.compactable_pages() as u64,
     }
 }
 
@@ -155,6 +156,26 @@ impl ReclaimEnv for Shared {
 
     fn free_block_pages(&self) -> u64 {
         self.arena.reclaimable().1 as u64
+    }
+
+    fn compact(&self, max_pages: u64) -> u64 {
+        // At its minimum the arena keeps an emptied slot: nothing for the host.
+        if !self.arena.above_min() {
+            return 0;
+        }
+        let lim = crate::compaction::Limits {
+            may_sleep: false,
+            try_only: true,
+            max_pages,
+        };
+        crate::compaction::run(
+            self,
+            crate::compaction::Trigger::Shrinker,
+            crate::uapi::RKMEM_COMPACT_ARENA,
+            None,
+            &lim,
+        )
+        .map_or(0, |o| o.host_pages)
     }
 }
 
@@ -240,6 +261,12 @@ extern "C" fn rkmem_reclaim_work() {
     let Some(shared) = crate::shared() else {
         return;
     };
+    // Kicked for a proactive compaction alone: no trimming run to count.
+    if crate::compaction::proactive_work(shared)
+        && watermarks().pressure(shared.arena.free_for_watermarks()) == Pressure::None
+    {
+        return;
+    }
     add(&RSTATS.async_runs, 1);
     while watermarks().pressure(shared.arena.free_for_watermarks()) != Pressure::None {
         let freed = shrink(shared, reclaim::ASYNC_BATCH_PAGES);
@@ -327,6 +354,7 @@ pub(crate) fn show_shrinker(w: &mut impl fmt::Write, shared: &Shared) -> fmt::Re
             ("reclaimable_empty_slab_pages", now.empty_slab_pages),
             ("reclaimable_free_block_pages", now.free_block_pages),
             ("reclaimable_host_pages", now.host_pages),
+            ("reclaimable_compactable_pages", now.compactable_pages),
         ],
     )
 }

@@ -394,8 +394,8 @@ impl Cache {
     }
 
     /// Takes a new slab from the arena (and, for an off-slab layout, its header from the host's
-    /// kmalloc) and puts it on the empty list.
-    fn new_slab(&self, may_sleep: bool) -> Result {
+    /// kmalloc) and puts it on the empty list; returns its address.
+    fn new_slab(&self, may_sleep: bool) -> Result<u64> {
         let pages = self.arena.alloc(self.layout.order(), may_sleep)?;
         let slab = self.arena.addr_of(pages.first()) as u64;
         if self.layout.off_slab() {
@@ -420,7 +420,7 @@ impl Cache {
         let _ = pages.into_first();
         self.inner.lock().add(&mut mem, slab);
         inc(&self.stats.slabs_new);
-        Ok(())
+        Ok(slab)
     }
 
     /// Frees the off-slab header of the slab starting at `page` (if its layout has one), which
@@ -748,22 +748,7 @@ impl Cache {
                         None => t += 1,
                     }
                 };
-                // SAFETY: both are objects of this cache's slabs, `object_size` bytes each and
-                // distinct: the old one is the caller's alone while `visit` shows it (its
-                // contract), the new one was just taken for this move (nothing else holds it).
-                unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        obj.addr() as *const u8,
-                        new.addr() as *mut u8,
-                        self.object_size(),
-                    )
-                };
-                let old = core::mem::replace(obj, new);
-                if self.free_to_slab(old).unwrap_or(false) {
-                    out.slabs_freed += 1;
-                    out.pages_freed += pages;
-                }
-                out.moved += 1;
+                self.move_object(obj, new, out);
             });
             if exhausted {
                 crate::stats::inc(&crate::stats::COMPACTION.targets_exhausted);
@@ -774,6 +759,124 @@ impl Cache {
         out.slabs_freed += kept;
         out.pages_freed += kept * pages;
         Ok(())
+    }
+
+    /// The slabs holding objects (partial and full) whose address is in `lo..hi`, with their
+    /// in-use counts (see `SlabSet::slabs_in`).
+    pub(crate) fn slabs_in(&self, lo: u64, hi: u64) -> Result<KVec<SlabUse>> {
+        let n = {
+            let inner = self.inner.lock();
+            (inner.counts().partial() + inner.counts().full()) as usize
+        };
+        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
+        v.extend_with(n, SlabUse::new(0, 0, 0), GFP_KERNEL)?;
+        // Slabs added meanwhile are not listed (`slabs_in` stops at `n`).
+        let k = self.inner.lock().slabs_in(&mut self.mem(), lo, hi, &mut v);
+        v.truncate(k);
+        Ok(v)
+    }
+
+    /// Evacuates the slabs in `lo..hi` (the arena slot being emptied, which the arena no
+    /// longer allocates from): every object `visit` shows that lies there is copied into a slab
+    /// outside it (the fullest partial ones first, then new slabs) and re-pointed in place, the
+    /// old one freed into its slab; the slabs emptied go back to the arena. `visit` has
+    /// [`Cache::compact`]'s contract. Objects it does not show stay (the slot then does not
+    /// empty, and the arena keeps it). Returns `Ok(false)` if it had to stop early (no room
+    /// outside the range, or a new slab came from inside it).
+    pub(crate) fn evacuate(
+        &self,
+        lo: u64,
+        hi: u64,
+        may_sleep: bool,
+        visit: &mut VisitObjs<'_>,
+        out: &mut Compacted,
+    ) -> Result<bool> {
+        use crate::rkcore::compact::sort_by_key;
+        self.drain_cpu();
+        let mut sources: KVec<u64> = KVec::new();
+        for s in self.slabs_in(lo, hi)?.iter() {
+            sources.push(s.slab, GFP_KERNEL)?;
+        }
+        if sources.is_empty() {
+            self.release_empty();
+            return Ok(true);
+        }
+        sort_by_key(&mut sources, |s| *s);
+        // Targets: the partial slabs outside the range, fullest first.
+        let n = self.partial_slabs_count();
+        let mut targets = KVec::with_capacity(n, GFP_KERNEL)?;
+        targets.extend_with(n, SlabUse::new(0, 0, 0), GFP_KERNEL)?;
+        let k = self.partial_slabs(&mut targets);
+        targets.truncate(k);
+        targets.retain(|t| !(lo..hi).contains(&t.slab));
+        sort_by_key(&mut targets, |t| u32::MAX - t.in_use);
+        let pages = self.layout.pages() as u64;
+        let (mut t, mut stopped, mut err) = (0, false, None);
+        visit(&mut |obj| {
+            if stopped || sources.binary_search(&self.slab_of(obj.addr())).is_err() {
+                return;
+            }
+            let new = loop {
+                if let Some(slab) = targets.get(t).map(|t| t.slab) {
+                    match self.take_in(slab) {
+                        Some(o) => break o,
+                        None => t += 1,
+                    }
+                    continue;
+                }
+                // Out of targets: a new slab (outside the range: the arena does not allocate
+                // from it; a block of it left in a per-CPU page cache could still come back).
+                match self.new_slab(may_sleep) {
+                    Ok(slab) if !(lo..hi).contains(&slab) => {
+                        if targets.push(SlabUse::new(slab, 0, 0), GFP_KERNEL).is_err() {
+                            stopped = true;
+                            return;
+                        }
+                    }
+                    Ok(_) => {
+                        stopped = true;
+                        return;
+                    }
+                    Err(e) => {
+                        stopped = true;
+                        err = Some(e);
+                        return;
+                    }
+                }
+            };
+            self.move_object(obj, new, out);
+        });
+        let kept = self.release_empty() as u64;
+        out.slabs_freed += kept;
+        out.pages_freed += kept * pages;
+        match err {
+            // Out of memory outside the range: the slot stays, nothing is lost.
+            Some(e) if e != ENOMEM => Err(e),
+            _ => Ok(!stopped),
+        }
+    }
+
+    /// One move of a compaction: copies `*obj` into `new` (a slot just taken in a target
+    /// slab), re-points `*obj` there and frees the old object into its slab, counting the move
+    /// and the slab if it went back to the arena.
+    fn move_object(&self, obj: &mut Obj, new: Obj, out: &mut Compacted) {
+        // SAFETY: both are objects of this cache's slabs, `object_size` bytes each and
+        // distinct: the old one is the caller's alone while its visitor shows it (the
+        // contract of `compact` and `evacuate`), the new one was just taken for this move
+        // (nothing else holds it).
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                obj.addr() as *const u8,
+                new.addr() as *mut u8,
+                self.object_size(),
+            )
+        };
+        let old = core::mem::replace(obj, new);
+        if self.free_to_slab(old).unwrap_or(false) {
+            out.slabs_freed += 1;
+            out.pages_freed += self.layout.pages() as u64;
+        }
+        out.moved += 1;
     }
 
     /// Gives every empty slab back to the arena; returns how many.

@@ -100,6 +100,11 @@ pub trait PageEnv<const CAP: usize> {
     fn pressure(&self, used_pages: usize, may_sleep: bool);
     /// Counts an event.
     fn event(&self, e: Event);
+    /// Whether a freed block at `page` may wait in a CPU's cache: not while its slot is being
+    /// evacuated (isolated), where it must reach the buddy system so the slot can empty.
+    fn cacheable(&self, _page: usize) -> bool {
+        true
+    }
 }
 
 /// Why an allocation failed.
@@ -248,7 +253,7 @@ pub fn free<const CAP: usize, E: PageEnv<CAP>>(
             Err(e) => Err(e),
         };
     }
-    if order <= PCP_MAX_ORDER {
+    if order <= PCP_MAX_ORDER && env.cacheable(page) {
         let cached = env.with_cpu(|cpu| match cpu.pcp.push(page, order) {
             Ok(over_high) => {
                 cpu.frees += 1;
@@ -326,6 +331,8 @@ mod tests {
         events: RefCell<Vec<Event>>,
         /// Nesting: the CPU cache's lock must never be taken with the buddy system's held.
         buddy_held: Cell<bool>,
+        /// Frees of pages below this bypass the CPU caches.
+        uncached_below: Cell<usize>,
     }
 
     struct TestMarks(Vec<Cell<i8>>);
@@ -359,6 +366,7 @@ mod tests {
                 pressure: RefCell::new(Vec::new()),
                 events: RefCell::new(Vec::new()),
                 buddy_held: Cell::new(false),
+                uncached_below: Cell::new(0),
             }
         }
         fn cached(&self) -> usize {
@@ -375,6 +383,9 @@ mod tests {
     impl PageEnv<CAP> for TestEnv {
         type Store = Vec<PageMeta>;
         type Error = &'static str;
+        fn cacheable(&self, page: usize) -> bool {
+            page >= self.uncached_below.get()
+        }
         fn with_buddy<R>(&self, f: impl FnOnce(&mut Buddy<Vec<PageMeta>>) -> R) -> R {
             self.buddy_held.set(true);
             let r = f(&mut self.buddy.borrow_mut());
@@ -448,6 +459,23 @@ mod tests {
         free(&env, q, 0, 10).unwrap();
         assert_eq!(env.drain_cpus(), 8);
         assert_eq!(env.used(), 0);
+    }
+
+    #[test]
+    fn blocks_that_may_not_be_cached_go_straight_to_the_buddy_system() {
+        let env = TestEnv::new(2, 1, 1, 32, 8);
+        let p = alloc(&env, 1, 10, true).unwrap();
+        let cached = env.cached();
+        env.uncached_below.set(usize::MAX);
+        free(&env, p, 1, 10).unwrap();
+        assert_eq!(
+            env.cached(),
+            cached,
+            "the block did not wait in the CPU cache"
+        );
+        assert_eq!(env.count(Event::Free), 1);
+        // Still a checked free: a second one is refused.
+        assert_eq!(free(&env, p, 1, 10), Err(FreeError::DoubleFree));
     }
 
     #[test]

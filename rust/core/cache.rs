@@ -376,6 +376,31 @@ impl SlabSet {
         k
     }
 
+    /// Fills `out` with the slabs holding objects (partial and full) whose address is in
+    /// `lo..hi` (an arena slot being evacuated): their addresses and in-use counts. At most
+    /// `out.len()`; returns how many.
+    pub fn slabs_in(
+        &self,
+        mem: &mut impl SlabMemory,
+        lo: u64,
+        hi: u64,
+        out: &mut [SlabUse],
+    ) -> usize {
+        let mut k = 0;
+        let layout = &self.layout;
+        for list in [SlabList::Partial, SlabList::Full] {
+            self.walk(mem, list, |slab, hdr| {
+                if (lo..hi).contains(&slab) {
+                    if let Some(o) = out.get_mut(k) {
+                        *o = SlabUse::new(slab, layout.in_use(hdr), 0);
+                        k += 1;
+                    }
+                }
+            });
+        }
+        k
+    }
+
     /// How many slabs are 0-9%, 10-19%, ..., 90-99% and 100% full ([`occupancy_bucket`]),
     /// as zsmalloc's classes show.
     pub fn occupancy(&self, mem: &mut impl SlabMemory) -> [u64; OCCUPANCY_BUCKETS] {
@@ -748,6 +773,34 @@ mod tests {
             None
         );
         assert_eq!(mem.bad_reads, 0);
+    }
+
+    #[test]
+    fn slabs_in_lists_the_partial_and_full_slabs_of_a_range() {
+        let (mut set, mut mem) = set_and_mem(512, false, 4);
+        let mut used = HashSet::new();
+        let per = set.layout().objects() as usize;
+        // Three slabs: the first full, the second partial, the third empty.
+        let mut objs = Vec::new();
+        for _ in 0..per + 1 {
+            objs.push(alloc(&mut set, &mut mem, &mut used).unwrap());
+        }
+        assert!(grow(&mut set, &mut mem, &mut used));
+        let full = set.slab_of(objs[0]);
+        let partial = set.slab_of(objs[per]);
+        assert_ne!(full, partial);
+        let mut out = [SlabUse::new(0, 0, 0); 4];
+        let n = set.slabs_in(&mut mem, 0, u64::MAX, &mut out);
+        let mut got: Vec<(u64, u32)> = out[..n].iter().map(|s| (s.slab, s.in_use)).collect();
+        got.sort();
+        let mut want = vec![(full, per as u32), (partial, 1)];
+        want.sort();
+        assert_eq!(got, want, "empty slabs are not listed");
+        // A range holding only the partial one.
+        let n = set.slabs_in(&mut mem, partial, partial + 1, &mut out);
+        assert_eq!((n, out[0].slab, out[0].in_use), (1, partial, 1));
+        // Room for fewer than there are: only that many.
+        assert_eq!(set.slabs_in(&mut mem, 0, u64::MAX, &mut out[..1]), 1);
     }
 
     fn alloc(set: &mut SlabSet, mem: &mut TestMem, used: &mut HashSet<u64>) -> Option<usize> {

@@ -241,6 +241,54 @@ pub fn plan_slots(slots: &mut [SlotUse], slot_pages: usize, max_pages: u64) -> S
     p
 }
 
+/// The largest `compaction_proactiveness` (as `vm.compaction_proactiveness`).
+pub const PROACTIVENESS_MAX: u32 = 100;
+
+/// The default `compaction_proactiveness` (the kernel's).
+pub const PROACTIVENESS_DEFAULT: u32 = 20;
+
+/// Checks a `compaction_proactiveness` value: `0..=100` (0: no proactive compaction).
+pub fn check_proactiveness(v: u32) -> Result<u32, u32> {
+    if v <= PROACTIVENESS_MAX {
+        Ok(v)
+    } else {
+        Err(v)
+    }
+}
+
+/// The fragmentation score proactive compaction watches: the unusable free space index at the
+/// largest order, in percent (what share of the free pages lies outside wholly free 4 MiB
+/// blocks), as the kernel's `fragmentation_score_zone` uses the index at the huge page order.
+/// `nr_free[k]`: free blocks of order `k`, `0..=max_order`. 0 with no free page (nothing to
+/// gain).
+pub fn fragmentation_score(nr_free: &[usize], max_order: u32) -> u32 {
+    let info = super::extfrag::contig_page_info(nr_free, max_order);
+    if info.free_pages == 0 {
+        return 0;
+    }
+    (super::extfrag::unusable_free_index(max_order, &info) / 10) as u32
+}
+
+/// Whether proactive compaction is due: the score is above the high mark of
+/// `proactiveness`, as the kernel's `fragmentation_score_wmark` sets it (low mark
+/// `max(100 - proactiveness, 5)`, high mark 10 above it, at most 100). 0 turns it off.
+pub fn proactive_due(score: u32, proactiveness: u32) -> bool {
+    if proactiveness == 0 {
+        return false;
+    }
+    let low = PROACTIVENESS_MAX.saturating_sub(proactiveness).max(5);
+    score > (low + 10).min(PROACTIVENESS_MAX)
+}
+
+/// Slots an ideal arena compaction would empty: of `present` slots, `free_slots` wholly
+/// free, `used` pages allocated, `slot_pages` per slot, the slots in use beyond
+/// `ceil(used / slot_pages)`. Proactive compaction is pointless at 0.
+pub fn slots_to_gain(present: usize, free_slots: usize, used: usize, slot_pages: usize) -> usize {
+    present
+        .saturating_sub(free_slots)
+        .saturating_sub(used.div_ceil(slot_pages.max(1)))
+}
+
 /// Buckets of [`occupancy_bucket`]: `0-9%`, `10-19%`, ..., `90-99%`, `100%`.
 pub const OCCUPANCY_BUCKETS: usize = 11;
 
@@ -543,5 +591,35 @@ mod tests {
                 prop_assert_eq!(left, used.div_ceil(1024));
             }
         }
+    }
+
+    #[test]
+    fn proactive_compaction_follows_the_kernels_marks() {
+        // Order 2 is the largest here: 4 free pages in one block, 4 in order-0 blocks.
+        assert_eq!(fragmentation_score(&[4, 0, 1], 2), 50);
+        assert_eq!(fragmentation_score(&[0, 0, 3], 2), 0);
+        assert_eq!(fragmentation_score(&[8, 0, 0], 2), 100);
+        assert_eq!(
+            fragmentation_score(&[0, 0, 0], 2),
+            0,
+            "no free page: nothing to gain"
+        );
+        // proactiveness 20 (the default): marks 80 and 90.
+        assert!(!proactive_due(90, 20));
+        assert!(proactive_due(91, 20));
+        // 100: marks 5 and 15; 0: never.
+        assert!(proactive_due(16, 100));
+        assert!(!proactive_due(15, 100));
+        assert!(!proactive_due(100, 0));
+        // 1: the high mark is capped at 100, which no score passes.
+        assert!(!proactive_due(100, 1));
+        assert_eq!(check_proactiveness(100), Ok(100));
+        assert_eq!(check_proactiveness(0), Ok(0));
+        assert_eq!(check_proactiveness(101), Err(101));
+        // Three slots, one wholly free, 1000 pages used: one of the two in use can go.
+        assert_eq!(slots_to_gain(3, 1, 1000, 1024), 1);
+        assert_eq!(slots_to_gain(3, 1, 1025, 1024), 0);
+        assert_eq!(slots_to_gain(1, 0, 0, 1024), 1);
+        assert_eq!(slots_to_gain(1, 1, 0, 1024), 0);
     }
 }

@@ -147,13 +147,18 @@ pub struct Reclaimable {
     pub free_block_pages: u64,
     /// Pages a scan could give back to the host kernel now: [`host_reclaimable_pages`].
     pub host_pages: u64,
+    /// Pages of slots an arena compaction could empty for the host beyond those (an estimate
+    /// from the page counts: pinned pages can make it high; a scan that finds nothing to move
+    /// then frees nothing).
+    pub compactable_pages: u64,
 }
 
 impl Reclaimable {
     /// The shrinker's `count_objects`: what a scan could give back to the host, or `None` for
     /// `SHRINK_EMPTY`.
     pub fn count(&self) -> Option<u64> {
-        (self.host_pages != 0).then_some(self.host_pages)
+        let n = self.host_pages.saturating_add(self.compactable_pages);
+        (n != 0).then_some(n)
     }
 }
 
@@ -260,7 +265,14 @@ pub trait ReclaimEnv {
     fn release_blocks(&self, max_pages: usize) -> usize;
     /// Pages in wholly free blocks above the minimum now.
     fn free_block_pages(&self) -> u64;
+    /// Compacts the arena, moving at most `max_pages` pages, to empty a block; returns the
+    /// pages given to the host (the emptied blocks above the minimum).
+    fn compact(&self, max_pages: u64) -> u64;
 }
+
+/// Pages one shrinker scan may move to empty a block ([`host_scan`]): half a 4 MiB slot, so a
+/// call copies at most 2 MiB.
+pub const SCAN_COMPACT_PAGES: u64 = 512;
 
 /// The watermark path: frees up to `budget` pages inside the arena (the watermarks measure the
 /// arena's free pages, so cached pages moved back to the buddy lists count), in
@@ -289,13 +301,22 @@ pub fn shrink(env: &impl ReclaimEnv, budget: u64) -> (u64, u64) {
 /// A shrinker scan for `nr_to_scan` pages ([`scan_plan`]): empties the caches into the buddy
 /// lists only when the wholly free blocks alone fall short (those moves give the host nothing
 /// and are not counted), then gives whole free blocks back. Returns the pages the host got.
+///
+/// If that leaves no wholly free block and the host got less than it asked for, the arena is
+/// compacted with bounded work ([`SCAN_COMPACT_PAGES`] moved at most) to empty one, which goes
+/// to the host.
 pub fn host_scan(env: &impl ReclaimEnv, nr_to_scan: u64) -> u64 {
     let plan = scan_plan(env.free_block_pages(), nr_to_scan);
     if plan.drain_caches {
         env.trim_slabs(usize::MAX);
         env.drain_pcps();
     }
-    env.release_blocks(usize::try_from(plan.release_pages).unwrap_or(usize::MAX)) as u64
+    let mut got =
+        env.release_blocks(usize::try_from(plan.release_pages).unwrap_or(usize::MAX)) as u64;
+    if got < plan.release_pages && env.free_block_pages() == 0 {
+        got += env.compact(SCAN_COMPACT_PAGES);
+    }
+    got
 }
 
 #[cfg(test)]
@@ -380,6 +401,12 @@ mod tests {
             ..cached_only
         };
         assert_eq!(r.count(), Some(2048));
+        // Slots compaction could empty are memory the host can get too.
+        let c = Reclaimable {
+            compactable_pages: 1024,
+            ..r
+        };
+        assert_eq!(c.count(), Some(3072));
         assert_eq!(scan_result(0), None);
         assert_eq!(scan_result(5), Some(5));
     }
@@ -476,6 +503,8 @@ mod tests {
         pcp: core::cell::Cell<usize>,
         free_blocks: core::cell::Cell<usize>,
         completes: core::cell::Cell<usize>,
+        /// Blocks a compaction would empty (and give to the host).
+        compactable: core::cell::Cell<u64>,
         log: core::cell::RefCell<std::vec::Vec<&'static str>>,
     }
 
@@ -486,6 +515,7 @@ mod tests {
                 pcp: pcp.into(),
                 free_blocks: free_blocks.into(),
                 completes: completes.into(),
+                compactable: 0.into(),
                 log: Default::default(),
             }
         }
@@ -510,6 +540,11 @@ mod tests {
                     .set(self.free_blocks.get() + self.completes.replace(0));
             }
             n
+        }
+        fn compact(&self, max_pages: u64) -> u64 {
+            self.log.borrow_mut().push("compact");
+            assert_eq!(max_pages, SCAN_COMPACT_PAGES);
+            self.compactable.replace(0) * 1024
         }
         fn release_blocks(&self, max: usize) -> usize {
             self.log.borrow_mut().push("blocks");
@@ -551,5 +586,25 @@ mod tests {
         let e = Env::new(100, 100, 0, 0);
         assert_eq!(host_scan(&e, 128), 0);
         assert_eq!(scan_result(0), None);
+    }
+
+    #[test]
+    fn host_scan_compacts_only_when_no_whole_block_is_left() {
+        // No free block even after draining: a bounded compaction empties one for the host.
+        let e = Env::new(100, 100, 0, 0);
+        e.compactable.set(1);
+        assert_eq!(host_scan(&e, 128), 1024);
+        assert_eq!(*e.log.borrow(), ["slabs", "pcp", "blocks", "compact"]);
+        // A free block covers the request: no compaction.
+        let e = Env::new(100, 100, 1, 0);
+        e.compactable.set(1);
+        assert_eq!(host_scan(&e, 128), 1024);
+        assert_eq!(*e.log.borrow(), ["blocks"]);
+        // The request is larger than the free blocks, but one was left: no compaction (the
+        // next call releases it first).
+        let e = Env::new(100, 100, 3, 0);
+        e.compactable.set(1);
+        assert_eq!(host_scan(&e, 2048), 2048);
+        assert!(!e.log.borrow().contains(&"compact"));
     }
 }

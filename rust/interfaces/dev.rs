@@ -48,7 +48,7 @@ enum Held {
 
 /// An allocation held by an open file. Dropping it gives the memory back (the handle moves
 /// out of the `Option` into its allocator's free, once).
-struct Allocation(Option<Held>);
+pub(super) struct Allocation(Option<Held>);
 
 impl Allocation {
     fn new(h: Held) -> Allocation {
@@ -64,11 +64,37 @@ impl Allocation {
         }
     }
 
-    /// The object of cache `c` this allocation holds, if it holds one (what compaction may
-    /// move: an element of a mempool is not, even from `c`).
-    fn object_of(&mut self, c: &Cache) -> Option<&mut Obj> {
+    /// Shows `f` the object of cache `c` this allocation holds, if it holds one (what
+    /// compaction may move: an object of a user cache or of a size class, but not an element of
+    /// a mempool, even from `c`); `f` may re-point it.
+    pub(super) fn visit_object(
+        &mut self,
+        c: &Cache,
+        arena: &crate::arena::Arena,
+        f: &mut dyn FnMut(&mut Obj),
+    ) {
         match &mut self.0 {
-            Some(Held::Alloc(RkAlloc::Object(cc, obj))) if cc.id == c.id => Some(obj),
+            Some(Held::Alloc(RkAlloc::Object(cc, obj))) if cc.id == c.id => f(obj),
+            Some(Held::Alloc(RkAlloc::Class { obj, .. })) => obj.with_obj(c, arena, f),
+            _ => {}
+        }
+    }
+
+    /// The address of the slab object this allocation holds (a user cache's or a size
+    /// class's), if it holds one that compaction may move.
+    pub(super) fn object_addr(&mut self) -> Option<usize> {
+        match &mut self.0 {
+            Some(Held::Alloc(RkAlloc::Object(_, obj))) => Some(obj.addr()),
+            Some(Held::Alloc(RkAlloc::Class { obj, .. })) => Some(obj.addr()),
+            _ => None,
+        }
+    }
+
+    /// The block of arena pages this allocation holds, if it holds one (a page allocation, or
+    /// rkmalloc's pages for sizes above 4 KiB): what arena compaction may move.
+    pub(super) fn pages_mut(&mut self) -> Option<&mut crate::arena::Pages> {
+        match &mut self.0 {
+            Some(Held::Alloc(RkAlloc::Pages(p))) => Some(p),
             _ => None,
         }
     }
@@ -105,19 +131,28 @@ impl Drop for Allocation {
 static NEXT_FILE_ID: Atomic<u64> = Atomic::new(1);
 
 /// The handle table of one open file.
-struct Handles {
-    tree: RBTree<u64, Allocation>,
+pub(super) struct Handles {
+    pub(super) tree: RBTree<u64, Allocation>,
     next: u64,
     /// Bytes of all allocations in `tree`.
     bytes: u64,
+}
+
+/// The handle table of an open file and its lock, shared with the list of open files that
+/// arena compaction and `/proc/rkmem/compact` walk ([`crate::Shared::files`]).
+#[pin_data]
+pub(crate) struct FileHandles {
+    /// The file's id (owner of its caches and mempools).
+    pub(super) id: u64,
+    #[pin]
+    pub(super) table: Mutex<Handles>,
 }
 
 /// State of one open file of `/dev/rkmem`.
 #[pin_data(PinnedDrop)]
 pub(crate) struct RkmemFile {
     id: u64,
-    #[pin]
-    handles: Mutex<Handles>,
+    handles: Arc<FileHandles>,
     /// The slab benchmark's caches kept between calls (`RKMEM_BENCH_KEEP`).
     #[pin]
     bench: Mutex<Option<crate::bench::Kept>>,
@@ -126,8 +161,13 @@ pub(crate) struct RkmemFile {
 #[pinned_drop]
 impl PinnedDrop for RkmemFile {
     fn drop(self: Pin<&mut Self>) {
-        // First the allocations (objects of this file's caches among them), then the caches.
-        let tree = core::mem::replace(&mut self.handles.lock().tree, RBTree::new());
+        // Off the list of open files first (a compaction that took the table before sees it
+        // empty once it gets the lock), then the allocations (objects of this file's caches
+        // among them), then the caches.
+        if let Some(shared) = crate::shared() {
+            shared.files.lock().retain(|f| f.id != self.id);
+        }
+        let tree = core::mem::replace(&mut self.handles.table.lock().tree, RBTree::new());
         drop(tree);
         if let Some(shared) = crate::shared() {
             crate::mempool::destroy_owned(&shared.pools, self.id);
@@ -141,14 +181,32 @@ impl MiscDevice for RkmemFile {
     type Ptr = Pin<KBox<Self>>;
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
-        let f = KBox::try_pin_init(
-            try_pin_init!(RkmemFile {
-                id: NEXT_FILE_ID.fetch_add(1, Relaxed),
-                handles <- new_mutex!(Handles { tree: RBTree::new(), next: 1, bytes: 0 }, "rkmem_file_handles"),
-                bench <- new_mutex!(None, "rkmem_file_bench"),
+        let shared = crate::shared().ok_or(ENODEV)?;
+        let id = NEXT_FILE_ID.fetch_add(1, Relaxed);
+        let handles = Arc::pin_init(
+            pin_init!(FileHandles {
+                id,
+                table <- new_mutex!(Handles { tree: RBTree::new(), next: 1, bytes: 0 }, "rkmem_file_handles"),
             }),
             GFP_KERNEL,
         )?;
+        shared.files.lock().push(handles.clone(), GFP_KERNEL)?;
+        // From here on the file's drop takes it off the list again.
+        let f = KBox::try_pin_init(
+            try_pin_init!(RkmemFile {
+                id,
+                handles,
+                bench <- new_mutex!(None, "rkmem_file_bench"),
+            }),
+            GFP_KERNEL,
+        );
+        let f = match f {
+            Ok(f) => f,
+            Err(e) => {
+                shared.files.lock().retain(|f| f.id != id);
+                return Err(e);
+            }
+        };
         inc(&STATS.opens);
         Ok(f)
     }
@@ -189,6 +247,9 @@ impl RkmemFile {
             uapi::RKMEM_IOC_FREE => {
                 let h: RkmemHandle = user.reader().read()?;
                 drop(self.take(h.handle).ok_or(ENOENT)?);
+                if let Some(shared) = crate::shared() {
+                    super::compaction::after_free(shared);
+                }
             }
             uapi::RKMEM_IOC_WRITE => self.io(user, true)?,
             uapi::RKMEM_IOC_READ => self.io(user, false)?,
@@ -272,7 +333,7 @@ impl RkmemFile {
     /// Refuses a request of `bytes` that cannot fit under the cap (checked before allocating,
     /// so that an over-cap request costs nothing).
     fn precheck(&self, bytes: u64) -> Result {
-        if self.handles.lock().bytes.saturating_add(bytes) > Self::cap() {
+        if self.handles.table.lock().bytes.saturating_add(bytes) > Self::cap() {
             return Err(EDQUOT);
         }
         Ok(())
@@ -281,7 +342,7 @@ impl RkmemFile {
     /// Stores `a` under a new handle; `EDQUOT` (and `a` freed) if it would pass the cap.
     fn insert(&self, a: Allocation) -> Result<u64> {
         let bytes = a.bytes() as u64;
-        let mut h = self.handles.lock();
+        let mut h = self.handles.table.lock();
         // On any failure below `a` is dropped, which frees the memory.
         if h.bytes.saturating_add(bytes) > Self::cap() {
             return Err(EDQUOT);
@@ -316,7 +377,7 @@ impl RkmemFile {
 
     /// Takes handle `handle` out of the table (the caller drops it, freeing the memory).
     fn take(&self, handle: u64) -> Option<Allocation> {
-        let mut h = self.handles.lock();
+        let mut h = self.handles.table.lock();
         let a = h.tree.remove(&handle)?;
         h.bytes = h.bytes.saturating_sub(a.bytes() as u64);
         Some(a)
@@ -356,7 +417,7 @@ impl RkmemFile {
     fn io(&self, user: UserSlice, write: bool) -> Result {
         let io: RkmemIo = user.reader().read()?;
         let arena = &crate::shared().ok_or(ENODEV)?.arena;
-        let mut handles = self.handles.lock();
+        let mut handles = self.handles.table.lock();
         let a = handles.tree.get_mut(&io.handle).ok_or(ENOENT)?;
         let end = io.offset.checked_add(io.len).ok_or(EINVAL)?;
         if end > a.bytes() as u64 {
@@ -516,75 +577,26 @@ impl RkmemFile {
 }
 
 impl RkmemFile {
-    /// `RKMEM_IOC_COMPACT`: slab compaction of this file's caches, through its handles.
+    /// `RKMEM_IOC_COMPACT`: slab compaction of this file's caches and arena compaction of
+    /// every open file's allocations, through their handles (see [`super::compaction`]).
     fn compact(&self, user: UserSlice) -> Result {
         let (mut r, mut w) = user.reader_writer();
-        let mut req: RkmemCompact = r.read()?;
+        let req: RkmemCompact = r.read()?;
         let known = uapi::RKMEM_COMPACT_SLABS | uapi::RKMEM_COMPACT_ARENA;
         if req.reserved != 0 || req.pad != 0 || req.flags == 0 || req.flags & !known != 0 {
             return Err(EINVAL);
         }
-        if req.flags & uapi::RKMEM_COMPACT_ARENA != 0 {
-            return Err(EOPNOTSUPP);
-        }
         let shared = crate::shared().ok_or(ENODEV)?;
-        let mut caches: KVec<Arc<Cache>> = KVec::new();
-        for c in shared.caches.lock().iter().filter(|c| c.owner == self.id) {
-            caches.push(c.clone(), GFP_KERNEL)?;
-        }
-        let st = &crate::stats::COMPACTION;
-        crate::stats::inc(&st.runs_ioctl);
-        // SAFETY: reads the clock.
-        let t0 = unsafe { crate::ffi::rkmem_bench_now_ns() };
-        let mut out = RkmemCompact::default();
-        let mut res = Ok(());
-        {
-            // Held for the whole run: no read, write or free of this file's handles meanwhile.
-            let mut handles = self.handles.lock();
-            for c in &caches {
-                res = compact_cache(c, &mut handles.tree, &mut out);
-                if res.is_err() {
-                    break;
-                }
-            }
-        }
-        // SAFETY: reads the clock.
-        let ns = unsafe { crate::ffi::rkmem_bench_now_ns() }.saturating_sub(t0);
-        st.time_ns.add(ns, Relaxed);
-        st.objects_moved.add(out.objects_moved, Relaxed);
-        st.slabs_freed.add(out.slabs_freed, Relaxed);
-        st.pages_freed.add(out.pages_freed, Relaxed);
-        st.pinned_skips.add(out.pinned_skips, Relaxed);
-        res?;
-        req.objects_moved = out.objects_moved;
-        req.slabs_freed = out.slabs_freed;
-        req.pages_freed = out.pages_freed;
-        req.pinned_skips = out.pinned_skips;
-        req.caches = out.caches;
-        w.write(&req)
+        let mut out = super::compaction::run(
+            shared,
+            super::compaction::Trigger::Ioctl,
+            req.flags,
+            Some(&self.handles),
+            &super::compaction::Limits::ALL,
+        )?;
+        out.flags = req.flags;
+        w.write(&out)
     }
-}
-
-/// Compacts the slabs of cache `c` of a file whose handles are `tree` (its lock held): the
-/// objects its handles name move ([`Cache::compact`]); the rest are pinned.
-fn compact_cache(c: &Cache, tree: &mut RBTree<u64, Allocation>, out: &mut RkmemCompact) -> Result {
-    let mut o = crate::slab::Compacted::default();
-    c.compact(
-        &mut |f| {
-            for a in tree.values_mut() {
-                if let Some(obj) = a.object_of(c) {
-                    f(obj);
-                }
-            }
-        },
-        &mut o,
-    )?;
-    out.objects_moved += o.moved;
-    out.slabs_freed += o.slabs_freed;
-    out.pages_freed += o.pages_freed;
-    out.pinned_skips += o.pinned_skips;
-    out.caches += 1;
-    Ok(())
 }
 
 fn arena_map(user: UserSlice) -> Result {

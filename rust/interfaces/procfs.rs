@@ -35,10 +35,16 @@ pub(crate) enum ProcFile {
     Compaction = 7,
     /// `/proc/rkmem/occupancy`: per cache, its slabs by how full they are.
     Occupancy = 8,
+    /// `/proc/rkmem/compact`: write-only for root, as `/proc/sys/vm/compact_memory`.
+    Compact = 9,
+    /// `/proc/rkmem/compaction_proactiveness`: `0..=100`, as `vm.compaction_proactiveness`.
+    Proactiveness = 10,
 }
 
 impl ProcFile {
-    const ALL: [ProcFile; 9] = [
+    const ALL: [ProcFile; 11] = [
+        ProcFile::Proactiveness,
+        ProcFile::Compact,
         ProcFile::Occupancy,
         ProcFile::Compaction,
         ProcFile::Mempools,
@@ -65,6 +71,8 @@ impl ProcFile {
             ProcFile::Mempools => c"mempools",
             ProcFile::Compaction => c"compaction",
             ProcFile::Occupancy => c"occupancy",
+            ProcFile::Compact => c"compact",
+            ProcFile::Proactiveness => c"compaction_proactiveness",
         }
     }
 
@@ -77,7 +85,8 @@ impl ProcFile {
             | ProcFile::Mempools
             | ProcFile::Compaction
             | ProcFile::Occupancy => 0o444,
-            ProcFile::Watermarks => 0o644,
+            ProcFile::Watermarks | ProcFile::Proactiveness => 0o644,
+            ProcFile::Compact => 0o200,
             // Like /proc/slabinfo: root only.
             ProcFile::Slabinfo => 0o400,
         }
@@ -165,6 +174,9 @@ extern "C" fn rkmem_proc_show(m: *mut bindings::seq_file, id: c_ulong) -> c_int 
         Some(ProcFile::Occupancy) => {
             crate::classes::show_occupancy(&mut w, &shared.classes, &shared.caches)
         }
+        // Write-only (root can still open it for reading): nothing to show.
+        Some(ProcFile::Compact) => Ok(()),
+        Some(ProcFile::Proactiveness) => crate::compaction::show_proactiveness(&mut w),
         None => return EINVAL.to_errno(),
     };
     match r {
@@ -189,6 +201,8 @@ extern "C" fn rkmem_proc_write(id: c_ulong, buf: *const c_char, len: usize) -> i
     };
     let r = match ProcFile::from_id(id) {
         Some(ProcFile::Watermarks) => crate::reclaim::write_watermarks(shared, text),
+        Some(ProcFile::Compact) => crate::compaction::write_compact(shared, text),
+        Some(ProcFile::Proactiveness) => crate::compaction::write_proactiveness(text),
         _ => Err(EINVAL),
     };
     match r {

@@ -26,10 +26,26 @@ pub(crate) static STATS: Stats = Stats {
 pub(crate) struct CompactionStats {
     /// Runs started by `RKMEM_IOC_COMPACT`.
     pub(crate) runs_ioctl: Atomic<u64>,
+    /// Runs started by a write to `/proc/rkmem/compact`.
+    pub(crate) runs_proc: Atomic<u64>,
+    /// Runs started by the shrinker (no wholly free block to give).
+    pub(crate) runs_shrinker: Atomic<u64>,
+    /// Runs started because fragmentation crossed `compaction_proactiveness`'s threshold.
+    pub(crate) runs_proactive: Atomic<u64>,
     pub(crate) objects_moved: Atomic<u64>,
     pub(crate) slabs_freed: Atomic<u64>,
     pub(crate) pages_freed: Atomic<u64>,
+    /// Page allocations moved between slots (in pages).
+    pub(crate) pages_moved: Atomic<u64>,
+    /// Slots evacuated: wholly free afterwards.
+    pub(crate) blocks_freed: Atomic<u64>,
+    /// Pages of those given back to the host kernel.
+    pub(crate) host_pages: Atomic<u64>,
+    /// Slots isolated but not emptied (a page came back into use meanwhile, or no room).
+    pub(crate) blocks_failed: Atomic<u64>,
     pub(crate) pinned_skips: Atomic<u64>,
+    /// Slots skipped as sources because they hold pinned pages.
+    pub(crate) pinned_slots: Atomic<u64>,
     /// Moves given up because every target slab was full (concurrent allocations took them).
     pub(crate) targets_exhausted: Atomic<u64>,
     pub(crate) time_ns: Atomic<u64>,
@@ -38,10 +54,18 @@ pub(crate) struct CompactionStats {
 /// The module's compaction counters.
 pub(crate) static COMPACTION: CompactionStats = CompactionStats {
     runs_ioctl: Atomic::new(0),
+    runs_proc: Atomic::new(0),
+    runs_shrinker: Atomic::new(0),
+    runs_proactive: Atomic::new(0),
     objects_moved: Atomic::new(0),
     slabs_freed: Atomic::new(0),
     pages_freed: Atomic::new(0),
+    pages_moved: Atomic::new(0),
+    blocks_freed: Atomic::new(0),
+    host_pages: Atomic::new(0),
+    blocks_failed: Atomic::new(0),
     pinned_skips: Atomic::new(0),
+    pinned_slots: Atomic::new(0),
     targets_exhausted: Atomic::new(0),
     time_ns: Atomic::new(0),
 };
@@ -49,19 +73,25 @@ pub(crate) static COMPACTION: CompactionStats = CompactionStats {
 /// Renders `/proc/rkmem/compaction` (`/proc/vmstat` style, like its `compact_*` lines).
 pub(crate) fn show_compaction(w: &mut impl fmt::Write) -> fmt::Result {
     let c = &COMPACTION;
+    let l = |a: &Atomic<u64>| a.load(Relaxed);
     text::write_counters(
         w,
         &[
-            ("compact_runs_ioctl", c.runs_ioctl.load(Relaxed)),
-            ("compact_objects_moved", c.objects_moved.load(Relaxed)),
-            ("compact_slabs_freed", c.slabs_freed.load(Relaxed)),
-            ("compact_pages_freed", c.pages_freed.load(Relaxed)),
-            ("compact_pinned_skips", c.pinned_skips.load(Relaxed)),
-            (
-                "compact_targets_exhausted",
-                c.targets_exhausted.load(Relaxed),
-            ),
-            ("compact_time_us", c.time_ns.load(Relaxed) / 1000),
+            ("compact_runs_ioctl", l(&c.runs_ioctl)),
+            ("compact_runs_proc", l(&c.runs_proc)),
+            ("compact_runs_shrinker", l(&c.runs_shrinker)),
+            ("compact_runs_proactive", l(&c.runs_proactive)),
+            ("compact_objects_moved", l(&c.objects_moved)),
+            ("compact_slabs_freed", l(&c.slabs_freed)),
+            ("compact_pages_freed", l(&c.pages_freed)),
+            ("compact_pages_moved", l(&c.pages_moved)),
+            ("compact_blocks_freed", l(&c.blocks_freed)),
+            ("compact_host_pages", l(&c.host_pages)),
+            ("compact_blocks_failed", l(&c.blocks_failed)),
+            ("compact_pinned_skips", l(&c.pinned_skips)),
+            ("compact_pinned_slots", l(&c.pinned_slots)),
+            ("compact_targets_exhausted", l(&c.targets_exhausted)),
+            ("compact_time_us", l(&c.time_ns) / 1000),
         ],
     )
 }

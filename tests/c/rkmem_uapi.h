@@ -21,7 +21,7 @@
 /* The ioctl "type" byte of rkmem. */
 #define RKMEM_IOC_MAGIC			0xB9
 /* Version of this ABI; user space refuses a module whose abi_version differs. */
-#define RKMEM_ABI_VERSION		3
+#define RKMEM_ABI_VERSION		4
 
 /* ---- version ---- */
 
@@ -237,6 +237,11 @@ struct rkmem_compact {
 	__u64 pinned_skips;
 	__u32 caches;
 	__u32 pad;
+	__u64 pages_moved;	/* out, arena */
+	__u64 blocks_freed;
+	__u64 host_pages;
+	__u64 pinned_slots;
+	__u64 blocks_failed;
 };
 
 #define RKMEM_IOC_COMPACT		_IOWR(RKMEM_IOC_MAGIC, 0x60, struct rkmem_compact)

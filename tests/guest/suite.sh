@@ -29,7 +29,7 @@ test_stats_format() {
 	# Every line is "name value" with a numeric value, like /proc/vmstat.
 	bad=$(grep -vE '^[a-z_]+ [0-9]+$' /proc/rkmem/stats)
 	[ -z "$bad" ] || fail "malformed stats lines: $bad" || return
-	grep -q '^abi_version 3$' /proc/rkmem/stats || fail "no 'abi_version 3' line"
+	grep -q '^abi_version 4$' /proc/rkmem/stats || fail "no 'abi_version 4' line"
 }
 
 test_stats_read_only() {
@@ -189,6 +189,7 @@ test_param_max_zero() { bad_param arena_max_mb=0 "invalid parameter arena_max_mb
 test_param_above_ram() { bad_param arena_max_mb=1048576 "more than 1/2 of RAM"; }
 test_param_not_a_number() { bad_param arena_max_mb=lots "arena_max_mb"; }
 test_param_negative() { bad_param arena_max_mb=-4 "arena_max_mb"; }
+test_param_proactiveness_above_100() { bad_param compaction_proactiveness=101 "invalid parameter compaction_proactiveness: compaction_proactiveness=101: must be 0..=100"; }
 
 test_kmemleak_clean() {
 	[ -f "$KMEMLEAK" ] || skip "no kmemleak in this kernel" || return

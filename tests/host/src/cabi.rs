@@ -152,6 +152,7 @@ fn rust_structs() -> Vec<StructInfo> {
         RkmemSelftest { passed, failed, arena_bad_frees }
         RkmemCompact {
             flags, reserved, objects_moved, slabs_freed, pages_freed, pinned_skips, caches, pad,
+            pages_moved, blocks_freed, host_pages, pinned_slots, blocks_failed,
         }
         RkmemBench {
             kind, flags, size, align, order, iters, reps, cpu, rkmem_ps, host_ps, rkmem_min_ps,

@@ -1602,8 +1602,9 @@ impl Worker<'_> {
         }
     }
 
-    /// `RKMEM_IOC_COMPACT` with random flags: moves this file's objects behind their handles,
-    /// so every later read of a handle (the model's content checks) also checks the moves.
+    /// `RKMEM_IOC_COMPACT` with random flags: moves this file's objects (and, with the arena
+    /// flag, every open file's allocations) behind their handles, so every later read of a
+    /// handle (the model's content checks) also checks the moves.
     fn compact(&mut self) {
         let rng = &mut self.rng;
         let mut c = RkmemCompact {
@@ -1621,8 +1622,6 @@ impl Worker<'_> {
         let bad = c.reserved != 0 || c.pad != 0 || c.flags == 0 || c.flags & !known != 0;
         let want: &[Answer] = if bad {
             &[libc::EINVAL]
-        } else if c.flags & RKMEM_COMPACT_ARENA != 0 {
-            &[libc::EOPNOTSUPP]
         } else {
             &[OK, libc::ENOMEM]
         };

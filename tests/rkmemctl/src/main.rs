@@ -8,6 +8,7 @@
 mod uapi;
 
 mod bench;
+mod compacttest;
 mod dev;
 mod fuzz;
 mod hog;

@@ -92,6 +92,7 @@ pub fn run(filter: Option<&str>) -> ExitCode {
         .iter()
         .chain(crate::slabtest::TESTS)
         .chain(crate::pooltest::TESTS)
+        .chain(crate::compacttest::TESTS)
     {
         if filter.is_some_and(|f| !name.contains(f)) {
             continue;

@@ -240,7 +240,7 @@ fn ncpus() -> u64 {
 }
 
 /// Writes the pattern `key` over all of `a`.
-fn fill(d: &Device, a: &Alloc, key: u64) -> Result<(), String> {
+pub(crate) fn fill(d: &Device, a: &Alloc, key: u64) -> Result<(), String> {
     let mut buf = vec![0u8; a.bytes as usize];
     pattern::fill(key, 0, &mut buf);
     d.write(a.handle, 0, &buf)
@@ -248,7 +248,7 @@ fn fill(d: &Device, a: &Alloc, key: u64) -> Result<(), String> {
 }
 
 /// Reads all of `a` and compares it with the pattern `key`.
-fn verify(d: &Device, a: &Alloc, key: u64) -> Result<(), String> {
+pub(crate) fn verify(d: &Device, a: &Alloc, key: u64) -> Result<(), String> {
     let mut buf = vec![0u8; a.bytes as usize];
     d.read(a.handle, 0, &mut buf)
         .map_err(|e| format!("read {} bytes of {:#x}: {e}", a.bytes, a.handle))?;
@@ -1340,15 +1340,14 @@ fn compact_while_the_file_is_in_use() -> Result<(), String> {
     Ok(())
 }
 
-/// Unknown flags, no flag or a nonzero reserved field are EINVAL; the arena flag is
-/// EOPNOTSUPP (not offered yet).
+/// Unknown flags, no flag or a nonzero reserved or pad field are EINVAL.
 fn compact_bad_args() -> Result<(), String> {
     let d = open()?;
     for (flags, reserved, want) in [
         (0, 0, Errno::EINVAL),
         (4, 0, Errno::EINVAL),
         (uapi::RKMEM_COMPACT_SLABS, 1, Errno::EINVAL),
-        (uapi::RKMEM_COMPACT_ARENA, 0, Errno::EOPNOTSUPP),
+        (uapi::RKMEM_COMPACT_ARENA | 8, 0, Errno::EINVAL),
     ] {
         let mut a = uapi::RkmemCompact {
             flags,
@@ -1364,12 +1363,24 @@ fn compact_bad_args() -> Result<(), String> {
             }
         }
     }
-    // No caches: nothing to do, and that is no error.
+    let mut a = uapi::RkmemCompact {
+        flags: uapi::RKMEM_COMPACT_SLABS,
+        pad: 1,
+        ..Default::default()
+    };
+    if d.compact_raw(&mut a) != Err(Errno::EINVAL) {
+        return Err("compact with a nonzero pad was not EINVAL".into());
+    }
+    // No caches and no allocations: nothing moves (the size classes are looked at), and that
+    // is no error.
     let r = d
         .compact(uapi::RKMEM_COMPACT_SLABS)
         .map_err(|e| format!("compact: {e}"))?;
-    if r.objects_moved != 0 || r.caches != 0 {
-        return Err(format!("compact of a file without caches: {r:?}"));
+    let classes = CLASSES.len() as u32;
+    if r.objects_moved != 0 || r.caches != classes {
+        return Err(format!(
+            "compact of a file without caches: {r:?} (want {classes} caches: the classes)"
+        ));
     }
     Ok(())
 }

@@ -4,7 +4,8 @@
 # What `make run` shows: the module loaded, its /proc files, an ioctl round
 # trip, the buddy allocator splitting and coalescing blocks (rkmemctl pages
 # demo), a slab cache for a 117-byte struct and the slabinfo it shows (rkmemctl
-# slab demo, rkmemctl slabtop), and a clean unload.
+# slab demo, rkmemctl slabtop), a mempool, compaction of a fragmented arena
+# (rkmemctl compact --demo) and a clean unload.
 set -e
 show() {
 	echo
@@ -41,6 +42,8 @@ show rkmemctl slabtop --once
 wait $holder
 tail -n +2 /tmp/demo-hold.out
 show rkmemctl pool demo
+show rkmemctl compact --demo
+show cat /proc/rkmem/compaction
 show rmmod rkmem
 show ls /proc/rkmem /dev/rkmem 2>&1 || true
 echo

@@ -191,6 +191,19 @@ test_param_not_a_number() { bad_param arena_max_mb=lots "arena_max_mb"; }
 test_param_negative() { bad_param arena_max_mb=-4 "arena_max_mb"; }
 test_param_proactiveness_above_100() { bad_param compaction_proactiveness=101 "invalid parameter compaction_proactiveness: compaction_proactiveness=101: must be 0..=100"; }
 
+# The compaction demo of `make run`: a fragmented arena shrinks and every survivor keeps its
+# bytes.
+test_compact_demo() {
+	rkmemctl compact --demo >/tmp/compact-demo.out 2>&1
+	rc=$?
+	cat /tmp/compact-demo.out
+	[ $rc = 0 ] || fail "rkmemctl compact --demo exited $rc: $(tail -n 3 /tmp/compact-demo.out)" || return
+	grep -qE '^arena: [1-9][0-9]* pages moved, [1-9][0-9]* slots emptied' /tmp/compact-demo.out ||
+		fail "the demo emptied no slot: $(grep '^arena:' /tmp/compact-demo.out)" || return
+	grep -q 'read back as written: yes$' /tmp/compact-demo.out || fail "survivors changed" || return
+	buddyinfo_back_to_load_time "rkmemctl compact --demo"
+}
+
 test_kmemleak_clean() {
 	[ -f "$KMEMLEAK" ] || skip "no kmemleak in this kernel" || return
 	# Objects younger than 5 s are not reported: wait, then scan twice.

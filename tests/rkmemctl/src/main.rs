@@ -8,6 +8,7 @@
 mod uapi;
 
 mod bench;
+mod compact;
 mod compacttest;
 mod dev;
 mod fuzz;
@@ -103,6 +104,20 @@ enum Cmd {
         /// Release wholly free 4 MiB blocks above arena_initial_mb (RKMEM_TRIM_ARENA).
         #[arg(long)]
         arena: bool,
+    },
+    /// Compact memory behind the handles (RKMEM_IOC_COMPACT): the slabs of this file's caches
+    /// and the size classes, and the arena over every open file (both if no flag is given).
+    Compact {
+        /// Slab compaction (RKMEM_COMPACT_SLABS).
+        #[arg(long)]
+        slabs: bool,
+        /// Arena compaction (RKMEM_COMPACT_ARENA).
+        #[arg(long)]
+        arena: bool,
+        /// Fragment the arena, show its map, a cache's occupancy and MemFree, compact, show
+        /// them again, and check every survivor's bytes.
+        #[arg(long, conflicts_with_all = ["slabs", "arena"])]
+        demo: bool,
     },
     /// Stress tests with content verification.
     Stress {
@@ -291,6 +306,10 @@ enum StressCmd {
         /// No progress bar (it is drawn only when stderr is a terminal anyway).
         #[arg(long)]
         no_progress: bool,
+        /// Meanwhile compact (slabs and arena, every open file) in a loop from the main
+        /// thread: every move happens under the workers' reads and writes.
+        #[arg(long)]
+        compact: bool,
     },
     /// One thread per CPU, each with its own fd: random alloc / write / verify / free.
     Pages {
@@ -326,14 +345,17 @@ fn main() -> ExitCode {
             verbose,
         }),
         Cmd::Stress {
-            cmd: StressCmd::All {
-                common,
-                no_progress,
-            },
+            cmd:
+                StressCmd::All {
+                    common,
+                    no_progress,
+                    compact,
+                },
         } => common.settings(32).and_then(|common| {
             stress_all::run(&stress_all::Options {
                 common,
                 progress: !no_progress,
+                compact,
             })
         }),
         Cmd::Test { filter } => return selftest::run(filter.as_deref()),
@@ -349,6 +371,8 @@ fn main() -> ExitCode {
         Cmd::Map { slot, list } => show_map(slot, list),
         Cmd::Bench(opts) => bench::run(&opts),
         Cmd::Trim { slabs, pcp, arena } => trim(slabs, pcp, arena),
+        Cmd::Compact { demo: true, .. } => compact::demo(),
+        Cmd::Compact { slabs, arena, .. } => compact::run(slabs, arena),
         Cmd::Stress {
             cmd: StressCmd::Pages { common, exact_pct },
         } => common.settings(32).and_then(|common| {

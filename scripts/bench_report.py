@@ -230,6 +230,24 @@ def extra_tables(rows):
             out.append(f"| {r['size']} | {r['objects']} | {r['moved']} | {r['ns_per_move']:.0f} | "
                        f"{r['rkmem_pages']} | {r['host_pages']} | {r['ratio']:.3f} | {v} |")
         out.append("")
+    busy = [r for r in rows if r.get("bench") == "slab_pair_compacting" and "ratio" in r]
+    if busy:
+        quiet = {r["size"]: r for r in rows
+                 if r.get("bench") == "slab_pair" and r.get("cpus") == 1 and "ratio" in r}
+        meta = next((r for r in rows if r.get("bench") == "compacting_meta"), {})
+        out += ["**Slab pairs while compaction runs on another CPU** (1 CPU timed; another CPU "
+                "fragments a cache of its own file and compacts slabs and arena in a loop: "
+                f"{meta.get('compactions', '?')} compactions moved "
+                f"{meta.get('objects_moved', '?')} objects during these runs; the ratio "
+                "without that load is the 1-CPU slab pair row above)", "",
+                "| size | rkmem ns | SLUB ns | ratio (95% interval) | ratio, quiet |",
+                "| --- | --- | --- | --- | --- |"]
+        for r in busy:
+            q = quiet.get(r["size"])
+            qs = f"{q['ratio']:.2f}" if q else "-"
+            out.append(f"| {r['size']} | {r['rkmem_ns']:.1f} | {r['host_ns']:.1f} | "
+                       f"{r['ratio']:.2f} ({r['ratio_lo']:.2f}-{r['ratio_hi']:.2f}) | {qs} |")
+        out.append("")
     tr = [r for r in rows if r.get("bench") == "trace" and "rkmem_peak_pages" in r]
     if tr:
         out.append("**Mixed trace, peak pages** (sampled every 64 operations in an untimed run; "

@@ -7,7 +7,7 @@ test_benchmarks_run() {
 	rkmemctl bench --iters 50 --reps 1 --layout-step 512 --frag-ops 2000 >/tmp/bench.out 2>&1
 	rc=$?
 	[ $rc = 0 ] || fail "rkmemctl bench exited $rc: $(tail -n 5 /tmp/bench.out)" || return
-	for kind in slab_pair slab_batch kmalloc pages mempool layout frag; do
+	for kind in slab_pair slab_batch kmalloc pages mempool layout frag compact slab_pair_compacting; do
 		grep -q "RKBENCH {\"bench\":\"$kind\"" /tmp/bench.out ||
 			fail "no result line for '$kind': $(grep -c RKBENCH /tmp/bench.out) RKBENCH lines" || return
 	done

@@ -58,7 +58,7 @@ pub struct Opts {
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub reps: u32,
     /// Run only these: slab, batch, kmalloc, pages, mempool, remote, trace, footprint, compact,
-    /// latency, layout, frag (comma-separated).
+    /// compacting, latency, layout, frag (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Step between object sizes of the objects-per-slab table (1: every size 8..4096).
@@ -528,6 +528,70 @@ fn footprint(dev: &Device, seed: u64) -> Result<u32, String> {
 
 /// The compaction rows: per size, the pages each side holds after the same fragmenting
 /// sequence (fill, free a random 90%), SLUB shrunk and rkmem compacted. Returns the failures.
+/// A thread on another CPU that, until stopped, fragments a cache of its own file (2000
+/// objects of 256 bytes allocated, a random 90% freed) and compacts it (slabs and arena), over
+/// and over: the load under which `slab_pair_compacting` times the slab pairs.
+struct Compactor {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Result<(u64, u64), String>>,
+}
+
+impl Compactor {
+    fn start(cpu: usize) -> Result<Compactor, String> {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || -> Result<(u64, u64), String> {
+            crate::workers::pin(cpu).map_err(|e| format!("pin to CPU {cpu}: {e}"))?;
+            let d = Device::open().map_err(|e| format!("open: {e}"))?;
+            let c = d
+                .cache_create(&crate::dev::CacheSpec::new("bench_compactor", 256, 8)?)
+                .map_err(|e| format!("cache create: {e}"))?;
+            let mut rng = crate::pattern::Rng::new(7);
+            let (mut runs, mut moved) = (0u64, 0u64);
+            let mut live = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                let mut batch = Vec::with_capacity(2000);
+                for _ in 0..2000 {
+                    batch.push(d.obj_alloc(c.id).map_err(|e| format!("alloc: {e}"))?);
+                }
+                for a in batch {
+                    if rng.below(10) == 0 {
+                        live.push(a);
+                    } else {
+                        d.free(a.handle).map_err(|e| format!("free: {e}"))?;
+                    }
+                }
+                let r = d
+                    .compact(uapi::RKMEM_COMPACT_SLABS | uapi::RKMEM_COMPACT_ARENA)
+                    .map_err(|e| format!("compact: {e}"))?;
+                runs += 1;
+                moved += r.objects_moved;
+                if live.len() > 20000 {
+                    for a in live.drain(..) {
+                        d.free(a.handle).map_err(|e| format!("free: {e}"))?;
+                    }
+                }
+            }
+            for a in live {
+                d.free(a.handle).map_err(|e| format!("free: {e}"))?;
+            }
+            d.cache_destroy(c.id)
+                .map_err(|e| format!("cache destroy: {e}"))?;
+            Ok((runs, moved))
+        });
+        Ok(Compactor { stop, thread })
+    }
+
+    /// Stops the thread: (compactions run, objects moved).
+    fn stop(self) -> Result<(u64, u64), String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err("the compactor panicked".into()))
+    }
+}
+
 fn compaction(dev: &Device, seed: u64) -> Result<u32, String> {
     let mut errors = 0;
     for size in COMPACT_SIZES {
@@ -733,6 +797,39 @@ pub fn run(opts: &Opts) -> Result<(), String> {
     }
     if want("compact") {
         errors += compaction(&dev, opts.seed)?;
+    }
+    if want("compacting") {
+        if cpus.len() < 2 {
+            emit(&[
+                ("bench", s("slab_pair_compacting")),
+                ("skipped", s("one CPU")),
+            ]);
+        } else {
+            let busy = Compactor::start(cpus[1])?;
+            for size in SLAB_SIZES {
+                let p = point(
+                    "slab_pair_compacting",
+                    uapi::RKMEM_BENCH_SLAB_PAIR,
+                    size,
+                    SLAB_ALIGN,
+                    0,
+                );
+                if let Err(e) = timed(p, &cpus[..1], opts, opts.iters) {
+                    errors += 1;
+                    emit(&[
+                        ("bench", s(p.name)),
+                        ("size", size.to_string()),
+                        ("error", s(&e)),
+                    ]);
+                }
+            }
+            let (runs, moved) = busy.stop()?;
+            emit(&[
+                ("bench", s("compacting_meta")),
+                ("compactions", runs.to_string()),
+                ("objects_moved", moved.to_string()),
+            ]);
+        }
     }
     if want("latency") {
         errors += latency(&dev, opts.iters.max(uapi::RKMEM_BENCH_BATCH) * 5)?;

@@ -291,7 +291,10 @@ pub(crate) fn compact_arena(
     let p = plan_slots(&mut slots, SLOT_PAGES, lim.max_pages);
     out.pinned_slots += p.pinned_skips as u64;
     for s in slots.iter().filter(|s| s.source) {
-        arena.isolate(s.slot)?;
+        // A slot that emptied and went back meanwhile (a trim, the shrinker) is no source.
+        if arena.isolate(s.slot).is_err() {
+            continue;
+        }
         let lo = arena.addr_of(s.slot * SLOT_PAGES) as u64;
         let hi = lo + (SLOT_PAGES * PAGE_SIZE) as u64;
         // Whether every move so far succeeded: once one fails the slot cannot empty.

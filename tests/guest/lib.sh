@@ -100,8 +100,10 @@ buddyinfo_back_to_load_time() {
 }
 
 # Kernel reports that fail any run: warnings, oopses, sanitizer and lockdep
-# reports, leaks.
-BAD_DMESG='WARNING:|BUG:|Oops|general protection|KASAN|KFENCE|UBSAN|kmemleak: [0-9]+ new suspected|possible recursive locking|possible circular locking|inconsistent lock state|sleeping function called from invalid context|Call Trace'
+# reports, leaks, and the debug kernel's detectors: soft lockups ("BUG: soft
+# lockup"), hung tasks, RCU stalls, DEBUG_PREEMPT ("BUG: using smp_processor_id()
+# in preemptible"), suspicious RCU usage.
+BAD_DMESG='WARNING:|BUG:|Oops|general protection|KASAN|KFENCE|UBSAN|kmemleak: [0-9]+ new suspected|possible recursive locking|possible circular locking|inconsistent lock state|sleeping function called from invalid context|Call Trace|blocked for more than [0-9]+ seconds|rcu: INFO: .*detected stall|self-detected stall|suspicious RCU usage'
 
 # stress_clean NAME FILE: the output of `rkmemctl stress NAME` in FILE reports no verification
 # failure: its verdict line says so and no thread line counts a failure ("10 failures" is not

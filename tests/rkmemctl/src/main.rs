@@ -11,6 +11,7 @@ mod bench;
 mod compact;
 mod compacttest;
 mod dev;
+mod failnth;
 mod fuzz;
 mod hog;
 mod map;
@@ -72,6 +73,16 @@ enum Cmd {
         /// Print every call on stderr.
         #[arg(long)]
         verbose: bool,
+    },
+    /// Systematic fault injection (/proc/thread-self/fail-nth): fails each host allocation
+    /// site of opening the device and of every allocating ioctl in turn (and with --module, of
+    /// loading the module); every call must succeed or answer ENOMEM, and /proc/rkmem must be
+    /// back at its starting counts. Needs CONFIG_FAULT_INJECTION and failslab/fail_page_alloc
+    /// set to fail GFP_KERNEL allocations. Prints `N passed, N failed`.
+    Failnth {
+        /// Also sweep loading this module file (rkmem must not be loaded; it is afterwards).
+        #[arg(long)]
+        module: Option<String>,
     },
     /// Run the interface tests against the loaded module; prints `N passed, N failed`.
     Test {
@@ -359,6 +370,7 @@ fn main() -> ExitCode {
             })
         }),
         Cmd::Test { filter } => return selftest::run(filter.as_deref()),
+        Cmd::Failnth { module } => failnth::run(module.as_deref()),
         Cmd::Pages { cmd } => match cmd {
             PagesCmd::Alloc { what, count, map } => pages::alloc(what.req(), count, map),
             PagesCmd::Hold {

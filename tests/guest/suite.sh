@@ -204,17 +204,6 @@ test_compact_demo() {
 	buddyinfo_back_to_load_time "rkmemctl compact --demo"
 }
 
-# The debug kernel's detectors are on (their reports fail test_dmesg_clean): hung tasks after
-# 30 s and soft lockups, seen from the running kernel (scripts/build-kernel.sh checks that every
-# option of qemu/config-debug, DEBUG_PREEMPT, DEBUG_PAGEALLOC and UBSAN among them, survived).
-test_debug_detectors_on() {
-	[ -f "$KMEMLEAK" ] || skip "not the debug kernel" || return
-	[ "$(cat /proc/sys/kernel/hung_task_timeout_secs 2>/dev/null)" = 30 ] ||
-		fail "hung task timeout: $(cat /proc/sys/kernel/hung_task_timeout_secs 2>&1)" || return
-	[ "$(cat /proc/sys/kernel/soft_watchdog 2>/dev/null)" = 1 ] ||
-		fail "soft lockup detector off: $(cat /proc/sys/kernel/soft_watchdog 2>&1)"
-}
-
 test_kmemleak_clean() {
 	[ -f "$KMEMLEAK" ] || skip "no kmemleak in this kernel" || return
 	# Objects younger than 5 s are not reported: wait, then scan twice.
@@ -269,7 +258,6 @@ t param_not_a_number test_param_not_a_number
 t param_negative test_param_negative
 t param_proactiveness_above_100 test_param_proactiveness_above_100
 t compact_demo test_compact_demo
-t debug_detectors_on test_debug_detectors_on
 . /tests/reclaim.sh
 . /tests/pools.sh
 . /tests/limits.sh

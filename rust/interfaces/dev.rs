@@ -272,7 +272,13 @@ impl RkmemFile {
                 if c.reserved != 0 {
                     return Err(EINVAL);
                 }
-                classes::destroy(&crate::shared().ok_or(ENODEV)?.caches, c.id, self.id)?;
+                let shared = crate::shared().ok_or(ENODEV)?;
+                // Not while a compaction runs: its drain of the cache's per-CPU arrays holds
+                // objects in flight (neither cached nor free), which the destroy's count of
+                // live objects would take for a leak (EBUSY; seen with compaction looping on
+                // another CPU).
+                let _no_compaction = shared.compact_lock.lock();
+                classes::destroy(&shared.caches, c.id, self.id)?;
             }
             uapi::RKMEM_IOC_OBJ_ALLOC => self.obj_alloc(user)?,
             uapi::RKMEM_IOC_POOL_CREATE => self.pool_create(user)?,

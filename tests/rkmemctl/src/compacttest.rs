@@ -217,13 +217,28 @@ fn compact_arena_evacuates_slots_and_gives_them_back() -> Result<(), String> {
     trim(&d1)
 }
 
+/// The used blocks of `pages` pages in the arena map: (slot, first page).
+fn used_blocks(d: &Device, pages: u32) -> Result<Vec<(u32, u32)>, String> {
+    let mut v = Vec::new();
+    for m in d.arena_maps().map_err(|e| format!("arena map: {e}"))? {
+        for b in m.blocks.iter() {
+            if b.kind == uapi::RKMEM_BLOCK_USED && b.pages == pages {
+                v.push((m.slot, b.start));
+            }
+        }
+    }
+    Ok(v)
+}
+
 /// Elements of a mempool over pages are pinned: the slots that hold them are never sources
-/// (the answer counts them), and every element keeps its bytes.
+/// (the answer counts them), every element stays where it is (the pool's order-3 blocks are
+/// the only ones of that size in the map, and the same before and after), and every element
+/// keeps its bytes.
 fn compact_arena_leaves_pinned_slots() -> Result<(), String> {
     let d = open()?;
     trim(&d)?;
     let pool = d
-        .pool_create(PoolSource::Pages(2), 1, 0)
+        .pool_create(PoolSource::Pages(3), 1, 0)
         .map_err(|e| format!("pool create: {e}"))?;
     // Pool elements and page blocks interleaved over several slots; most blocks go.
     let mut elems = Vec::new();
@@ -253,9 +268,19 @@ fn compact_arena_leaves_pinned_slots() -> Result<(), String> {
         }
     }
     let before = present_slots(&d)?;
+    d.trim(uapi::RKMEM_TRIM_PCP)
+        .map_err(|e| format!("trim: {e}"))?;
+    let pinned = used_blocks(&d, 8)?;
     let r = d
         .compact(uapi::RKMEM_COMPACT_ARENA)
         .map_err(|e| format!("compact: {e}"))?;
+    let after = used_blocks(&d, 8)?;
+    if pinned.len() < elems.len() || pinned != after {
+        return Err(format!(
+            "{} pool elements: order-3 blocks before {pinned:?}, after {after:?}",
+            elems.len()
+        ));
+    }
     if r.pinned_slots == 0 {
         return Err(format!(
             "{before} slots holding pool elements, none counted pinned: {r:?}"

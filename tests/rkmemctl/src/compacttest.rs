@@ -524,7 +524,7 @@ fn kill_during_compaction_loses_nothing() -> Result<(), String> {
     for round in 0..3 {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
         let mut child = std::process::Command::new(exe)
-            .args(["pages", "hold", "--order", "1", "--count", "2000"])
+            .args(["pages", "hold", "--order", "2", "--count", "600"])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .map_err(|e| format!("spawn rkmemctl pages hold: {e}"))?;

@@ -40,22 +40,6 @@ fn answer(r: &uapi::RkmemCompact) -> String {
     s
 }
 
-fn mem_free_kib() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                l.strip_prefix("MemFree:")?
-                    .trim()
-                    .strip_suffix("kB")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-        })
-        .unwrap_or(0)
-}
-
 fn show(d: &Device, cache: &str) -> Result<(), String> {
     let maps = d
         .arena_maps()
@@ -73,7 +57,7 @@ fn show(d: &Device, cache: &str) -> Result<(), String> {
     let ext = crate::procfs::extfrag()?;
     println!(
         "MemFree {} KiB; unusable free space index at order 10: {}",
-        mem_free_kib(),
+        crate::compacttest::mem_free_kib().unwrap_or(0),
         ext.unusable
             .last()
             .map_or("?".into(), |u| format!("{:.3}", f64::from(*u) / 1000.0))

@@ -62,7 +62,7 @@ fn stat(name: &str) -> Result<u64, String> {
 }
 
 /// MemFree of /proc/meminfo, in KiB.
-fn mem_free_kib() -> Result<u64, String> {
+pub(crate) fn mem_free_kib() -> Result<u64, String> {
     let text =
         std::fs::read_to_string("/proc/meminfo").map_err(|e| format!("/proc/meminfo: {e}"))?;
     text.lines()

@@ -59,7 +59,7 @@ mod checks;
 mod interfaces;
 
 use allocators::{arena, classes, mempool, percpu, reclaim, registry, slab};
-use checks::{bench, selftest};
+use checks::{bench, selftest, stress};
 use interfaces::{compaction, dev, ffi, procfs, stats};
 
 #[path = "core/mod.rs"]

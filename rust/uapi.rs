@@ -14,7 +14,7 @@ pub const RKMEM_IOC_MAGIC: u32 = 0xB9;
 
 /// Version of this ABI. Bumped on every incompatible change; user space refuses a module whose
 /// `abi_version` differs from the one it was built with.
-pub const RKMEM_ABI_VERSION: u32 = 4;
+pub const RKMEM_ABI_VERSION: u32 = 5;
 
 const IOC_NRBITS: u32 = 8;
 const IOC_TYPEBITS: u32 = 8;
@@ -94,13 +94,17 @@ pub const RKMEM_FEAT_BENCH: u32 = 1 << 4;
 /// (ABI 3.)
 pub const RKMEM_FEAT_COMPACT: u32 = 1 << 5;
 
+/// Feature bit: the in-kernel stress engine ([`RKMEM_IOC_STRESS`]). (ABI 5.)
+pub const RKMEM_FEAT_STRESS: u32 = 1 << 6;
+
 /// Features this build of the module offers.
 pub const RKMEM_FEATURES: u32 = RKMEM_FEAT_VERSION
     | RKMEM_FEAT_PAGES
     | RKMEM_FEAT_SLAB
     | RKMEM_FEAT_MEMPOOL
     | RKMEM_FEAT_BENCH
-    | RKMEM_FEAT_COMPACT;
+    | RKMEM_FEAT_COMPACT
+    | RKMEM_FEAT_STRESS;
 
 /// Read the module's ABI version and feature bits.
 pub const RKMEM_IOC_VERSION: u32 = ior::<RkmemVersion>(0x00);
@@ -604,6 +608,62 @@ pub struct RkmemBench {
 /// field; `ENOMEM`; `EINTR` when a signal arrives between repetitions).
 pub const RKMEM_IOC_BENCH: u32 = iowr::<RkmemBench>(0x50);
 
+/// Most operations per CPU of one [`RKMEM_IOC_STRESS`] call.
+pub const RKMEM_STRESS_MAX_OPS: u64 = 1 << 32;
+/// Longest [`RKMEM_IOC_STRESS`] call, milliseconds: the caller waits for its workers without
+/// being able to take a signal, so a call is kept well below the hung-task timeout; longer
+/// runs are several calls.
+pub const RKMEM_STRESS_MAX_MS: u32 = 10_000;
+/// [`RkmemStress::flags`]: each worker changes one byte of its first allocation after filling
+/// it, so that the run must report exactly one failure per worker: the check of the checker.
+pub const RKMEM_STRESS_CORRUPT_ONE: u32 = 1 << 0;
+
+/// Argument of [`RKMEM_IOC_STRESS`]. (ABI 5.)
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemStress {
+    /// In: the seed; each CPU's worker draws its own sequence from it and its CPU number.
+    pub seed: u64,
+    /// In: most operations per CPU, `1..=RKMEM_STRESS_MAX_OPS`.
+    pub ops: u64,
+    /// In: the call's time limit, `1..=RKMEM_STRESS_MAX_MS` milliseconds: each worker stops at
+    /// `ops` operations or at this time, whichever comes first.
+    pub ms: u32,
+    /// In: `RKMEM_STRESS_*` flags.
+    pub flags: u32,
+    /// Out: workers run (one per online CPU).
+    pub cpus: u32,
+    /// Explicit padding; zero.
+    pub pad: u32,
+    /// Out: allocations and frees made, over all workers.
+    pub done_ops: u64,
+    /// Out: allocations by kind: cache objects, rkmalloc, page blocks, exact pages, mempool
+    /// elements.
+    pub allocs: [u64; 5],
+    /// Out: frees (each after its allocation's pattern was checked).
+    pub frees: u64,
+    /// Out: frees of an allocation that another CPU's worker made.
+    pub remote_frees: u64,
+    /// Out: bytes checked against their pattern.
+    pub bytes_verified: u64,
+    /// Out: allocations refused with `ENOMEM` (the arena has a maximum): not failures.
+    pub enomem: u64,
+    /// Out: patterns found changed, and frees an allocator refused (each named in dmesg, at
+    /// most one line per worker).
+    pub failures: u64,
+    /// Must be zero.
+    pub reserved: u64,
+}
+
+/// Run the in-kernel stress engine: on every online CPU a worker (a work item bound to the CPU)
+/// makes a seeded random mix of every allocator's operations: objects of nine caches created
+/// for the call (8 to 4000 bytes, alignments 1 to 64), rkmalloc of heavy-tailed sizes up to
+/// 20000 bytes, page blocks of orders 0..3, exact pages, elements of a mempool; an eighth of
+/// the frees is handed to another CPU's worker. Each allocation is filled with its own pattern
+/// and checked before it is freed. Everything is freed before the call returns. `EINVAL` for
+/// bad counts, flags or reserved fields; `ENOMEM` if the call's caches cannot be made. (ABI 5.)
+pub const RKMEM_IOC_STRESS: u32 = iowr::<RkmemStress>(0x70);
+
 // The layout is the ABI: a size change must be a new ioctl number and ABI version.
 const _: () = assert!(core::mem::size_of::<RkmemVersion>() == 16);
 const _: () = assert!(core::mem::size_of::<RkmemPagesAlloc>() == 32);
@@ -620,3 +680,4 @@ const _: () = assert!(core::mem::size_of::<RkmemPoolCreate>() == 32);
 const _: () = assert!(core::mem::size_of::<RkmemPoolAlloc>() == 24);
 const _: () = assert!(core::mem::size_of::<RkmemPoolId>() == 8);
 const _: () = assert!(core::mem::size_of::<RkmemBench>() == 224);
+const _: () = assert!(core::mem::size_of::<RkmemStress>() == 128);

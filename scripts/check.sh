@@ -15,6 +15,8 @@ export RKMEM_WERROR=1 RKMEM_CLIPPY=1
 PASSED=0
 FAILED=0
 SKIPPED=0
+# The load the guests held (their RKMEM-LOAD lines, added up over the kernels).
+LOAD_OPS=0 LOAD_BYTES=0 LOAD_FUZZ=0 LOAD_FAULTS=0
 start=$(date +%s)
 
 # Set-up failures are failures of the whole run: say so and stop.
@@ -77,6 +79,13 @@ for flavor in ${CHECK_FLAVORS:-fast debug um}; do
 	TIMEOUT=$timeout "$RKMEM_ROOT/scripts/guest.sh" "$flavor" check "$log"
 	grc=$?
 	summary=$(tr -d '\r' <"$log" 2>/dev/null | sed -n 's/^RKMEM-SUMMARY passed=\([0-9]*\) failed=\([0-9]*\) skipped=\([0-9]*\)$/\1 \2 \3/p' | tail -n1)
+	load=$(tr -d '\r' <"$log" 2>/dev/null | sed -n 's/^RKMEM-LOAD ops=\([0-9]*\) bytes=\([0-9]*\) fuzz_calls=\([0-9]*\) faults=\([0-9]*\)$/\1 \2 \3 \4/p' | tail -n1)
+	if [ -n "$load" ]; then
+		read -r o b z i <<<"$load"
+		echo "check: the $flavor kernel held $o allocator operations verified ($b bytes), $z fuzz calls, $i faults injected"
+		LOAD_OPS=$((LOAD_OPS + o)); LOAD_BYTES=$((LOAD_BYTES + b))
+		LOAD_FUZZ=$((LOAD_FUZZ + z)); LOAD_FAULTS=$((LOAD_FAULTS + i))
+	fi
 	if [ -n "$summary" ]; then
 		read -r p f s <<<"$summary"
 		PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + s))
@@ -91,6 +100,7 @@ for flavor in ${CHECK_FLAVORS:-fast debug um}; do
 done
 
 echo
+echo "check: load held: $LOAD_OPS allocator operations verified ($((LOAD_BYTES >> 30)) GiB checked), $LOAD_FUZZ fuzz calls, $LOAD_FAULTS faults injected"
 echo "check took $(($(date +%s) - start)) s"
 echo "check: $PASSED passed, $FAILED failed, $SKIPPED skipped"
 [ "$FAILED" = 0 ]

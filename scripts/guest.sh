@@ -25,5 +25,6 @@ trap 'rm -f "$initrd"' EXIT
 # The debug kernel zeroes what is freed (qemu/config-debug): init_on_free is a
 # boot argument, so that one build can also be booted without it.
 [ "$flavor" = debug ] && export APPEND="init_on_free=1 ${APPEND:-}"
+export APPEND="rkmem_flavor=$flavor ${APPEND:-}"
 say "booting the $flavor kernel (${CPUS:-2} CPUs, ${MEM:-512M}, console log: $log)"
 "$RKMEM_ROOT/qemu/boot.sh" "$(kernel_image "$flavor" "$kdir")" "$initrd" "$cmd" "$log"

@@ -21,4 +21,5 @@ pub mod sizeclass;
 pub mod slab;
 pub mod slabinfo;
 pub mod slablist;
+pub mod stress;
 pub mod text;

@@ -93,6 +93,8 @@ int rkmem_bench_slub_layout(const char *name, unsigned int size,
 typedef long (*rkmem_bench_fn)(void *arg);
 int rkmem_bench_other_cpu(void);
 long rkmem_bench_on_cpu(int cpu, rkmem_bench_fn fn, void *arg);
+/* stress.c: fn(arg) on every online CPU at once (RKMEM_IOC_STRESS's workers). */
+long rkmem_stress_each_cpu(rkmem_bench_fn fn, void *arg);
 s64 rkmem_bench_slub_remote(struct kmem_cache *s, void **buf, u32 batch, u32 rounds, int cpu);
 u64 rkmem_bench_slab_pages(void);
 void *rkmem_bench_slub_alloc(struct kmem_cache *s);

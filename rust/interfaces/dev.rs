@@ -326,6 +326,7 @@ impl RkmemFile {
             }
             uapi::RKMEM_IOC_BENCH => crate::bench::run(user, &self.bench)?,
             uapi::RKMEM_IOC_COMPACT => self.compact(user)?,
+            uapi::RKMEM_IOC_STRESS => crate::stress::run(user)?,
             _ => return Err(ENOTTY),
         }
         Ok(0)
@@ -686,4 +687,5 @@ uapi_pod!(
     RkmemPoolId,
     crate::uapi::RkmemBench,
     crate::uapi::RkmemCompact,
+    crate::uapi::RkmemStress,
 );

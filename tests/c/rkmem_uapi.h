@@ -21,7 +21,7 @@
 /* The ioctl "type" byte of rkmem. */
 #define RKMEM_IOC_MAGIC			0xB9
 /* Version of this ABI; user space refuses a module whose abi_version differs. */
-#define RKMEM_ABI_VERSION		4
+#define RKMEM_ABI_VERSION		5
 
 /* ---- version ---- */
 
@@ -41,8 +41,10 @@ struct rkmem_version {
 #define RKMEM_FEAT_MEMPOOL		(1U << 3)
 #define RKMEM_FEAT_BENCH		(1U << 4)
 #define RKMEM_FEAT_COMPACT		(1U << 5)
+#define RKMEM_FEAT_STRESS		(1U << 6)
 #define RKMEM_FEATURES	(RKMEM_FEAT_VERSION | RKMEM_FEAT_PAGES | RKMEM_FEAT_SLAB | \
-			 RKMEM_FEAT_MEMPOOL | RKMEM_FEAT_BENCH | RKMEM_FEAT_COMPACT)
+			 RKMEM_FEAT_MEMPOOL | RKMEM_FEAT_BENCH | RKMEM_FEAT_COMPACT | \
+			 RKMEM_FEAT_STRESS)
 
 #define RKMEM_IOC_VERSION		_IOR(RKMEM_IOC_MAGIC, 0x00, struct rkmem_version)
 
@@ -297,5 +299,29 @@ struct rkmem_bench {
 };
 
 #define RKMEM_IOC_BENCH			_IOWR(RKMEM_IOC_MAGIC, 0x50, struct rkmem_bench)
+
+#define RKMEM_STRESS_MAX_OPS		(1ULL << 32)
+#define RKMEM_STRESS_MAX_MS		10000
+#define RKMEM_STRESS_CORRUPT_ONE	(1U << 0)
+
+/* Argument of RKMEM_IOC_STRESS: the in-kernel stress engine, one worker per online CPU. */
+struct rkmem_stress {
+	__u64 seed;		/* in */
+	__u64 ops;		/* in: most operations per CPU, 1..RKMEM_STRESS_MAX_OPS */
+	__u32 ms;		/* in: time limit, 1..RKMEM_STRESS_MAX_MS */
+	__u32 flags;		/* in: RKMEM_STRESS_* */
+	__u32 cpus;		/* out: workers run */
+	__u32 pad;		/* zero */
+	__u64 done_ops;		/* out: allocations + frees */
+	__u64 allocs[5];	/* out: objects, rkmalloc, pages, exact pages, mempool */
+	__u64 frees;		/* out */
+	__u64 remote_frees;	/* out: freed on another CPU than allocated */
+	__u64 bytes_verified;	/* out */
+	__u64 enomem;		/* out: refused allocations (not failures) */
+	__u64 failures;		/* out: changed patterns, refused frees */
+	__u64 reserved;		/* zero */
+};
+
+#define RKMEM_IOC_STRESS		_IOWR(RKMEM_IOC_MAGIC, 0x70, struct rkmem_stress)
 
 #endif /* _UAPI_RKMEM_H */

@@ -83,6 +83,7 @@ test_fault_injection_fail_nth() {
 	grep -qE '^failnth: [0-9]+ passed, 0 failed$' /tmp/failnth.out || fail "$(tail -n 1 /tmp/failnth.out)" || return
 	sites=$(sed -n 's/^# \([0-9]*\) faults injected in all$/\1/p' /tmp/failnth.out)
 	[ "${sites:-0}" -gt 0 ] || fail "no fault was injected: the sweep proved nothing" || return
+	LOAD_FAULTS=$((LOAD_FAULTS + sites))
 	bad=$(dmesg | tail -n +$((lines + 1)) | grep -E "$BAD_DMESG" | grep -vE 'Call Trace|vmalloc error|page allocation failure')
 	[ -z "$bad" ] || fail "kernel reports during the sweep: $(echo "$bad" | head -n 10)" || return
 	# The expected allocation-failure backtraces must not fail the final dmesg check, which

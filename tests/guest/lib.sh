@@ -105,6 +105,23 @@ buddyinfo_back_to_load_time() {
 # in preemptible"), suspicious RCU usage.
 BAD_DMESG='WARNING:|BUG:|Oops|general protection|KASAN|KFENCE|UBSAN|kmemleak: [0-9]+ new suspected|possible recursive locking|possible circular locking|inconsistent lock state|sleeping function called from invalid context|Call Trace|blocked for more than [0-9]+ seconds|rcu: INFO: .*detected stall|self-detected stall|suspicious RCU usage'
 
+# The load the suite put on the module, reported on its RKMEM-LOAD line (scripts/check.sh adds
+# the kernels up): allocator operations verified and their bytes (the in-kernel stress engine),
+# fuzzer ioctl calls, faults injected by the fail-nth sweep.
+LOAD_OPS=0
+LOAD_BYTES=0
+LOAD_FUZZ=0
+LOAD_FAULTS=0
+
+# load_add_stress FILE: adds the RKSTRESS line of `rkmemctl stress kernel`'s output in FILE.
+load_add_stress() {
+	l=$(grep '^RKSTRESS ' "$1" | tail -n 1)
+	o=$(echo "$l" | sed -n 's/.* ops=\([0-9]*\).*/\1/p')
+	b=$(echo "$l" | sed -n 's/.* bytes=\([0-9]*\).*/\1/p')
+	LOAD_OPS=$((LOAD_OPS + ${o:-0}))
+	LOAD_BYTES=$((LOAD_BYTES + ${b:-0}))
+}
+
 # stress_clean NAME FILE: the output of `rkmemctl stress NAME` in FILE reports no verification
 # failure: its verdict line says so and no thread line counts a failure ("10 failures" is not
 # "0 failures").

@@ -11,6 +11,13 @@ REL_STRESS_SECONDS=${REL_STRESS_SECONDS:-8}
 REL_STRESS_SEED=${REL_STRESS_SEED:-0x5eed}
 REL_FUZZ_OPS=${REL_FUZZ_OPS:-20000}
 REL_FUZZ_SEED=${REL_FUZZ_SEED:-0xf022}
+# The in-kernel stress engine (RKMEM_IOC_STRESS): on the native um kernel it runs until
+# REL_KSTRESS_OPS operations are verified (about 10 s there; REL_KSTRESS_SECONDS is the most it
+# may take, a hang guard 50 times that); under TCG, for REL_KSTRESS_SECONDS.
+case "${RKMEM_FLAVOR:-}" in
+um) REL_KSTRESS_OPS=${REL_KSTRESS_OPS:-100000000} REL_KSTRESS_SECONDS=${REL_KSTRESS_SECONDS:-600} ;;
+*) REL_KSTRESS_OPS=${REL_KSTRESS_OPS:-} REL_KSTRESS_SECONDS=${REL_KSTRESS_SECONDS:-4} ;;
+esac
 # The killed run: it would last this long; it is killed after REL_KILL_AFTER seconds of work.
 REL_KILL_RUN_SECONDS=60
 REL_KILL_AFTER=3
@@ -42,8 +49,34 @@ test_rel_fuzz() {
 	sed "s/^/    /" /tmp/rel-fuzz.out
 	[ $rc = 0 ] || fail "rkmemctl fuzz exited $rc: $(grep -E '^(FAIL|not ok)|rkmemctl:' /tmp/rel-fuzz.out | head -n 5)" || return
 	rel_verdict /tmp/rel-fuzz.out "fuzz" || return
+	LOAD_FUZZ=$((LOAD_FUZZ + REL_FUZZ_OPS))
 	rkmemctl version >/dev/null || fail "version ioctl fails after the fuzzer" || return
 	buddyinfo_back_to_load_time "rkmemctl fuzz"
+}
+
+test_rel_kernel_stress() {
+	rkmemctl stress kernel --seconds "$REL_KSTRESS_SECONDS" ${REL_KSTRESS_OPS:+--total-ops "$REL_KSTRESS_OPS"} \
+		--seed "$REL_STRESS_SEED" >/tmp/rel-kstress.out 2>&1
+	rc=$?
+	sed "s/^/    /" /tmp/rel-kstress.out
+	load_add_stress /tmp/rel-kstress.out
+	[ $rc = 0 ] || fail "rkmemctl stress kernel exited $rc: $(grep -E '^(FAIL|not ok)|rkmemctl:' /tmp/rel-kstress.out | head -n 5)" || return
+	rel_verdict /tmp/rel-kstress.out "stress kernel" || return
+	buddyinfo_back_to_load_time "rkmemctl stress kernel"
+}
+
+# The engine's checker finds what it must: each worker changes a byte of its first allocation
+# and the run must report exactly one failure per worker (and name it in dmesg).
+test_rel_kernel_stress_finds_corruption() {
+	lines=$(dmesg | wc -l)
+	rkmemctl stress kernel --seconds 1 --seed 7 --corrupt-one >/tmp/rel-kcorrupt.out 2>&1
+	rc=$?
+	sed "s/^/    /" /tmp/rel-kcorrupt.out
+	[ $rc = 0 ] || fail "rkmemctl stress kernel --corrupt-one exited $rc" || return
+	rel_verdict /tmp/rel-kcorrupt.out "stress kernel --corrupt-one" || return
+	n=$(dmesg | tail -n +$((lines + 1)) | grep -c 'rkmem: stress: cpu [0-9]*: pattern of a')
+	cpus=$(grep -c ^processor /proc/cpuinfo)
+	[ "$n" = "$cpus" ] || fail "$n dmesg lines name a changed pattern, want one per CPU ($cpus)"
 }
 
 test_rel_kill9_stress_all() {
@@ -87,8 +120,10 @@ test_rel_rmmod_after_kill() {
 	buddyinfo_back_to_load_time "rmmod and reload"
 }
 
-echo "# reliability sizes: threads $REL_THREADS, stress all ${REL_STRESS_SECONDS}s, fuzz $REL_FUZZ_OPS ops, kill -9 after ${REL_KILL_AFTER}s"
+echo "# reliability sizes: threads $REL_THREADS, stress all ${REL_STRESS_SECONDS}s, stress kernel ${REL_KSTRESS_OPS:+$REL_KSTRESS_OPS ops, at most }${REL_KSTRESS_SECONDS}s, fuzz $REL_FUZZ_OPS ops, kill -9 after ${REL_KILL_AFTER}s"
 t reliability_stress_all test_rel_stress_all
+t reliability_kernel_stress test_rel_kernel_stress
+t reliability_kernel_stress_finds_corruption test_rel_kernel_stress_finds_corruption
 t reliability_fuzz test_rel_fuzz
 t reliability_kill9_stress_all test_rel_kill9_stress_all
 t reliability_rmmod_after_kill test_rel_rmmod_after_kill

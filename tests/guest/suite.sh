@@ -29,7 +29,7 @@ test_stats_format() {
 	# Every line is "name value" with a numeric value, like /proc/vmstat.
 	bad=$(grep -vE '^[a-z_]+ [0-9]+$' /proc/rkmem/stats)
 	[ -z "$bad" ] || fail "malformed stats lines: $bad" || return
-	grep -q '^abi_version 4$' /proc/rkmem/stats || fail "no 'abi_version 4' line"
+	grep -q '^abi_version 5$' /proc/rkmem/stats || fail "no 'abi_version 5' line"
 }
 
 test_stats_read_only() {
@@ -270,6 +270,7 @@ unload
 t kmemleak_clean test_kmemleak_clean
 t dmesg_clean test_dmesg_clean
 
+echo "RKMEM-LOAD ops=$LOAD_OPS bytes=$LOAD_BYTES fuzz_calls=$LOAD_FUZZ faults=$LOAD_FAULTS"
 echo "RKMEM-SUMMARY passed=$PASSED failed=$FAILED skipped=$SKIPPED"
 echo "guest: $PASSED passed, $FAILED failed, $SKIPPED skipped"
 [ "$FAILED" = 0 ]

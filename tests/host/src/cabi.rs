@@ -64,6 +64,7 @@ fn rust_consts() -> Vec<(&'static str, u64)> {
         RKMEM_FEAT_MEMPOOL,
         RKMEM_FEAT_BENCH,
         RKMEM_FEAT_COMPACT,
+        RKMEM_FEAT_STRESS,
         RKMEM_FEATURES,
         RKMEM_IOC_VERSION,
         RKMEM_MAX_ORDER,
@@ -124,6 +125,10 @@ fn rust_consts() -> Vec<(&'static str, u64)> {
         RKMEM_BENCH_HOST_FIRST,
         RKMEM_BENCH_KEEP,
         RKMEM_IOC_BENCH,
+        RKMEM_STRESS_MAX_OPS,
+        RKMEM_STRESS_MAX_MS,
+        RKMEM_STRESS_CORRUPT_ONE,
+        RKMEM_IOC_STRESS,
     ]
     .to_vec()
 }
@@ -159,6 +164,10 @@ fn rust_structs() -> Vec<StructInfo> {
             host_min_ps, rkmem_bytes, host_bytes, rkmem_objs, rkmem_pages, host_objs,
             host_pages, seed, rkmem_lat_ns, host_lat_ns, rkmem_pages_held, host_pages_held,
             reserved,
+        }
+        RkmemStress {
+            seed, ops, ms, flags, cpus, pad, done_ops, allocs, frees, remote_frees,
+            bytes_verified, enomem, failures, reserved,
         }
     }
 }

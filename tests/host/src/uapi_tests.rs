@@ -348,6 +348,8 @@ fn pool_ioctl_numbers_match_the_kernel_macros() {
         RKMEM_IOC_POOL_RESIZE,
         RKMEM_IOC_POOL_DESTROY,
         RKMEM_IOC_BENCH,
+        RKMEM_IOC_COMPACT,
+        RKMEM_IOC_STRESS,
     ];
     for (i, a) in all.iter().enumerate() {
         for b in &all[i + 1..] {

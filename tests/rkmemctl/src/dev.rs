@@ -30,6 +30,7 @@ nix::ioctl_readwrite_bad!(ioc_arena_map, uapi::RKMEM_IOC_ARENA_MAP, RkmemArenaMa
 nix::ioctl_readwrite_bad!(ioc_trim, uapi::RKMEM_IOC_TRIM, RkmemTrim);
 nix::ioctl_readwrite_bad!(ioc_compact, uapi::RKMEM_IOC_COMPACT, uapi::RkmemCompact);
 nix::ioctl_read_bad!(ioc_selftest, uapi::RKMEM_IOC_SELFTEST, RkmemSelftest);
+nix::ioctl_readwrite_bad!(ioc_stress, uapi::RKMEM_IOC_STRESS, uapi::RkmemStress);
 nix::ioctl_readwrite_bad!(
     ioc_cache_create,
     uapi::RKMEM_IOC_CACHE_CREATE,
@@ -405,6 +406,13 @@ impl Device {
         };
         self.compact_raw(&mut arg)?;
         Ok(arg)
+    }
+
+    /// `RKMEM_IOC_STRESS` with the caller's argument; the module fills in the answer fields.
+    pub fn stress(&self, arg: &mut uapi::RkmemStress) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` a valid, writable `RkmemStress`.
+        unsafe { ioc_stress(self.file.as_raw_fd(), arg) }?;
+        Ok(())
     }
 
     /// `RKMEM_IOC_SELFTEST`: runs the module's in-kernel checks of bad frees.

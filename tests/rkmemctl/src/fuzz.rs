@@ -54,7 +54,7 @@ const MAX_CACHES: usize = 4;
 const MAX_POOLS: usize = 3;
 
 /// Every command of the ABI with its name.
-pub const COMMANDS: [(u32, &str); 17] = [
+pub const COMMANDS: [(u32, &str); 18] = [
     (RKMEM_IOC_VERSION, "VERSION"),
     (RKMEM_IOC_PAGES_ALLOC, "PAGES_ALLOC"),
     (RKMEM_IOC_FREE, "FREE"),
@@ -72,6 +72,7 @@ pub const COMMANDS: [(u32, &str); 17] = [
     (RKMEM_IOC_SELFTEST, "SELFTEST"),
     (RKMEM_IOC_BENCH, "BENCH"),
     (RKMEM_IOC_COMPACT, "COMPACT"),
+    (RKMEM_IOC_STRESS, "STRESS"),
 ];
 
 /// Type bytes whose commands the VFS itself handles for any file (`do_vfs_ioctl`: FIOCLEX,
@@ -1572,6 +1573,7 @@ impl Worker<'_> {
             1,  // renew the other file
             1,  // bench
             2,  // compact
+            1,  // stress engine
         ];
         let which = self.rng.weighted(&w);
         if which == 16 && self.rng.below(8) == 0 {
@@ -1598,7 +1600,58 @@ impl Worker<'_> {
                 self.renew_other();
             }
             16 => self.bench(),
-            _ => self.compact(),
+            17 => self.compact(),
+            _ => self.stress(),
+        }
+    }
+
+    /// `RKMEM_IOC_STRESS` with random fields: short runs (a few hundred steps or
+    /// milliseconds) must succeed with no failure in their answer, bad fields be `EINVAL`.
+    fn stress(&mut self) {
+        let rng = &mut self.rng;
+        let mut s = RkmemStress {
+            seed: rng.next_u64(),
+            ops: if rng.below(8) == 0 {
+                pick(rng, &[0, RKMEM_STRESS_MAX_OPS + 1, u64::MAX])
+            } else {
+                1 + rng.below(500)
+            },
+            ms: if rng.below(8) == 0 {
+                pick(rng, &[0, RKMEM_STRESS_MAX_MS + 1, u32::MAX])
+            } else {
+                1 + rng.below(20) as u32
+            },
+            flags: if rng.below(10) == 0 {
+                field32(rng, &[2, 4, 0x80, u32::MAX])
+            } else {
+                0
+            },
+            pad: if rng.below(12) == 0 { 1 } else { 0 },
+            reserved: if rng.below(12) == 0 { 1 } else { 0 },
+            failures: rng.next_u64(),
+            ..Default::default()
+        };
+        let bad = s.ops == 0
+            || s.ops > RKMEM_STRESS_MAX_OPS
+            || s.ms == 0
+            || s.ms > RKMEM_STRESS_MAX_MS
+            || s.flags & !RKMEM_STRESS_CORRUPT_ONE != 0
+            || s.pad != 0
+            || s.reserved != 0;
+        let want: &[Answer] = if bad {
+            &[libc::EINVAL]
+        } else {
+            &[OK, libc::ENOMEM]
+        };
+        let what = format!(
+            "ops {} ms {} flags {:#x} pad {} reserved {}",
+            s.ops, s.ms, s.flags, s.pad, s.reserved
+        );
+        let ptr = self.ptr(size_of::<RkmemStress>());
+        let got = self.send(true, RKMEM_IOC_STRESS, &mut s, ptr);
+        if self.expect("STRESS", RKMEM_IOC_STRESS, ptr, want, got, &what) && s.failures != 0 {
+            self.r
+                .fail(format!("STRESS ({what}) answered {} failures", s.failures));
         }
     }
 

@@ -14,6 +14,7 @@ mod dev;
 mod failnth;
 mod fuzz;
 mod hog;
+mod kstress;
 mod map;
 mod pages;
 mod pattern;
@@ -322,6 +323,32 @@ enum StressCmd {
         #[arg(long)]
         compact: bool,
     },
+    /// The module's in-kernel stress engine (RKMEM_IOC_STRESS) in a loop: a worker per CPU
+    /// makes a seeded random mix of every allocator's operations, each allocation filled with
+    /// a pattern and checked before its free, an eighth freed on another CPU; no system call
+    /// per operation. Prints the totals and `N passed, N failed`.
+    Kernel {
+        /// Seconds to run (several calls).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Seed of the first call (each next call adds one) [default: from the clock].
+        #[arg(long, value_parser = slab::parse_number)]
+        seed: Option<u64>,
+        /// Milliseconds per call (1..=10000).
+        #[arg(long, default_value_t = 2000)]
+        call_ms: u32,
+        /// Steps per CPU of one call [default: unbounded, the time ends each call].
+        #[arg(long)]
+        ops: Option<u64>,
+        /// One call in which each worker changes a byte of its first allocation: the run
+        /// passes only if the engine reports exactly those (the check of the checker).
+        #[arg(long, conflicts_with = "total_ops")]
+        corrupt_one: bool,
+        /// Run until this many operations are verified; --seconds is then the most the run
+        /// may take (a failure if the operations are not done by then).
+        #[arg(long)]
+        total_ops: Option<u64>,
+    },
     /// One thread per CPU, each with its own fd: random alloc / write / verify / free.
     Pages {
         #[command(flatten)]
@@ -367,6 +394,26 @@ fn main() -> ExitCode {
                 common,
                 progress: !no_progress,
                 compact,
+            })
+        }),
+        Cmd::Stress {
+            cmd:
+                StressCmd::Kernel {
+                    seconds,
+                    seed,
+                    call_ms,
+                    ops,
+                    corrupt_one,
+                    total_ops,
+                },
+        } => check_seconds(seconds).and_then(|()| {
+            kstress::run(&kstress::Options {
+                seconds,
+                seed: seed_or_clock(seed),
+                call_ms,
+                ops,
+                corrupt_one,
+                total_ops,
             })
         }),
         Cmd::Test { filter } => return selftest::run(filter.as_deref()),

@@ -293,7 +293,8 @@ pub struct RkmemCacheId {
 }
 
 /// Destroy a cache this file created. `ENOENT`: no such cache of this file; `EBUSY`: objects of
-/// it are still allocated (the leak is reported in dmesg; the cache stays).
+/// it are still allocated (the leak is reported in dmesg; the cache stays); `EINTR`: a signal
+/// came while it waited for a running compaction.
 pub const RKMEM_IOC_CACHE_DESTROY: u32 = iow::<RkmemCacheId>(0x31);
 
 /// Argument of [`RKMEM_IOC_OBJ_ALLOC`].
@@ -464,8 +465,8 @@ pub struct RkmemCompact {
 /// handle sees the old or the new copy, whole), and the emptied slabs go back to the arena.
 /// `RKMEM_COMPACT_ARENA`: arena compaction over every open file (each file's handle lock held
 /// while its allocations move). Allocations no handle names (mempool elements, the module's
-/// own) are pinned. `EINVAL` for no or unknown flags or a nonzero reserved field; `ENOMEM`.
-/// (ABI 4.)
+/// own) are pinned. `EINVAL` for no or unknown flags or a nonzero reserved field; `ENOMEM`;
+/// `EINTR`: a signal came while it waited for another run. (ABI 4.)
 pub const RKMEM_IOC_COMPACT: u32 = iowr::<RkmemCompact>(0x60);
 
 /// [`RkmemBench::kind`]: a bitmap slab cache vs a SLUB cache (`SLAB_NO_MERGE`) of `size` and
@@ -605,7 +606,8 @@ pub struct RkmemBench {
 }
 
 /// Run one benchmark (`EINVAL`: bad kind, flags, size, alignment, order, count or reserved
-/// field; `ENOMEM`; `EINTR` when a signal arrives between repetitions).
+/// field; `ENOMEM`; `EINTR` when a signal arrives between repetitions, or while the call waits
+/// for another thread's benchmark on the same file).
 pub const RKMEM_IOC_BENCH: u32 = iowr::<RkmemBench>(0x50);
 
 /// Most operations per CPU of one [`RKMEM_IOC_STRESS`] call.

@@ -230,6 +230,27 @@ pub(crate) fn acquire<T, B: kernel::sync::lock::Backend>(
     }
 }
 
+/// Takes `m` as [`kernel::sync::Mutex::lock`] does, but waits interruptibly
+/// (`mutex_lock_interruptible`): for ioctls that can wait behind a long holder (a benchmark
+/// with its maximum counts, a compaction under TCG), so that the waiter is not reported as a
+/// hung task and a signal ends its wait with `EINTR`.
+pub(crate) fn lock_interruptible<T>(
+    m: &kernel::sync::Mutex<T>,
+) -> Result<kernel::sync::MutexGuard<'_, T>> {
+    // `Lock` is `#[repr(C)]` with its `state: Opaque<B::State>` first (the layout
+    // `Lock::from_raw` relies on): for the mutex backend the `struct mutex` is at its start.
+    let raw = core::ptr::from_ref(m)
+        .cast::<kernel::bindings::mutex>()
+        .cast_mut();
+    // SAFETY: `raw` points to `m`'s initialised `struct mutex` (above), which lives as long
+    // as `m`; the C side only locks it.
+    if unsafe { crate::ffi::rkmem_mutex_lock_interruptible(raw) } != 0 {
+        return Err(EINTR);
+    }
+    // SAFETY: the mutex was just acquired by this task; the mutex backend's guard state is `()`.
+    Ok(unsafe { kernel::sync::lock::Guard::new(m, ()) })
+}
+
 struct Inner {
     buddy: Buddy<KVVec<PageMeta>>,
 }

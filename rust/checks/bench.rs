@@ -883,7 +883,9 @@ pub(crate) fn run(user: UserSlice, kept: &Mutex<Option<Kept>>) -> Result {
     // Whatever this call does, the file's kept caches are taken out: a slab call with the flag
     // and the same parameters times them and puts them back, any other call drops them.
     let keep = b.flags & uapi::RKMEM_BENCH_KEEP != 0;
-    let mut slot = kept.lock();
+    // Another thread's call on this file may hold it for a long time (the maximum counts):
+    // wait interruptibly.
+    let mut slot = crate::arena::lock_interruptible(kept)?;
     let old = slot.take();
     match b.kind {
         uapi::RKMEM_BENCH_LAYOUT => {

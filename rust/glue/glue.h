@@ -71,6 +71,8 @@ void rkmem_reclaim_cancel(void);
 void rkmem_reclaim_work(void);
 
 /* Benchmarks: the host kernel's side (bench.c; the ioctl is Rust: bench.rs) */
+struct mutex;
+int rkmem_mutex_lock_interruptible(struct mutex *m);
 struct kmem_cache;
 struct mempool;
 u64 rkmem_bench_now_ns(void);

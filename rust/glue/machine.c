@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Machine facts that are static inlines or macros in C, and CPU pinning for the self-test. */
 #include <linux/mm.h>
+#include <linux/mutex.h>
 #include <linux/cpumask.h>
 #include <linux/sched.h>
 #include <linux/smp.h>
@@ -30,4 +31,14 @@ unsigned int rkmem_pin_cpu(void)
 void rkmem_unpin_cpu(void)
 {
 	migrate_enable();
+}
+
+/*
+ * mutex_lock_interruptible (a macro with lockdep: mutex_lock_interruptible_nested), for the
+ * waits of ioctls that another caller can make long (a running benchmark, a compaction): the
+ * waiter sleeps interruptibly, so it is no hung task, and a signal ends the wait (-EINTR).
+ */
+int rkmem_mutex_lock_interruptible(struct mutex *m)
+{
+	return mutex_lock_interruptible(m);
 }

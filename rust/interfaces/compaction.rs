@@ -77,6 +77,16 @@ impl Limits {
     };
 }
 
+/// Lets other tasks run between two parts of a run that may sleep (a run can move hundreds of
+/// megabytes; on a kernel without preemption, such as UML, it would otherwise hold its CPU
+/// until the soft-lockup and RCU-stall detectors report it).
+fn yield_cpu(lim: &Limits) {
+    if lim.may_sleep {
+        // SAFETY: process context (a run that may sleep), no spinlock held.
+        let _ = unsafe { crate::ffi::rkmem_bench_resched() };
+    }
+}
+
 fn lock<'a>(f: &'a FileHandles, try_only: bool) -> Option<kernel::sync::MutexGuard<'a, Handles>> {
     crate::arena::acquire(&f.table, try_only)
 }
@@ -133,6 +143,7 @@ pub(super) fn compact_file_slabs(
         return Ok(());
     };
     for c in caches.iter() {
+        yield_cpu(lim);
         let mut o = Compacted::default();
         c.compact(
             &mut |g| {
@@ -303,6 +314,7 @@ pub(crate) fn compact_arena(
             if !ok {
                 break;
             }
+            yield_cpu(lim);
             let Some(mut h) = lock(f, lim.try_only) else {
                 ok = false;
                 continue;
@@ -312,6 +324,7 @@ pub(crate) fn compact_arena(
                 if !ok || t.pages[ci * t.nr_slots + s.slot] == 0 {
                     continue;
                 }
+                yield_cpu(lim);
                 let mut o = Compacted::default();
                 let tree = &mut h.tree;
                 let r = c.evacuate(
@@ -359,7 +372,13 @@ pub(crate) fn run(
     lim: &Limits,
 ) -> Result<RkmemCompact> {
     let st = &COMPACTION;
-    let _serial = crate::arena::acquire(&shared.compact_lock, lim.try_only).ok_or(EBUSY)?;
+    // A user's request waits interruptibly behind another run (it may be long under TCG).
+    let _serial = match trigger {
+        Trigger::Ioctl | Trigger::Proc if !lim.try_only => {
+            crate::arena::lock_interruptible(&shared.compact_lock)?
+        }
+        _ => crate::arena::acquire(&shared.compact_lock, lim.try_only).ok_or(EBUSY)?,
+    };
     inc(match trigger {
         Trigger::Ioctl => &st.runs_ioctl,
         Trigger::Proc => &st.runs_proc,

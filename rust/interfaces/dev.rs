@@ -277,7 +277,7 @@ impl RkmemFile {
                 // objects in flight (neither cached nor free), which the destroy's count of
                 // live objects would take for a leak (EBUSY; seen with compaction looping on
                 // another CPU).
-                let _no_compaction = shared.compact_lock.lock();
+                let _no_compaction = crate::arena::lock_interruptible(&shared.compact_lock)?;
                 classes::destroy(&shared.caches, c.id, self.id)?;
             }
             uapi::RKMEM_IOC_OBJ_ALLOC => self.obj_alloc(user)?,

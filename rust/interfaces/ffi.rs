@@ -114,6 +114,7 @@ extern "C" {
     ) -> c_int;
     pub(crate) fn rkmem_bench_other_cpu() -> c_int;
     pub(crate) fn rkmem_bench_on_cpu(cpu: c_int, f: RkmemBenchFn, arg: *mut c_void) -> c_long;
+    pub(crate) fn rkmem_mutex_lock_interruptible(m: *mut bindings::mutex) -> c_int;
     pub(crate) fn rkmem_stress_each_cpu(f: RkmemBenchFn, arg: *mut c_void) -> c_long;
     pub(crate) fn rkmem_bench_slub_remote(
         s: *mut KmemCache,

@@ -79,6 +79,31 @@ test_rel_kernel_stress_finds_corruption() {
 	[ "$n" = "$cpus" ] || fail "$n dmesg lines name a changed pattern, want one per CPU ($cpus)"
 }
 
+# No user input makes the kernel complain: the longest calls (every benchmark at its maximum
+# counts, a second one waiting on the same file, the largest compaction) under lockup detectors
+# with thresholds of a few seconds. um only: it runs them natively and has no preemption (a
+# loop that never yields would hold its CPU); under TCG the maximum counts take too long.
+test_rel_longest_calls_are_quiet() {
+	[ "${RKMEM_FLAVOR:-}" = um ] || skip "the maximum counts run natively on the um kernel" || return
+	wt=/proc/sys/kernel/watchdog_thresh ht=/proc/sys/kernel/hung_task_timeout_secs
+	rt=/sys/module/rcupdate/parameters/rcu_cpu_stall_timeout
+	[ -w $wt ] && [ -w $ht ] && [ -w $rt ] || skip "no soft-lockup, hung-task or RCU stall detector" || return
+	old="$(cat $wt) $(cat $ht) $(cat $rt)"
+	# A soft lockup after 2 s without a schedule, an RCU stall after 3 s, a hung task after 2 s.
+	echo 1 >$wt && echo 2 >$ht && echo 3 >$rt || fail "cannot lower the detectors' thresholds" || return
+	lines=$(dmesg | wc -l)
+	rkmemctl max-calls >/tmp/rel-max.out 2>&1
+	rc=$?
+	set -- $old
+	echo "$1" >$wt; echo "$2" >$ht; echo "$3" >$rt
+	sed "s/^/    /" /tmp/rel-max.out
+	[ $rc = 0 ] || fail "rkmemctl max-calls exited $rc: $(grep -E '^not ok|rkmemctl:' /tmp/rel-max.out | head -n 5)" || return
+	rel_verdict /tmp/rel-max.out "max-calls" || return
+	bad=$(dmesg | tail -n +$((lines + 1)) | grep -E "$BAD_DMESG|soft lockup|hung_task|stall")
+	[ -z "$bad" ] || fail "kernel reports during the longest calls: $(echo "$bad" | head -n 5)" || return
+	buddyinfo_back_to_load_time "rkmemctl max-calls"
+}
+
 test_rel_kill9_stress_all() {
 	open_before=$(stat_value open_files)
 	rkmemctl stress all --threads "$REL_THREADS" --seconds "$REL_KILL_RUN_SECONDS" --seed 9 \
@@ -124,6 +149,7 @@ echo "# reliability sizes: threads $REL_THREADS, stress all ${REL_STRESS_SECONDS
 t reliability_stress_all test_rel_stress_all
 t reliability_kernel_stress test_rel_kernel_stress
 t reliability_kernel_stress_finds_corruption test_rel_kernel_stress_finds_corruption
+t reliability_longest_calls_are_quiet test_rel_longest_calls_are_quiet
 t reliability_fuzz test_rel_fuzz
 t reliability_kill9_stress_all test_rel_kill9_stress_all
 t reliability_rmmod_after_kill test_rel_rmmod_after_kill

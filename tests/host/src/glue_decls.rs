@@ -77,6 +77,7 @@ fn rust_of_c(c: &str) -> String {
         "struct seq_file" => "seq_file",
         "struct kmem_cache" => "KmemCache",
         "struct mempool" => "HostMempool",
+        "struct mutex" => "mutex",
         "struct rkmem_objs" => "RkmemObjs",
         "rkmem_bench_fn" => "RkmemBenchFn",
         other => return format!("<unmapped C type '{other}'>"),

@@ -16,6 +16,7 @@ mod fuzz;
 mod hog;
 mod kstress;
 mod map;
+mod maxcalls;
 mod pages;
 mod pattern;
 mod pool;
@@ -84,6 +85,17 @@ enum Cmd {
         /// Also sweep loading this module file (rkmem must not be loaded; it is afterwards).
         #[arg(long)]
         module: Option<String>,
+    },
+    /// The longest calls a user can make (every benchmark kind at its maximum counts, a
+    /// second benchmark waiting on the same file, the largest compaction), for the kernel's
+    /// lockup detectors to watch. Prints `N passed, N failed`.
+    MaxCalls {
+        /// Iterations per repetition (default: RKMEM_BENCH_MAX_ITERS).
+        #[arg(long, default_value_t = uapi::RKMEM_BENCH_MAX_ITERS)]
+        iters: u32,
+        /// Repetitions (default: RKMEM_BENCH_MAX_REPS).
+        #[arg(long, default_value_t = uapi::RKMEM_BENCH_MAX_REPS)]
+        reps: u32,
     },
     /// Run the interface tests against the loaded module; prints `N passed, N failed`.
     Test {
@@ -416,6 +428,7 @@ fn main() -> ExitCode {
                 total_ops,
             })
         }),
+        Cmd::MaxCalls { iters, reps } => maxcalls::run(&maxcalls::Options { iters, reps }),
         Cmd::Test { filter } => return selftest::run(filter.as_deref()),
         Cmd::Failnth { module } => failnth::run(module.as_deref()),
         Cmd::Pages { cmd } => match cmd {

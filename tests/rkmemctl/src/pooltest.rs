@@ -843,7 +843,7 @@ extern "C" fn on_sigusr1(_sig: libc::c_int) {}
 
 /// Installs an empty SIGUSR1 handler without `SA_RESTART`, so a signal makes an interrupted
 /// system call return `EINTR`.
-fn install_sigusr1() -> Result<(), String> {
+pub(crate) fn install_sigusr1() -> Result<(), String> {
     // SAFETY: an all-zero `sigaction` is a valid value (empty mask, no flags); the handler is
     // an `extern "C" fn(c_int)` that does nothing, which is async-signal-safe.
     let r = unsafe {

@@ -100,6 +100,10 @@ module! {
             default: false,
             description: "Slab debug mode: red zones, poison, call sites, checked frees (slower)",
         },
+        kasan_check: u32 {
+            default: 0,
+            description: "KASAN kernels: at load, 1 reads an rkmem object after its free, 2 writes past one's end; KASAN must report it (0: off)",
+        },
         compaction_proactiveness: u32 {
             default: 20,
             description: "Proactive compaction, 0..100 as vm.compaction_proactiveness (0: off; runtime: /proc/rkmem/compaction_proactiveness)",
@@ -139,6 +143,16 @@ fn checked_params() -> Result<Params> {
         );
         EINVAL
     })?;
+    let kc = module_parameters::kasan_check.value();
+    // SAFETY: reads a build-time fact.
+    let kasan = unsafe { crate::ffi::rkmem_kasan_enabled() };
+    if kc > 2 || (kc != 0 && !kasan) {
+        pr_err!(
+            "invalid parameter kasan_check: kasan_check={}: must be 0, or 1 or 2 on a KASAN kernel\n",
+            kc
+        );
+        return Err(EINVAL);
+    }
     let cp = module_parameters::compaction_proactiveness.value();
     compaction::set_proactiveness(cp).inspect_err(|_| {
         pr_err!(
@@ -326,6 +340,10 @@ impl kernel::InPlaceModule for Rkmem {
                 m.params.arena_initial_mb,
                 m.params.arena_max_mb
             );
+            let check = module_parameters::kasan_check.value();
+            if check != 0 {
+                checks::kasan::run(check)?;
+            }
             Ok(())
         })
     }

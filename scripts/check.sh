@@ -67,16 +67,25 @@ lint readme-bench-tables env -C "$RKMEM_ROOT" python3 scripts/bench_report.py re
 lint clippy-host env CARGO_TARGET_DIR="$RKMEM_CACHE/cargo-target" cargo clippy --quiet --locked \
 	--manifest-path "$RKMEM_ROOT/tests/Cargo.toml" --workspace --all-targets -- -D warnings
 
+# The guest runs: the suite on each kernel; on the debug kernel also one boot per KASAN check
+# (the module loaded with kasan_check=1, then 2: KASAN must report rkmem's own bad access).
+runs=
 for flavor in ${CHECK_FLAVORS:-fast debug um}; do
-	section "guest: $flavor kernel"
-	log="$RKMEM_CACHE/logs/check-$flavor.log"
-	# The debug kernel (KASAN, lockdep, kmemleak under TCG) runs the same suite about three
-	# times slower: about 19 minutes since the compaction and fail-nth tests came.
+	runs="$runs $flavor:check:"
+	[ "$flavor" = debug ] && runs="$runs debug:kasancheck:kasan_check=1 debug:kasancheck:kasan_check=2"
+done
+for run in $runs; do
+	flavor=${run%%:*} rest=${run#*:}
+	cmd=${rest%%:*} params=${rest#*:}
+	section "guest: $flavor kernel${params:+, $params}: $cmd"
+	log="$RKMEM_CACHE/logs/check-$flavor-$cmd${params:+-${params//=/}}.log"
+	# The debug kernel (KASAN, lockdep, kmemleak under TCG) runs the same suite about ten
+	# times slower: about 30 minutes since the compaction, fail-nth and stress tests came.
 	case $flavor in
-	debug) timeout=${TIMEOUT:-2100} ;;
+	debug) timeout=${TIMEOUT:-2400} ;;
 	*) timeout=${TIMEOUT:-900} ;;
 	esac
-	TIMEOUT=$timeout "$RKMEM_ROOT/scripts/guest.sh" "$flavor" check "$log"
+	RKMEM_PARAMS=$params TIMEOUT=$timeout "$RKMEM_ROOT/scripts/guest.sh" "$flavor" "$cmd" "$log"
 	grc=$?
 	summary=$(tr -d '\r' <"$log" 2>/dev/null | sed -n 's/^RKMEM-SUMMARY passed=\([0-9]*\) failed=\([0-9]*\) skipped=\([0-9]*\)$/\1 \2 \3/p' | tail -n1)
 	load=$(tr -d '\r' <"$log" 2>/dev/null | sed -n 's/^RKMEM-LOAD ops=\([0-9]*\) bytes=\([0-9]*\) fuzz_calls=\([0-9]*\) faults=\([0-9]*\)$/\1 \2 \3 \4/p' | tail -n1)

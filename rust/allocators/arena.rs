@@ -38,7 +38,10 @@ use kernel::{
     },
 };
 
-use crate::ffi::{rkmem_block_alloc, rkmem_block_free, rkmem_page_tag, rkmem_pages_set_tag};
+use crate::ffi::{
+    rkmem_block_alloc, rkmem_block_free, rkmem_kasan_enabled, rkmem_kasan_poison_pages,
+    rkmem_kasan_unpoison_pages, rkmem_page_tag, rkmem_pages_set_tag,
+};
 
 /// Bytes per page.
 pub(crate) const PAGE_SIZE: usize = kernel::page::PAGE_SIZE;
@@ -296,6 +299,10 @@ pub(crate) struct Arena {
     /// The module's arena (not a private one, the selftest's): [`PageEnv::pressure`] calls the
     /// hook and refused frees are reported in dmesg (read-only after init).
     shared: bool,
+    /// KASAN watches this arena's pages (a KASAN build, the module's arena): free blocks are
+    /// poisoned, handed-out ones unpoisoned. A private arena (the selftest's, which frees bad
+    /// handles on purpose) is not poisoned: a refused free must not change any shadow.
+    kasan: bool,
     pub(crate) stats: ArenaStats,
     reported: [Atomic<bool>; 4],
 }
@@ -365,6 +372,8 @@ impl Arena {
             min_slots,
             pcp_used: cpus.clamp(1, PCP_SLOTS),
             shared: on_pressure.is_some(),
+            // SAFETY: reads a build-time fact.
+            kasan: on_pressure.is_some() && unsafe { rkmem_kasan_enabled() },
             stats: ArenaStats::new(),
             reported: [const { Atomic::new(false) }; 4],
         }))
@@ -456,14 +465,46 @@ impl Arena {
     /// grows (otherwise growing is tried without sleeping).
     pub(crate) fn alloc(&self, order: u32, may_sleep: bool) -> Result<Pages> {
         let page = core_arena::alloc(self, order, BLOCK_ORDER, may_sleep).map_err(to_errno)?;
-        Ok(Pages(Block::Order { page, order }))
+        let p = Pages(Block::Order { page, order });
+        self.kasan_handed_out(&p);
+        Ok(p)
     }
 
     /// Allocates exactly `npages` pages, `1..=1024`.
     pub(crate) fn alloc_exact(&self, npages: usize, may_sleep: bool) -> Result<Pages> {
         let page =
             core_arena::alloc_exact(self, npages, SLOT_PAGES, may_sleep).map_err(to_errno)?;
-        Ok(Pages(Block::Exact { page, npages }))
+        let p = Pages(Block::Exact { page, npages });
+        self.kasan_handed_out(&p);
+        Ok(p)
+    }
+
+    /// KASAN: `p`, just handed out, is accessible.
+    #[inline(always)]
+    fn kasan_handed_out(&self, p: &Pages) {
+        if self.kasan {
+            // SAFETY: `p` is a block of this arena's memory (its handle was just made by the
+            // allocation); only its KASAN shadow changes.
+            unsafe {
+                rkmem_kasan_unpoison_pages(self.addr_of(p.first()) as *mut c_void, p.bytes())
+            };
+        }
+    }
+
+    /// Gives the 4 MiB host block at `addr` back to the host kernel (accessible again for KASAN,
+    /// as the host's free path expects its pages).
+    ///
+    /// # Safety
+    ///
+    /// `addr` is a block this arena took with `rkmem_block_alloc(BLOCK_ORDER, _)`, not yet
+    /// freed, that nothing refers to any more.
+    unsafe fn free_block(&self, addr: *mut c_void) {
+        if self.kasan {
+            // SAFETY: the block is this arena's (the caller); only its shadow changes.
+            unsafe { rkmem_kasan_unpoison_pages(addr, SLOT_PAGES * PAGE_SIZE) };
+        }
+        // SAFETY: the caller's promise.
+        unsafe { rkmem_block_free(addr, BLOCK_ORDER) };
     }
 
     /// Allocates a block of the shape of `p` (its order, or its exact page count): where a
@@ -511,6 +552,11 @@ impl Arena {
             unsafe { rkmem_block_free(addr, BLOCK_ORDER) };
             return Err(EINVAL);
         }
+        if self.kasan {
+            // SAFETY: `addr` is the 4 MiB block just taken from the host, wholly free in the
+            // buddy allocator; only its shadow changes.
+            unsafe { rkmem_kasan_poison_pages(addr, SLOT_PAGES * PAGE_SIZE) };
+        }
         inc(&self.stats.grows);
         Ok(true)
     }
@@ -518,6 +564,15 @@ impl Arena {
     /// Frees a block allocated by this arena. A double free, a foreign page or a wrong size is
     /// refused with an error, counted, and reported once in dmesg; nothing is corrupted.
     pub(crate) fn free(&self, pages: Pages) -> core::result::Result<(), FreeError> {
+        if self.kasan {
+            // Poisoned before it is free: once the buddy allocator or a per-CPU cache has it,
+            // another CPU may hand it out (and unpoison it) at once. The module's arena frees
+            // only handles it made (only the selftest's private arena is given bad ones).
+            // SAFETY: the handle names a block of this arena; only its shadow changes.
+            unsafe {
+                rkmem_kasan_poison_pages(self.addr_of(pages.first()) as *mut c_void, pages.bytes())
+            };
+        }
         let r = match pages.0 {
             Block::Order { page, order } => core_arena::free(self, page, order, BLOCK_ORDER),
             Block::Exact { page, npages } => self
@@ -655,7 +710,7 @@ impl Arena {
             let addr = self.slot_addr[slot].xchg(0, Relaxed) as *mut c_void;
             // SAFETY: by the type invariant `addr` is the block that backed `slot`; the
             // slot was wholly free and is now absent, so nothing refers to the block.
-            unsafe { rkmem_block_free(addr, BLOCK_ORDER) };
+            unsafe { self.free_block(addr) };
             inc(&self.stats.blocks_released);
             released += SLOT_PAGES;
         }
@@ -717,7 +772,7 @@ impl Arena {
         let addr = self.slot_addr[slot].xchg(0, Relaxed) as *mut c_void;
         // SAFETY: by the type invariant `addr` is the block that backed `slot`; the slot was
         // wholly free and is now absent (under `grow`), so nothing refers to the block.
-        unsafe { rkmem_block_free(addr, BLOCK_ORDER) };
+        unsafe { self.free_block(addr) };
         inc(&self.stats.blocks_released);
         (true, SLOT_PAGES)
     }
@@ -829,6 +884,11 @@ impl Arena {
         self.max_pages().saturating_sub(used) as u64
     }
 
+    /// Whether KASAN watches this arena's pages (then its caches' objects too).
+    pub(crate) fn kasan(&self) -> bool {
+        self.kasan
+    }
+
     /// The arena's maximum size in pages.
     pub(crate) fn max_pages(&self) -> usize {
         self.slot_addr.len() * SLOT_PAGES
@@ -931,7 +991,7 @@ impl PinnedDrop for Arena {
                 // SAFETY: by the type invariant, a non-zero address is a block taken from the
                 // host kernel with `rkmem_block_alloc(BLOCK_ORDER, _)` and not yet freed; nothing
                 // can use the arena any more (it is being dropped).
-                unsafe { rkmem_block_free(a as *mut c_void, BLOCK_ORDER) };
+                unsafe { self.free_block(a as *mut c_void) };
             }
         }
     }

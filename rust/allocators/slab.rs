@@ -24,7 +24,10 @@
 //! red zones and poison), counted, and reported in dmesg with the cache name and object index.
 
 use crate::arena::{Arena, Pages, PAGE_SIZE};
-use crate::ffi::{rkmem_slab_cpus, rkmem_slab_meta_alloc, rkmem_slab_meta_free};
+use crate::ffi::{
+    rkmem_kasan_poison_object, rkmem_kasan_unpoison_object, rkmem_slab_cpus, rkmem_slab_meta_alloc,
+    rkmem_slab_meta_free,
+};
 use crate::percpu::{nr_cpu_ids, ObjCache, CAP as CPU_CAP};
 use crate::rkcore::cache::{self as core_cache, FreeError, Front, Repaired, SlabMemory, SlabSet};
 use crate::rkcore::compact::{SlabUse, OCCUPANCY_BUCKETS};
@@ -46,6 +49,9 @@ use kernel::{
 pub(crate) const NAME_MAX: usize = 31;
 /// Problems reported in dmesg per cache before the reports are only counted.
 const MAX_REPORTS: u32 = 5;
+/// Bytes one shadow byte of generic KASAN covers: a KASAN build's object slots start on one and
+/// end with a red zone of at least one (`SlabLayout::for_cpus_redzoned`).
+const KASAN_GRANULE: usize = 8;
 
 /// Counters of one cache's slow paths. The fast path (a per-CPU hit) counts nothing: a shared
 /// atomic counter there would cost more than the allocation itself.
@@ -210,6 +216,10 @@ pub(crate) struct Cache {
     cpu: ObjCache,
     use_cpu: bool,
     ctor: Option<u8>,
+    /// KASAN watches the objects (a KASAN build, the module's arena, not a debug cache, which
+    /// checks its free objects with its own red zones and poison): free slots are poisoned,
+    /// handed-out objects unpoisoned up to their size, the rest of the slot a red zone.
+    kasan: bool,
     pub(crate) id: u32,
     name: [u8; NAME_MAX],
     name_len: usize,
@@ -254,8 +264,10 @@ impl Cache {
         }
         // SAFETY: reads a count the kernel set up at boot; no preconditions.
         let cpus = unsafe { rkmem_slab_cpus() };
-        let layout =
-            SlabLayout::for_cpus(size, align, PAGE_SIZE, 3, cpus, debug).map_err(|_| EINVAL)?;
+        let kasan = !debug && arena.kasan();
+        let granule = if kasan { KASAN_GRANULE } else { 0 };
+        let layout = SlabLayout::for_cpus_redzoned(size, align, PAGE_SIZE, 3, cpus, debug, granule)
+            .map_err(|_| EINVAL)?;
         let mut n = [0u8; NAME_MAX];
         n[..name.len()].copy_from_slice(name);
         // Computed here: inside `try_pin_init!`, `name` names the field initialised above.
@@ -276,6 +288,7 @@ impl Cache {
             name_len,
             layout,
             ctor,
+            kasan,
             use_cpu: !debug,
             inner <- new_spinlock!(slabs, "rkmem_cache"),
             cpu,
@@ -314,6 +327,7 @@ impl Cache {
         // The fast path: per-CPU caches on, no constructor to apply, an object on this CPU.
         if self.use_cpu && self.ctor.is_none() {
             if let Some(addr) = self.cpu.pop().and_then(core::num::NonZeroUsize::new) {
+                self.kasan_handed_out(addr.get());
                 return Ok(Obj {
                     addr,
                     cache: self.id,
@@ -347,6 +361,7 @@ impl Cache {
                 (self.take_from_slabs(&mut one) == 1).then_some(one[0])
             };
             if let Some(obj) = got {
+                self.kasan_handed_out(obj);
                 // Constructed at slab creation; objects come back constructed only if their
                 // users restore them, so (unlike SLUB) rkmem re-applies the constructor.
                 if self.layout.is_debug() || self.ctor.is_some() {
@@ -377,6 +392,55 @@ impl Cache {
     #[inline(never)]
     fn refill_cpu(&self) -> Option<usize> {
         core_cache::refill(self, self.cpu_batch)
+    }
+
+    /// KASAN: the object at `obj`, just handed out, is accessible up to its size; the rest of
+    /// its slot is a red zone.
+    #[inline(always)]
+    fn kasan_handed_out(&self, obj: usize) {
+        if self.kasan {
+            // SAFETY: `obj` is an object slot of this cache's slabs (just taken from them or
+            // from a per-CPU array); only its KASAN shadow changes.
+            unsafe {
+                rkmem_kasan_unpoison_object(
+                    obj as *mut c_void,
+                    self.layout.object_size(),
+                    self.layout.stride(),
+                )
+            };
+        }
+    }
+
+    /// KASAN: the object at `obj` is being freed; its slot is poisoned before any per-CPU
+    /// array or slab has it (another CPU may hand it out as soon as one has), if it is one of
+    /// this cache's object slots (a bad free is refused later, when it drains, and must not
+    /// change any shadow).
+    #[inline(always)]
+    fn kasan_freed(&self, obj: usize) {
+        if self.kasan && self.inner.lock().is_object(&mut self.mem(), obj) {
+            // SAFETY: `obj` is an object slot of this cache (checked above); only its shadow
+            // changes.
+            unsafe { rkmem_kasan_poison_object(obj as *mut c_void, self.layout.stride()) };
+        }
+    }
+
+    /// KASAN: every object slot of the new slab at `slab` (color `color`) is free.
+    fn kasan_new_slab(&self, slab: u64, color: u32) {
+        if !self.kasan {
+            return;
+        }
+        for i in 0..self.layout.objects() {
+            if let Some(off) = self.layout.slot_offset(color, i) {
+                // SAFETY: the slot lies in the slab just prepared for this cache; only its
+                // shadow changes.
+                unsafe {
+                    rkmem_kasan_poison_object(
+                        (slab as usize + off) as *mut c_void,
+                        self.layout.stride(),
+                    )
+                };
+            }
+        }
     }
 
     /// The cache's memory, for its [`SlabSet`] (see [`SlabMem`]'s invariant).
@@ -415,6 +479,7 @@ impl Cache {
             let _ = self.arena.free(pages);
             return Err(EINVAL);
         }
+        self.kasan_new_slab(slab, color);
         // From here on the cache keeps the slab by address (`release_slab` makes the handle
         // again).
         let _ = pages.into_first();
@@ -455,6 +520,7 @@ impl Cache {
     /// (as for [`Obj::from_raw`]).
     #[inline(always)]
     pub(crate) unsafe fn free_addr(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
+        self.kasan_freed(obj);
         if !self.use_cpu {
             return self.return_to_slab(obj);
         }
@@ -652,6 +718,7 @@ impl Cache {
     #[track_caller]
     pub(crate) fn take_in(&self, slab: u64) -> Option<Obj> {
         let addr = self.inner.lock().take_in(&mut self.mem(), slab)?;
+        self.kasan_handed_out(addr);
         if self.layout.is_debug() {
             let site = core::ptr::from_ref(core::panic::Location::caller()).addr() as u64;
             let mut mem = self.mem();
@@ -679,7 +746,9 @@ impl Cache {
         if obj.cache != self.id {
             return Err(self.bad_free(FreeError::NotAnObject));
         }
-        self.return_to_slab_released(obj.into_raw())
+        let obj = obj.into_raw();
+        self.kasan_freed(obj);
+        self.return_to_slab_released(obj)
     }
 
     /// Compacts the slabs: the plan of `rkcore::compact` over the partial slabs, where the

@@ -5,6 +5,7 @@
 //! checks as a KUnit suite. No user of rkmem's memory depends on these.
 
 pub(crate) mod bench;
+pub(crate) mod kasan;
 #[cfg(CONFIG_KUNIT)]
 mod kunit;
 pub(crate) mod selftest;

@@ -209,6 +209,20 @@ impl SlabSet {
         slab_start(&self.layout, obj)
     }
 
+    /// Whether `obj` is the first byte of an object slot of one of this cache's slabs
+    /// (allocated or free), from the owner tag and the slab header's color alone: what a KASAN
+    /// build checks before it poisons the slot of a free that the slabs have not validated yet
+    /// (a per-CPU free is checked when its array drains).
+    pub fn is_object<M: SlabMemory>(&self, mem: &mut M, obj: usize) -> bool {
+        let slab = self.slab_of(obj);
+        if mem.owner(slab) != Some(self.id.wrapping_add(1)) {
+            return false;
+        }
+        let layout = &self.layout;
+        let color = layout.header_color(mem.header(slab));
+        layout.object_index(color, obj - slab as usize).is_ok()
+    }
+
     /// Frees the object at `obj`; `Ok(Some(pages))` if its slab emptied and must go back (it
     /// is off the lists and untagged: give `pages` back after dropping the lock). Where `obj`
     /// belongs is decided from the owner tag, without reading the memory it points to; only a
@@ -852,6 +866,44 @@ mod tests {
         assert_eq!((c.full(), c.partial(), c.empty()), (2, 1, 0));
         let mut more = vec![0usize; per * 2];
         assert_eq!(set.take(&mut mem, &mut more), per - 1, "never adds a slab");
+    }
+
+    #[test]
+    fn is_object_knows_object_starts_of_this_cache_only() {
+        let (mut set, mut mem) = set_and_mem(64, false, 8);
+        let mut used = HashSet::new();
+        let a = alloc(&mut set, &mut mem, &mut used).unwrap();
+        let b = alloc(&mut set, &mut mem, &mut used).unwrap();
+        assert!(set.is_object(&mut mem, a) && set.is_object(&mut mem, b));
+        assert!(!set.is_object(&mut mem, a + 1), "an interior pointer");
+        if !set.layout().off_slab() {
+            assert!(
+                !set.is_object(&mut mem, set.slab_of(a) as usize),
+                "the header"
+            );
+        }
+        assert!(
+            !set.is_object(
+                &mut mem,
+                a + set.layout().stride() * set.layout().objects() as usize
+            ),
+            "past the last object"
+        );
+        let other = (BASE + 40 * PAGE) as u64;
+        assert!(
+            !set.is_object(&mut mem, other as usize + 64),
+            "untagged memory"
+        );
+        mem.set_owner(other, 99);
+        assert!(
+            !set.is_object(&mut mem, other as usize + 64),
+            "another cache's slab"
+        );
+        // Free objects are objects too (a KASAN build poisons the slot of any valid free).
+        let mut r = no_repair;
+        assert_eq!(set.free(&mut mem, a, &mut r), Ok(None));
+        assert!(set.is_object(&mut mem, a));
+        assert_eq!(mem.bad_reads, 0, "no memory of another owner was read");
     }
 
     #[test]

@@ -620,7 +620,7 @@ impl SlabLayout {
         page_size: usize,
         max_order: u32,
     ) -> Result<SlabLayout, LayoutError> {
-        Self::build(object_size, align, page_size, max_order, 1, false)
+        Self::build(object_size, align, page_size, max_order, 1, false, 0)
     }
 
     /// The layout SLUB would size for a machine of `nr_cpus` CPUs (its `min_objects`,
@@ -635,7 +635,45 @@ impl SlabLayout {
         debug: bool,
     ) -> Result<SlabLayout, LayoutError> {
         let min_objects = slub_min_objects(nr_cpus);
-        Self::build(object_size, align, page_size, max_order, min_objects, debug)
+        Self::build(
+            object_size,
+            align,
+            page_size,
+            max_order,
+            min_objects,
+            debug,
+            0,
+        )
+    }
+
+    /// [`SlabLayout::for_cpus`] for a KASAN build whose shadow covers `granule`-byte granules
+    /// (8 for generic KASAN): every slot starts on a granule (the alignment is at least one),
+    /// and a red zone of at least one granule follows each object (the object rounded up to a
+    /// granule, plus a granule), as SLUB's KASAN layout puts one between objects, so that an
+    /// access just past an object's end lands in poisoned shadow, not in the next object.
+    /// `granule` is a power of two; 0 gives [`SlabLayout::for_cpus`]'s layout.
+    pub fn for_cpus_redzoned(
+        object_size: usize,
+        align: usize,
+        page_size: usize,
+        max_order: u32,
+        nr_cpus: u32,
+        debug: bool,
+        granule: usize,
+    ) -> Result<SlabLayout, LayoutError> {
+        if granule != 0 && !granule.is_power_of_two() {
+            return Err(LayoutError::BadAlign { align: granule });
+        }
+        let min_objects = slub_min_objects(nr_cpus);
+        Self::build(
+            object_size,
+            align,
+            page_size,
+            max_order,
+            min_objects,
+            debug,
+            granule,
+        )
     }
 
     /// Like [`SlabLayout::new`], with red zones, poisoning and call-site metadata per object.
@@ -645,7 +683,7 @@ impl SlabLayout {
         page_size: usize,
         max_order: u32,
     ) -> Result<SlabLayout, LayoutError> {
-        Self::build(object_size, align, page_size, max_order, 1, true)
+        Self::build(object_size, align, page_size, max_order, 1, true, 0)
     }
 
     fn build(
@@ -655,6 +693,7 @@ impl SlabLayout {
         max_order: u32,
         min_objects: usize,
         debug: bool,
+        granule: usize,
     ) -> Result<SlabLayout, LayoutError> {
         if !page_size.is_power_of_two() || !(MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&page_size) {
             return Err(LayoutError::BadPageSize { page_size });
@@ -674,12 +713,17 @@ impl SlabLayout {
         if !align.is_power_of_two() || align > page_size {
             return Err(LayoutError::BadAlign { align });
         }
+        // A KASAN build's slots start on a shadow granule.
+        let align = align.max(granule);
         let (stride, object_in_slot) = if debug {
             let left = align_up(RED_ZONE, align);
             (
                 align_up(left + object_size + RED_ZONE + DEBUG_META, align),
                 left,
             )
+        } else if granule != 0 {
+            // The object to its granule, then a red-zone granule.
+            (align_up(align_up(object_size, granule) + granule, align), 0)
         } else {
             (align_up(object_size, align), 0)
         };
@@ -1588,6 +1632,39 @@ mod tests {
             assert!(last_slot + l.stride() <= l.slab_bytes());
             assert_eq!(l.object_offset(c, n), None);
         }
+    }
+
+    #[test]
+    fn redzoned_layouts_start_on_granules_with_a_red_zone_after_each_object() {
+        for size in 1..=4096usize {
+            for align in [1usize, 2, 8, 64, 256] {
+                let l =
+                    SlabLayout::for_cpus_redzoned(size, align, PAGE, MAX_SLAB_ORDER, 2, false, 8)
+                        .unwrap();
+                assert_eq!(l.object_size(), size);
+                assert_eq!(l.stride() % 8, 0, "size {size} align {align}");
+                assert!(
+                    l.stride() >= size.div_ceil(8) * 8 + 8,
+                    "size {size} align {align}"
+                );
+                assert_eq!(l.stride() % align, 0);
+                for color in 0..l.colors() {
+                    let c = l.color_offset(u64::from(color));
+                    for i in [0, l.objects() - 1] {
+                        let off = l.slot_offset(c, i).unwrap();
+                        assert_eq!(off % 8, 0, "size {size} align {align} color {c} object {i}");
+                        assert_eq!(l.object_index(c, off), Ok(i));
+                    }
+                }
+            }
+        }
+        // Without a granule, the layout is for_cpus's.
+        let plain = SlabLayout::for_cpus(117, 1, PAGE, MAX_SLAB_ORDER, 2, false).unwrap();
+        let zero =
+            SlabLayout::for_cpus_redzoned(117, 1, PAGE, MAX_SLAB_ORDER, 2, false, 0).unwrap();
+        assert_eq!(plain.stride(), zero.stride());
+        assert_eq!(plain.objects(), zero.objects());
+        assert!(SlabLayout::for_cpus_redzoned(117, 1, PAGE, MAX_SLAB_ORDER, 2, false, 3).is_err());
     }
 
     #[test]

@@ -95,6 +95,12 @@ int rkmem_bench_slub_layout(const char *name, unsigned int size,
 typedef long (*rkmem_bench_fn)(void *arg);
 int rkmem_bench_other_cpu(void);
 long rkmem_bench_on_cpu(int cpu, rkmem_bench_fn fn, void *arg);
+/* kasan.c: rkmem's free memory poisoned for KASAN (no-ops without CONFIG_KASAN_GENERIC). */
+bool rkmem_kasan_enabled(void);
+void rkmem_kasan_poison_pages(void *addr, size_t bytes);
+void rkmem_kasan_unpoison_pages(void *addr, size_t bytes);
+void rkmem_kasan_poison_object(void *obj, size_t stride);
+void rkmem_kasan_unpoison_object(void *obj, size_t size, size_t stride);
 /* stress.c: fn(arg) on every online CPU at once (RKMEM_IOC_STRESS's workers). */
 long rkmem_stress_each_cpu(rkmem_bench_fn fn, void *arg);
 s64 rkmem_bench_slub_remote(struct kmem_cache *s, void **buf, u32 batch, u32 rounds, int cpu);

@@ -115,6 +115,11 @@ extern "C" {
     pub(crate) fn rkmem_bench_other_cpu() -> c_int;
     pub(crate) fn rkmem_bench_on_cpu(cpu: c_int, f: RkmemBenchFn, arg: *mut c_void) -> c_long;
     pub(crate) fn rkmem_mutex_lock_interruptible(m: *mut bindings::mutex) -> c_int;
+    pub(crate) fn rkmem_kasan_enabled() -> bool;
+    pub(crate) fn rkmem_kasan_poison_pages(addr: *mut c_void, bytes: usize);
+    pub(crate) fn rkmem_kasan_unpoison_pages(addr: *mut c_void, bytes: usize);
+    pub(crate) fn rkmem_kasan_poison_object(obj: *mut c_void, stride: usize);
+    pub(crate) fn rkmem_kasan_unpoison_object(obj: *mut c_void, size: usize, stride: usize);
     pub(crate) fn rkmem_stress_each_cpu(f: RkmemBenchFn, arg: *mut c_void) -> c_long;
     pub(crate) fn rkmem_bench_slub_remote(
         s: *mut KmemCache,

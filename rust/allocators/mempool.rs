@@ -13,6 +13,10 @@
 //! shrinker never takes them.
 
 use crate::arena::{Arena, Pages};
+use crate::ffi::{
+    rkmem_kasan_poison_object, rkmem_kasan_poison_pages, rkmem_kasan_unpoison_object,
+    rkmem_kasan_unpoison_pages,
+};
 use crate::percpu::Counters;
 use crate::rkcore::mempool::{PoolRow, Reserve};
 use crate::rkcore::sizeclass::{self, Route};
@@ -171,6 +175,7 @@ impl Mempool {
                 break;
             }
             let e = self.src_alloc(true)?;
+            self.kasan_into_reserve(e);
             if let Err(_full) = self.locked(|r| r.fill(e)) {
                 self.src_free(e, RESERVE_TO_SOURCE);
             }
@@ -184,6 +189,49 @@ impl Mempool {
     /// The pool's label in /proc/rkmem/mempools.
     fn label(&self) -> &str {
         core::str::from_utf8(&self.label[..self.label_len]).unwrap_or("?")
+    }
+
+    /// KASAN: the element at `e` goes into the reserve, where nobody may touch it (as
+    /// mm/mempool.c's `kasan_mempool_poison_object`): poisoned as a free object or free pages.
+    /// Whatever takes it out unpoisons it ([`Mempool::kasan_out_of_reserve`]), or its source's
+    /// free path poisons it again.
+    fn kasan_into_reserve(&self, e: usize) {
+        match &self.source {
+            Source::Cache(c) if c.kasan() => {
+                // SAFETY: `e` is an object of `c` that this pool holds (from `src_alloc`);
+                // only its shadow changes.
+                unsafe { rkmem_kasan_poison_object(e as *mut c_void, c.layout.stride()) }
+            }
+            Source::Cache(_) => {}
+            _ if self.arena.kasan() => {
+                // SAFETY: `e` is a page block of the arena that this pool holds; only its
+                // shadow changes.
+                unsafe { rkmem_kasan_poison_pages(e as *mut c_void, self.source.bytes()) }
+            }
+            _ => {}
+        }
+    }
+
+    /// KASAN: the element at `e` was taken out of the reserve to be handed out: accessible.
+    fn kasan_out_of_reserve(&self, e: usize) {
+        match &self.source {
+            Source::Cache(c) if c.kasan() => {
+                // SAFETY: as in `kasan_into_reserve`.
+                unsafe {
+                    rkmem_kasan_unpoison_object(
+                        e as *mut c_void,
+                        c.object_size(),
+                        c.layout.stride(),
+                    )
+                }
+            }
+            Source::Cache(_) => {}
+            _ if self.arena.kasan() => {
+                // SAFETY: as in `kasan_into_reserve`.
+                unsafe { rkmem_kasan_unpoison_pages(e as *mut c_void, self.source.bytes()) }
+            }
+            _ => {}
+        }
     }
 
     /// Usable bytes of an element.
@@ -271,6 +319,7 @@ impl Mempool {
     fn alloc_slow(&self, may_sleep: bool) -> Result<usize> {
         loop {
             if let Some(e) = self.locked(|r| r.take()) {
+                self.kasan_out_of_reserve(e);
                 self.counts.add(ALLOCS, 1);
                 return Ok(e);
             }
@@ -326,6 +375,8 @@ impl Mempool {
             self.src_free(e, FREES_TO_SOURCE);
             return;
         }
+        // Poisoned before the reserve has it: a waiter may take it as soon as it is there.
+        self.kasan_into_reserve(e);
         let back = self.locked(|r| r.offer(e));
         match back {
             None => {

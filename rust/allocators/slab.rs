@@ -312,6 +312,11 @@ impl Cache {
         core::str::from_utf8(&self.name[..self.name_len]).unwrap_or("?")
     }
 
+    /// Whether KASAN watches this cache's objects.
+    pub(crate) fn kasan(&self) -> bool {
+        self.kasan
+    }
+
     /// Bytes a caller may use in each object.
     pub(crate) fn object_size(&self) -> usize {
         self.layout.object_size()

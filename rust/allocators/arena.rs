@@ -542,6 +542,13 @@ impl Arena {
             inc(&self.stats.grow_failures);
             return Ok(false);
         }
+        if self.kasan {
+            // Poisoned while nobody can reach it: once the slot is present, another CPU may
+            // allocate from it (and unpoison its block) at once.
+            // SAFETY: `addr` is the 4 MiB block just taken from the host, not yet part of the
+            // arena; only its shadow changes.
+            unsafe { rkmem_kasan_poison_pages(addr, SLOT_PAGES * PAGE_SIZE) };
+        }
         // INVARIANT: the address is published before the slot becomes present, under `grow`.
         self.slot_addr[slot].store(addr as usize, Relaxed);
         if self.inner.lock().buddy.add_block(slot).is_err() {
@@ -549,13 +556,8 @@ impl Arena {
             self.slot_addr[slot].store(0, Relaxed);
             // SAFETY: `addr` came from `rkmem_block_alloc(BLOCK_ORDER, _)` just above and was
             // never handed out.
-            unsafe { rkmem_block_free(addr, BLOCK_ORDER) };
+            unsafe { self.free_block(addr) };
             return Err(EINVAL);
-        }
-        if self.kasan {
-            // SAFETY: `addr` is the 4 MiB block just taken from the host, wholly free in the
-            // buddy allocator; only its shadow changes.
-            unsafe { rkmem_kasan_poison_pages(addr, SLOT_PAGES * PAGE_SIZE) };
         }
         inc(&self.stats.grows);
         Ok(true)

@@ -123,6 +123,8 @@ fn show_base(w: &mut impl fmt::Write, shared: &crate::Shared) -> fmt::Result {
             ("abi_version", u64::from(crate::uapi::RKMEM_ABI_VERSION)),
             ("arena_initial_mb", u64::from(p.arena_initial_mb)),
             ("arena_max_mb", u64::from(p.arena_max_mb)),
+            // 1: a KASAN build, whose caches carry red zones (a larger objsize in slabinfo).
+            ("kasan_redzones", u64::from(shared.arena.kasan())),
             ("opens", opens),
             ("releases", releases),
             ("open_files", opens.saturating_sub(releases)),

@@ -228,6 +228,19 @@ fn trim_slabs(d: &Device) -> Result<(), String> {
         .map_err(|e| format!("RKMEM_IOC_TRIM(SLABS): {e}"))
 }
 
+/// Whether the module runs in a KASAN kernel (`kasan_redzones 1` in /proc/rkmem/stats): then
+/// slots start on an 8-byte granule and a red zone of at least one granule follows each object.
+pub(crate) fn kasan_mode() -> Result<bool, String> {
+    Ok(procfs::stat("kasan_redzones")? == 1)
+}
+
+/// The slot of a `size`-byte object aligned to `align` in a KASAN kernel
+/// (`SlabLayout::for_cpus_redzoned` with granule 8): the object to its granule, a red-zone
+/// granule, rounded up to the alignment (at least 8).
+pub(crate) fn kasan_stride(size: u32, align: u32) -> u32 {
+    (size.next_multiple_of(8) + 8).next_multiple_of(align.max(8))
+}
+
 /// Whether the module runs with `slab_debug=1`: then caches have no per-CPU object cache,
 /// which slabinfo shows as tunables 0 (and objects carry red zones: a larger objsize).
 fn debug_mode() -> Result<bool, String> {
@@ -483,10 +496,16 @@ fn cache_117_byte_aligned_layout() -> Result<(), String> {
         }
         return Ok(());
     }
-    // 4096 bytes - 32 header - 5 bitmap = 4059 = 34 * 117 + 81.
-    if (c.objsize, c.objects_per_slab, c.pages_per_slab) != (117, 34, 1) {
+    // 4096 bytes - 32 header - 5 bitmap = 4059 = 34 * 117 + 81. In a KASAN kernel the slot is
+    // 128 bytes (120 + a red-zone granule) and the header moves off the slab: 4096 / 128 = 32.
+    let want = if kasan_mode()? {
+        (128, 32, 1)
+    } else {
+        (117, 34, 1)
+    };
+    if (c.objsize, c.objects_per_slab, c.pages_per_slab) != want {
         return Err(format!(
-            "a 117-byte byte-aligned cache: objsize {}, {} objects per slab of {} pages; want 117, 34, 1",
+            "a 117-byte byte-aligned cache: objsize {}, {} objects per slab of {} pages; want {want:?}",
             c.objsize, c.objects_per_slab, c.pages_per_slab
         ));
     }
@@ -503,6 +522,7 @@ fn cache_117_byte_aligned_layout() -> Result<(), String> {
 fn cache_layouts_fit_their_slabs() -> Result<(), String> {
     let d = open()?;
     let debug = debug_mode()?;
+    let kasan = kasan_mode()?;
     for (i, (size, align)) in [
         (1u32, 1u32),
         (8, 8),
@@ -527,7 +547,13 @@ fn cache_layouts_fit_their_slabs() -> Result<(), String> {
         let slab = u64::from(c.pages_per_slab) * PAGE_SIZE;
         let ok = c.objsize >= size
             && c.objsize % align == 0
-            && (debug || c.objsize == size.next_multiple_of(align))
+            && (debug
+                || c.objsize
+                    == if kasan {
+                        kasan_stride(size, align)
+                    } else {
+                        size.next_multiple_of(align)
+                    })
             && c.objects_per_slab >= 1
             && c.pages_per_slab.is_power_of_two()
             && c.pages_per_slab <= 8
@@ -1569,6 +1595,7 @@ fn rkmalloc_class_rows_count() -> Result<(), String> {
 fn slabinfo_format_and_classes() -> Result<(), String> {
     let d = open()?;
     let debug = debug_mode()?;
+    let kasan = kasan_mode()?;
     let rows = slabinfo()?;
     let classes: Vec<&SlabRow> = rows
         .iter()
@@ -1588,6 +1615,9 @@ fn slabinfo_format_and_classes() -> Result<(), String> {
             .ok_or_else(|| format!("no {name} row"))?;
         let objsize_ok = if debug {
             u64::from(r.objsize) > size
+        } else if kasan {
+            // A red-zone granule after the class size (and the class alignment).
+            u64::from(r.objsize) >= size + 8 && r.objsize % 8 == 0
         } else {
             u64::from(r.objsize) == size
         };

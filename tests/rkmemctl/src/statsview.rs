@@ -11,7 +11,12 @@ use std::fmt::Write as _;
 const GROUPS: [(&str, &[&str]); 7] = [
     (
         "module",
-        &["abi_version", "arena_initial_mb", "arena_max_mb"],
+        &[
+            "abi_version",
+            "arena_initial_mb",
+            "arena_max_mb",
+            "kasan_redzones",
+        ],
     ),
     (
         "files and ioctls",

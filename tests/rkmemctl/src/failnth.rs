@@ -188,6 +188,26 @@ const CASES: &[Case] = &[
                 .map(|_| Some(b.handle))
         },
     },
+    Case {
+        // The caller's allocations (the call's caches, mempool, workqueue, work items): the
+        // workers' run in work items, where the caller's fail-nth does not reach.
+        name: "STRESS 200 steps",
+        setup: no_setup,
+        call: |d, _| {
+            let mut s = uapi::RkmemStress {
+                seed: 1,
+                ops: 200,
+                ms: 100,
+                ..Default::default()
+            };
+            d.stress(&mut s)?;
+            if s.failures != 0 {
+                // Not an errno the sweep accepts: reported as a wrong answer.
+                return Err(Errno::EIO);
+            }
+            Ok(None)
+        },
+    },
 ];
 
 /// Sweeps one call: returns the sites tried, or why the sweep failed.

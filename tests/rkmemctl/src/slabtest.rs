@@ -509,7 +509,7 @@ fn cache_117_byte_aligned_layout() -> Result<(), String> {
             c.objsize, c.objects_per_slab, c.pages_per_slab
         ));
     }
-    let (limit, batch) = cpu_tunables(117);
+    let (limit, batch) = cpu_tunables(u64::from(c.objsize));
     if (r.limit, r.batchcount, r.sharedfactor) != (limit, batch, DEPOT_FACTOR) {
         return Err(format!(
             "tunables {} {} {}, want {limit} {batch} {DEPOT_FACTOR}",
@@ -1624,7 +1624,8 @@ fn slabinfo_format_and_classes() -> Result<(), String> {
         let tunables_ok = if debug {
             (r.limit, r.batchcount, r.sharedfactor, r.sharedavail) == (0, 0, 0, 0)
         } else {
-            let (limit, batch) = cpu_tunables(size);
+            // Sized by the slot (the object's size, or with KASAN its red-zoned slot).
+            let (limit, batch) = cpu_tunables(u64::from(r.objsize));
             (r.limit, r.batchcount, r.sharedfactor) == (limit, batch, DEPOT_FACTOR)
                 && r.sharedavail <= u64::from(DEPOT_FACTOR * batch)
                 && r.sharedavail % u64::from(batch) == 0

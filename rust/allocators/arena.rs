@@ -482,7 +482,7 @@ impl Arena {
     /// KASAN: `p`, just handed out, is accessible.
     #[inline(always)]
     fn kasan_handed_out(&self, p: &Pages) {
-        if self.kasan {
+        if cfg!(CONFIG_KASAN_GENERIC) && self.kasan {
             // SAFETY: `p` is a block of this arena's memory (its handle was just made by the
             // allocation); only its KASAN shadow changes.
             unsafe {
@@ -566,7 +566,7 @@ impl Arena {
     /// Frees a block allocated by this arena. A double free, a foreign page or a wrong size is
     /// refused with an error, counted, and reported once in dmesg; nothing is corrupted.
     pub(crate) fn free(&self, pages: Pages) -> core::result::Result<(), FreeError> {
-        if self.kasan {
+        if cfg!(CONFIG_KASAN_GENERIC) && self.kasan {
             // Poisoned before it is free: once the buddy allocator or a per-CPU cache has it,
             // another CPU may hand it out (and unpoison it) at once. The module's arena frees
             // only handles it made (only the selftest's private arena is given bad ones).

@@ -13,7 +13,8 @@
 //!
 //! One story for the whole module, outermost first (as `mm/slub.c` tells its own):
 //!
-//! 0. `Shared::compact_lock`: serialises compaction runs (`compaction`); under it a run takes one
+//! 0. `Shared::compact_lock`: serialises compaction runs (`compaction`; a user's request and
+//!    `RKMEM_IOC_CACHE_DESTROY` wait for it interruptibly); under it a run takes one
 //!    open file's `handles` at a time, never two. `RKMEM_IOC_CACHE_DESTROY` holds it too, around
 //!    the registry's mutex, so that no compaction drains the cache while it counts live objects. The list of open files (`Shared::files`) is
 //!    held only to add, remove or copy an entry, with no other rkmem lock.
@@ -36,6 +37,10 @@
 //!    their source under it) before a cache's `depot` and `inner`, before the arena's per-CPU
 //!    `pcp` slots, before the arena's `inner` (the buddy lists). A slab goes back to the arena
 //!    only after its cache's `inner` is dropped.
+//!    The stress engine's `mailbox` and `totals` (`checks::stress`) are leaves: nothing is
+//!    allocated or freed under them. In KASAN builds every free checks its slot under the
+//!    cache's `inner` (`Cache::kasan_freed`), also on the per-CPU fast path: a free is never
+//!    made holding that cache's `depot` or `inner`, so this adds no order.
 //! 5. The per-CPU object arrays' `local_trylock_t` (`glue/objs.c`), innermost: taken with
 //!    preemption off on the owning CPU; the IPI that empties an array from another CPU only
 //!    try-locks it.

@@ -6,10 +6,10 @@
 # Other targets:
 #   make         build rkmem.ko for the fast kernel (CLIPPY=1 runs clippy on it)
 #   make setup   install the toolchain and sources (idempotent)
-#   make kernels build (or reuse) the three kernels: fast, debug (QEMU), um (UML)
+#   make kernels build (or reuse) the four kernels: fast, debug, race (QEMU), um (UML)
 #   make shell   boot the fast kernel with the module loaded and give a shell
 #   make guest CMD=NAME  run tests/guest/NAME.sh in a guest with the module loaded
-#   (FLAVOR=debug or FLAVOR=um picks the kernel for run, shell, guest and module)
+#   (FLAVOR=debug, race or um picks the kernel for run, shell, guest and module)
 #   make fmt     rustfmt every Rust file; make fmt-check checks only
 #   make clippy  clippy on the module and on the host crates
 #   make host-test  only the host tests
@@ -60,6 +60,7 @@ bench-readme:
 kernels: setup
 	@scripts/build-kernel.sh fast >/dev/null
 	@scripts/build-kernel.sh debug >/dev/null
+	@scripts/build-kernel.sh race >/dev/null
 	@scripts/build-kernel.sh um >/dev/null
 
 # Run one guest script with the module loaded: make guest CMD=slab (tests/guest/slab.sh)

@@ -12,7 +12,7 @@
 # (QEMU only; off by default: nested KVM hangs on some hosts), QUIET=1 to keep
 # the console out of the terminal (it is always saved to LOGFILE),
 # RKMEM_PARAMS (module parameters for the guest's insmod), APPEND (more kernel
-# arguments).
+# arguments), TCG_THREAD (single or multi; single by default).
 # Exit code: the guest command's, or 124 on timeout, 125 when the guest died
 # without reporting (panic, oops in init, QEMU or UML failure).
 set -uo pipefail
@@ -25,6 +25,7 @@ CPUS=${CPUS:-2}
 MEM=${MEM:-512M}
 TIMEOUT=${TIMEOUT:-600}
 
+case "${TCG_THREAD:-single}" in single | multi) ;; *) echo "boot.sh: TCG_THREAD must be single or multi" >&2; exit 2 ;; esac
 case "$cmd" in *[!a-z0-9_-]*) echo "boot.sh: bad command '$cmd'" >&2; exit 2 ;; esac
 params=${RKMEM_PARAMS:-}
 case "$params" in *[!a-z0-9_=,]*) echo "boot.sh: RKMEM_PARAMS may hold only a-z 0-9 _ = , (comma-separated)" >&2; exit 2 ;; esac
@@ -56,7 +57,8 @@ else
 	# One TCG thread for all vCPUs: the kernel patches its own text
 	# (JUMP_LABEL), and with a thread per vCPU a vCPU can run a stale
 	# translation of a patched instruction (see qemu/config-fast).
-	accel=(-accel tcg,thread=single -cpu max)
+	# TCG_THREAD=multi (the race kernel, built without JUMP_LABEL) gives each vCPU a thread.
+	accel=(-accel "tcg,thread=${TCG_THREAD:-single}" -cpu max)
 	if [ "${KVM:-0}" = 1 ]; then
 		[ -w /dev/kvm ] || { echo "boot.sh: KVM=1 but /dev/kvm is not usable" >&2; exit 2; }
 		accel=(-accel kvm -cpu host)

@@ -38,8 +38,8 @@
 //!    `pcp` slots, before the arena's `inner` (the buddy lists). A slab goes back to the arena
 //!    only after its cache's `inner` is dropped.
 //!    The stress engine's `mailbox` and `totals` (`checks::stress`) are leaves: nothing is
-//!    allocated or freed under them. In KASAN builds every free checks its slot under the
-//!    cache's `inner` (`Cache::kasan_freed`), also on the per-CPU fast path: a free is never
+//!    allocated or freed under them. In KASAN and kmemleak builds every free checks its slot under the
+//!    cache's `inner` (`Cache::freed_hooks`), also on the per-CPU fast path: a free is never
 //!    made holding that cache's `depot` or `inner`, so this adds no order.
 //! 5. The per-CPU object arrays' `local_trylock_t` (`glue/objs.c`), innermost: taken with
 //!    preemption off on the owning CPU; the IPI that empties an array from another CPU only
@@ -109,6 +109,14 @@ module! {
             default: 0,
             description: "KASAN kernels: at load, 1 reads an rkmem object after its free, 2 writes past one's end; KASAN must report it (0: off)",
         },
+        kmemleak_check: u32 {
+            default: 0,
+            description: "kmemleak kernels: at load, 1 leaks an rkmem object and hides a kmalloc'd buffer's only pointer in another; kmemleak must report the first only (0: off)",
+        },
+        kcsan_check: u32 {
+            default: 0,
+            description: "KCSAN kernels: at load, 1 races on a counter from every CPU; KCSAN must report it (0: off)",
+        },
         compaction_proactiveness: u32 {
             default: 20,
             description: "Proactive compaction, 0..100 as vm.compaction_proactiveness (0: off; runtime: /proc/rkmem/compaction_proactiveness)",
@@ -134,6 +142,16 @@ const _: () = assert!(kernel::page::PAGE_SIZE == rkcore::sizeclass::PAGE_SIZE);
 const _: () =
     assert!((params::ARENA_BLOCK_MB as usize) << 20 == arena::PAGE_SIZE << arena::BLOCK_ORDER);
 
+/// A checker's parameter (`kasan_check`, ...): 0, or 1..=`max` where the kernel has that
+/// checker (`supported`); otherwise `EINVAL` with a message saying what it `must` be.
+fn check_mode(name: &str, value: u32, supported: bool, must: &str, max: u32) -> Result {
+    if value > max || (value != 0 && !supported) {
+        pr_err!("invalid parameter {name}: {name}={value}: must be {must}\n");
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
 /// Checks the module parameters; a bad one fails the load with a message naming it.
 fn checked_params() -> Result<Params> {
     let p = params();
@@ -148,16 +166,35 @@ fn checked_params() -> Result<Params> {
         );
         EINVAL
     })?;
-    let kc = module_parameters::kasan_check.value();
-    // SAFETY: reads a build-time fact.
-    let kasan = unsafe { crate::ffi::rkmem_kasan_enabled() };
-    if kc > 2 || (kc != 0 && !kasan) {
-        pr_err!(
-            "invalid parameter kasan_check: kasan_check={}: must be 0, or 1 or 2 on a KASAN kernel\n",
-            kc
-        );
-        return Err(EINVAL);
-    }
+    // SAFETY: each of the three calls reads a build-time fact.
+    let (kasan, kmemleak, kcsan) = unsafe {
+        (
+            crate::ffi::rkmem_kasan_enabled(),
+            crate::ffi::rkmem_kmemleak_enabled(),
+            crate::ffi::rkmem_kcsan_enabled(),
+        )
+    };
+    check_mode(
+        "kasan_check",
+        module_parameters::kasan_check.value(),
+        kasan,
+        "0, or 1 or 2 on a KASAN kernel",
+        2,
+    )?;
+    check_mode(
+        "kmemleak_check",
+        module_parameters::kmemleak_check.value(),
+        kmemleak,
+        "0, or 1 on a kmemleak kernel",
+        1,
+    )?;
+    check_mode(
+        "kcsan_check",
+        module_parameters::kcsan_check.value(),
+        kcsan,
+        "0, or 1 on a KCSAN kernel",
+        1,
+    )?;
     let cp = module_parameters::compaction_proactiveness.value();
     compaction::set_proactiveness(cp).inspect_err(|_| {
         pr_err!(
@@ -349,6 +386,16 @@ impl kernel::InPlaceModule for Rkmem {
             if check != 0 {
                 checks::kasan::run(check)?;
             }
+            if module_parameters::kmemleak_check.value() == 1 {
+                checks::kmemleak::run()?;
+            }
+            if module_parameters::kcsan_check.value() == 1 {
+                pr_info!("kcsan_check=1: every CPU races on one counter; KCSAN must report it\n");
+                // SAFETY: the C function only queues work on rkmem's own workqueue and waits
+                // for it; it takes no argument and touches only its own static counter.
+                let cpus = unsafe { crate::ffi::rkmem_kcsan_race_check() };
+                pr_info!("kcsan_check=1: done on {} CPUs\n", cpus);
+            }
             Ok(())
         })
     }
@@ -358,5 +405,7 @@ impl kernel::InPlaceModule for Rkmem {
 impl PinnedDrop for Rkmem {
     fn drop(self: Pin<&mut Self>) {
         pr_info!("unloading\n");
+        // What `kmemleak_check=1` took (nothing otherwise), before the caches go.
+        checks::kmemleak::release();
     }
 }

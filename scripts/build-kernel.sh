@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build (or reuse from the cache) a Rust-enabled kernel for the guest.
-#   scripts/build-kernel.sh fast|debug|um
+#   scripts/build-kernel.sh fast|debug|race|um
 # Prints the build directory on stdout. The build is keyed by the kernel
 # version, the config fragments, the toolchain and this script (see env.sh):
 # a change to any of them builds anew; the outdated build of the same flavour
@@ -10,12 +10,13 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-flavor=${1:?usage: build-kernel.sh fast|debug|um}
+flavor=${1:?usage: build-kernel.sh fast|debug|race|um}
 case "$flavor" in
 fast) fragments=("$RKMEM_ROOT/qemu/config-fast") ;;
 debug) fragments=("$RKMEM_ROOT/qemu/config-fast" "$RKMEM_ROOT/qemu/config-debug") ;;
+race) fragments=("$RKMEM_ROOT/qemu/config-fast" "$RKMEM_ROOT/qemu/config-race") ;;
 um) fragments=("$RKMEM_ROOT/qemu/config-um") ;;
-*) die "unknown kernel flavour '$flavor' (expected fast, debug or um)" ;;
+*) die "unknown kernel flavour '$flavor' (expected fast, debug, race or um)" ;;
 esac
 # shellcheck disable=SC2207 # one word per argument
 args=("${KMAKE_ARGS[@]}" $(flavor_make_args "$flavor"))
@@ -43,25 +44,25 @@ start=$(date +%s)
 
 # Every option a fragment asks for must survive olddefconfig: a silently
 # dropped option (an unmet dependency) would make the guest tests lie.
-bad=0
+# A later fragment's value of an option wins over an earlier one's.
+declare -A want=()
 for frag in "${fragments[@]}"; do
 	while IFS= read -r line; do
-		case "$line" in
-		CONFIG_*=n)
-			opt=${line%%=*}
-			if grep -q "^$opt=" "$dir/.config"; then
-				say "$flavor: $opt should be off but is $(grep "^$opt=" "$dir/.config")"
-				bad=1
-			fi
-			;;
-		CONFIG_*=*)
-			grep -qx "$line" "$dir/.config" || {
-				say "$flavor: wanted $line, got: $(grep "^${line%%=*}[= ]" "$dir/.config" || echo "${line%%=*} not set")"
-				bad=1
-			}
-			;;
-		esac
+		case "$line" in CONFIG_*=*) want[${line%%=*}]=${line#*=} ;; esac
 	done <"$frag"
+done
+bad=0
+for opt in "${!want[@]}"; do
+	val=${want[$opt]}
+	if [ "$val" = n ]; then
+		if grep -q "^$opt=" "$dir/.config"; then
+			say "$flavor: $opt should be off but is $(grep "^$opt=" "$dir/.config")"
+			bad=1
+		fi
+	elif ! grep -qx "$opt=$val" "$dir/.config"; then
+		say "$flavor: wanted $opt=$val, got: $(grep "^$opt[= ]" "$dir/.config" || echo "$opt not set")"
+		bad=1
+	fi
 done
 [ "$bad" -eq 0 ] || die "the $flavor kernel config lost options that $(basename "${fragments[-1]}") asks for"
 

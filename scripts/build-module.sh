@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build rkmem.ko against the fast, debug or um kernel (building that kernel
+# Build rkmem.ko against the fast, debug, race or um kernel (building that kernel
 # first if the cache lacks it). Prints the path of rkmem.ko on stdout.
-#   scripts/build-module.sh fast|debug|um [extra kbuild arguments, e.g. CLIPPY=1]
+#   scripts/build-module.sh fast|debug|race|um [extra kbuild arguments, e.g. CLIPPY=1]
 # Objects go to $RKMEM_CACHE/module/<flavour>/ (kbuild's MO=), never into the tree.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-flavor=${1:?usage: build-module.sh fast|debug|um [kbuild args]}
+flavor=${1:?usage: build-module.sh fast|debug|race|um [kbuild args]}
 shift
 # shellcheck disable=SC2207 # one word per argument
 args=("${KMAKE_ARGS[@]}" $(flavor_make_args "$flavor"))
@@ -37,11 +37,11 @@ fi
 # The kernel's FRAME_WARN (2048 bytes on 64-bit) checks C functions only; rustc has no
 # equivalent, and a Rust function with a big local (a large struct built on the stack by an
 # initializer) overflows the 16 KiB kernel stack at run time. Check the Rust object's stack
-# frames here instead: 2048 bytes on the fast kernel, 8192 on the debug kernel, whose locks
+# frames here instead: 2048 bytes on the fast kernel, 8192 on the debug and race kernels, whose locks
 # carry lockdep maps (the module's init builds its shared state, locks included, in one frame
 # of about 4.7 KiB there).
 frame_default=2048
-[ "$flavor" = debug ] && frame_default=8192
+case $flavor in debug | race) frame_default=8192 ;; esac
 frame_max=${RKMEM_FRAME_MAX:-$frame_default}
 big=$("llvm-objdump$LLVM_SUFFIX" -d --no-show-raw-insn "$out/rust/rkmem.o" | awk -v max="$frame_max" '
 	/^[0-9a-f]+ <.*>:$/ { fn = $2 }

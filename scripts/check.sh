@@ -3,7 +3,8 @@
 #
 # `make check`: every test. Host tests of rust/core and the ABI, then the
 # in-guest suite on the fast and the debug kernel (QEMU) and on the um kernel
-# (User-Mode Linux: another architecture's module loader, native speed). Ends with one line
+# (User-Mode Linux: another architecture's module loader, native speed), and the
+# race suite on the race kernel (QEMU, KCSAN). Ends with one line
 # `check: N passed, N failed, N skipped` and exits non-zero on any failure,
 # guest crash or timeout.
 set -uo pipefail
@@ -69,10 +70,15 @@ lint clippy-host env CARGO_TARGET_DIR="$RKMEM_CACHE/cargo-target" cargo clippy -
 
 # The guest runs: the suite on each kernel; on the debug kernel also one boot per KASAN check
 # (the module loaded with kasan_check=1, then 2: KASAN must report rkmem's own bad access).
+# The race kernel (KCSAN, lockdep) runs its own, shorter suite: the concurrent tests
+# (tests/guest/race.sh).
 runs=
-for flavor in ${CHECK_FLAVORS:-fast debug um}; do
-	runs="$runs $flavor:check:"
-	[ "$flavor" = debug ] && runs="$runs debug:kasancheck:kasan_check=1 debug:kasancheck:kasan_check=2"
+for flavor in ${CHECK_FLAVORS:-fast debug race um}; do
+	case $flavor in
+	race) runs="$runs race:race:" ;;
+	debug) runs="$runs debug:check: debug:kasancheck:kasan_check=1 debug:kasancheck:kasan_check=2" ;;
+	*) runs="$runs $flavor:check:" ;;
+	esac
 done
 for run in $runs; do
 	flavor=${run%%:*} rest=${run#*:}

@@ -43,8 +43,8 @@ kernel_key() {
 		echo "rustc=$RUSTC_VERSION"
 		echo "llvm=$LLVM_SUFFIX"
 		echo "bindgen=$BINDGEN_VERSION"
-		# debug is merged onto fast: a change to either fragment rebuilds it.
-		[ "$flavor" = debug ] && cat "$RKMEM_ROOT/qemu/config-fast"
+		# debug and race are merged onto fast: a change to either fragment rebuilds them.
+		case $flavor in debug | race) cat "$RKMEM_ROOT/qemu/config-fast" ;; esac
 		cat "$RKMEM_ROOT/qemu/config-$flavor"
 		cat "$RKMEM_ROOT/scripts/build-kernel.sh"
 	} | sha256sum | cut -c1-12

@@ -886,6 +886,11 @@ impl Arena {
         self.max_pages().saturating_sub(used) as u64
     }
 
+    /// Whether this is the module's arena (not a private one, the selftest's).
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared
+    }
+
     /// Whether KASAN watches this arena's pages (then its caches' objects too).
     pub(crate) fn kasan(&self) -> bool {
         self.kasan

@@ -25,8 +25,8 @@
 
 use crate::arena::{Arena, Pages, PAGE_SIZE};
 use crate::ffi::{
-    rkmem_kasan_poison_object, rkmem_kasan_unpoison_object, rkmem_slab_cpus, rkmem_slab_meta_alloc,
-    rkmem_slab_meta_free,
+    rkmem_kasan_poison_object, rkmem_kasan_unpoison_object, rkmem_kmemleak_alloc,
+    rkmem_kmemleak_free, rkmem_slab_cpus, rkmem_slab_meta_alloc, rkmem_slab_meta_free,
 };
 use crate::percpu::{nr_cpu_ids, ObjCache, CAP as CPU_CAP};
 use crate::rkcore::cache::{self as core_cache, FreeError, Front, Repaired, SlabMemory, SlabSet};
@@ -55,6 +55,9 @@ const KASAN_GRANULE: usize = 8;
 /// A generic-KASAN build: otherwise the KASAN hooks of the fast paths compile to nothing (a
 /// run-time flag alone cost ~0.7 ns per alloc+free pair natively).
 const KASAN_BUILD: bool = cfg!(CONFIG_KASAN_GENERIC);
+/// A kmemleak build: objects are registered with kmemleak as SLUB's are (`glue/kmemleak.c`);
+/// otherwise those hooks compile to nothing.
+const KMEMLEAK_BUILD: bool = cfg!(CONFIG_DEBUG_KMEMLEAK);
 
 /// Counters of one cache's slow paths. The fast path (a per-CPU hit) counts nothing: a shared
 /// atomic counter there would cost more than the allocation itself.
@@ -223,6 +226,9 @@ pub(crate) struct Cache {
     /// checks its free objects with its own red zones and poison): free slots are poisoned,
     /// handed-out objects unpoisoned up to their size, the rest of the slot a red zone.
     kasan: bool,
+    /// kmemleak knows this cache's objects (a kmemleak build, a cache of the module's arena):
+    /// each is registered when handed out and unregistered when freed.
+    kmemleak: bool,
     pub(crate) id: u32,
     name: [u8; NAME_MAX],
     name_len: usize,
@@ -292,6 +298,7 @@ impl Cache {
             layout,
             ctor,
             kasan,
+            kmemleak: KMEMLEAK_BUILD && arena.is_shared(),
             use_cpu: !debug,
             inner <- new_spinlock!(slabs, "rkmem_cache"),
             cpu,
@@ -335,7 +342,7 @@ impl Cache {
         // The fast path: per-CPU caches on, no constructor to apply, an object on this CPU.
         if self.use_cpu && self.ctor.is_none() {
             if let Some(addr) = self.cpu.pop().and_then(core::num::NonZeroUsize::new) {
-                self.kasan_handed_out(addr.get());
+                self.handed_out_hooks(addr.get());
                 return Ok(Obj {
                     addr,
                     cache: self.id,
@@ -369,7 +376,7 @@ impl Cache {
                 (self.take_from_slabs(&mut one) == 1).then_some(one[0])
             };
             if let Some(obj) = got {
-                self.kasan_handed_out(obj);
+                self.handed_out_hooks(obj);
                 // Constructed at slab creation; objects come back constructed only if their
                 // users restore them, so (unlike SLUB) rkmem re-applies the constructor.
                 if self.layout.is_debug() || self.ctor.is_some() {
@@ -404,8 +411,15 @@ impl Cache {
 
     /// KASAN: the object at `obj`, just handed out, is accessible up to its size; the rest of
     /// its slot is a red zone.
+    /// kmemleak: the object is registered (its size bytes scanned for pointers, reported if
+    /// nothing points to it).
     #[inline(always)]
-    fn kasan_handed_out(&self, obj: usize) {
+    fn handed_out_hooks(&self, obj: usize) {
+        if KMEMLEAK_BUILD && self.kmemleak {
+            // SAFETY: `obj` is an object of this cache just handed out, `object_size` bytes in
+            // a mapped slab page; kmemleak only records the range.
+            unsafe { rkmem_kmemleak_alloc(obj as *const c_void, self.layout.object_size()) };
+        }
         if KASAN_BUILD && self.kasan {
             // SAFETY: `obj` is an object slot of this cache's slabs (just taken from them or
             // from a per-CPU array); only its KASAN shadow changes.
@@ -423,12 +437,23 @@ impl Cache {
     /// array or slab has it (another CPU may hand it out as soon as one has), if it is one of
     /// this cache's object slots (a bad free is refused later, when it drains, and must not
     /// change any shadow).
+    /// kmemleak: the object is unregistered, if it is one of this cache's slots (kmemleak
+    /// warns about a free of an address inside an object it knows).
     #[inline(always)]
-    fn kasan_freed(&self, obj: usize) {
-        if KASAN_BUILD && self.kasan && self.inner.lock().is_object(&mut self.mem(), obj) {
-            // SAFETY: `obj` is an object slot of this cache (checked above); only its shadow
-            // changes.
-            unsafe { rkmem_kasan_poison_object(obj as *mut c_void, self.layout.stride()) };
+    fn freed_hooks(&self, obj: usize) {
+        let kasan = KASAN_BUILD && self.kasan;
+        let kmemleak = KMEMLEAK_BUILD && self.kmemleak;
+        if (kasan || kmemleak) && self.inner.lock().is_object(&mut self.mem(), obj) {
+            if kmemleak {
+                // SAFETY: `obj` is an object slot of this cache (checked above); kmemleak
+                // forgets the object registered there (if any: a double free finds none).
+                unsafe { rkmem_kmemleak_free(obj as *const c_void) };
+            }
+            if kasan {
+                // SAFETY: `obj` is an object slot of this cache (checked above); only its
+                // shadow changes.
+                unsafe { rkmem_kasan_poison_object(obj as *mut c_void, self.layout.stride()) };
+            }
         }
     }
 
@@ -528,7 +553,7 @@ impl Cache {
     /// (as for [`Obj::from_raw`]).
     #[inline(always)]
     pub(crate) unsafe fn free_addr(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
-        self.kasan_freed(obj);
+        self.freed_hooks(obj);
         if !self.use_cpu {
             return self.return_to_slab(obj);
         }
@@ -726,7 +751,7 @@ impl Cache {
     #[track_caller]
     pub(crate) fn take_in(&self, slab: u64) -> Option<Obj> {
         let addr = self.inner.lock().take_in(&mut self.mem(), slab)?;
-        self.kasan_handed_out(addr);
+        self.handed_out_hooks(addr);
         if self.layout.is_debug() {
             let site = core::ptr::from_ref(core::panic::Location::caller()).addr() as u64;
             let mut mem = self.mem();
@@ -755,7 +780,7 @@ impl Cache {
             return Err(self.bad_free(FreeError::NotAnObject));
         }
         let obj = obj.into_raw();
-        self.kasan_freed(obj);
+        self.freed_hooks(obj);
         self.return_to_slab_released(obj)
     }
 

@@ -6,6 +6,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod kasan;
+pub(crate) mod kmemleak;
 #[cfg(CONFIG_KUNIT)]
 mod kunit;
 pub(crate) mod selftest;

@@ -101,6 +101,13 @@ void rkmem_kasan_poison_pages(void *addr, size_t bytes);
 void rkmem_kasan_unpoison_pages(void *addr, size_t bytes);
 void rkmem_kasan_poison_object(void *obj, size_t stride);
 void rkmem_kasan_unpoison_object(void *obj, size_t size, size_t stride);
+/* kmemleak.c: rkmem's cache objects registered with kmemleak (no-ops without it). */
+void rkmem_kmemleak_alloc(const void *obj, size_t size);
+void rkmem_kmemleak_free(const void *obj);
+bool rkmem_kmemleak_enabled(void);
+/* kcsan.c: the kcsan_check race (-EOPNOTSUPP without CONFIG_KCSAN). */
+bool rkmem_kcsan_enabled(void);
+long rkmem_kcsan_race_check(void);
 /* stress.c: fn(arg) on every online CPU at once (RKMEM_IOC_STRESS's workers). */
 long rkmem_stress_each_cpu(rkmem_bench_fn fn, void *arg);
 s64 rkmem_bench_slub_remote(struct kmem_cache *s, void **buf, u32 batch, u32 rounds, int cpu);

@@ -120,6 +120,11 @@ extern "C" {
     pub(crate) fn rkmem_kasan_unpoison_pages(addr: *mut c_void, bytes: usize);
     pub(crate) fn rkmem_kasan_poison_object(obj: *mut c_void, stride: usize);
     pub(crate) fn rkmem_kasan_unpoison_object(obj: *mut c_void, size: usize, stride: usize);
+    pub(crate) fn rkmem_kmemleak_alloc(obj: *const c_void, size: usize);
+    pub(crate) fn rkmem_kmemleak_free(obj: *const c_void);
+    pub(crate) fn rkmem_kmemleak_enabled() -> bool;
+    pub(crate) fn rkmem_kcsan_enabled() -> bool;
+    pub(crate) fn rkmem_kcsan_race_check() -> c_long;
     pub(crate) fn rkmem_stress_each_cpu(f: RkmemBenchFn, arg: *mut c_void) -> c_long;
     pub(crate) fn rkmem_bench_slub_remote(
         s: *mut KmemCache,

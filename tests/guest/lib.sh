@@ -103,7 +103,7 @@ buddyinfo_back_to_load_time() {
 # reports, leaks, and the debug kernel's detectors: soft lockups ("BUG: soft
 # lockup"), hung tasks, RCU stalls, DEBUG_PREEMPT ("BUG: using smp_processor_id()
 # in preemptible"), suspicious RCU usage.
-BAD_DMESG='WARNING:|BUG:|Oops|general protection|KASAN|KFENCE|UBSAN|kmemleak: [0-9]+ new suspected|possible recursive locking|possible circular locking|inconsistent lock state|sleeping function called from invalid context|Call Trace|blocked for more than [0-9]+ seconds|rcu: INFO: .*detected stall|self-detected stall|suspicious RCU usage'
+BAD_DMESG='WARNING:|BUG:|Oops|general protection|KASAN|KFENCE|UBSAN|kmemleak: [0-9]+ new suspected|possible recursive locking|possible circular locking|inconsistent lock state|sleeping function called from invalid context|Call Trace|blocked for more than [0-9]+ seconds|rcu: INFO: .*detected stall|self-detected stall|suspicious RCU usage|Kernel memory leak detector disabled'
 
 # The load the suite put on the module, reported on its RKMEM-LOAD line (scripts/check.sh adds
 # the kernels up): allocator operations verified and their bytes (the in-kernel stress engine),

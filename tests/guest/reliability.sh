@@ -3,7 +3,8 @@
 # checked), `rkmemctl fuzz` (random and boundary ioctls), and `kill -9` of a stress run in
 # mid-flight followed by an immediate rmmod. Each run ends with /proc/rkmem back at its starting
 # counts; kernel reports (WARN, KASAN, lockdep, kmemleak) are caught by suite.sh's final
-# dmesg/kmemleak checks. Sourced by suite.sh.
+# dmesg/kmemleak checks. Sourced by suite.sh, and by race.sh with REL_DEFINE_ONLY=1 (the
+# tests defined, not run).
 
 # The sizes (TCG emulates every instruction; the debug kernel is several times slower).
 REL_THREADS=${REL_THREADS:-$(grep -c ^processor /proc/cpuinfo)}
@@ -151,6 +152,8 @@ test_rel_rmmod_after_kill() {
 	buddyinfo_back_to_load_time "rmmod and reload"
 }
 
+# race.sh takes the tests and runs them itself.
+[ "${REL_DEFINE_ONLY:-0}" = 1 ] && return 0
 echo "# reliability sizes: threads $REL_THREADS, stress all ${REL_STRESS_SECONDS}s, stress kernel ${REL_KSTRESS_OPS:+$REL_KSTRESS_OPS ops, at most }${REL_KSTRESS_SECONDS}s, fuzz $REL_FUZZ_OPS ops, kill -9 after ${REL_KILL_AFTER}s"
 t reliability_stress_all test_rel_stress_all
 t reliability_kernel_stress test_rel_kernel_stress

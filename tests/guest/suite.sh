@@ -190,6 +190,22 @@ test_param_above_ram() { bad_param arena_max_mb=1048576 "more than 1/2 of RAM"; 
 test_param_not_a_number() { bad_param arena_max_mb=lots "arena_max_mb"; }
 test_param_negative() { bad_param arena_max_mb=-4 "arena_max_mb"; }
 test_param_proactiveness_above_100() { bad_param compaction_proactiveness=101 "invalid parameter compaction_proactiveness: compaction_proactiveness=101: must be 0..=100"; }
+# The checkers' parameters: out of range everywhere, and 1 where the kernel lacks that checker
+# (fast, um: none; debug: KASAN and kmemleak; race: KCSAN).
+test_param_checkers() {
+	bad_param kasan_check=3 "invalid parameter kasan_check: kasan_check=3: must be 0, or 1 or 2 on a KASAN kernel" || return
+	bad_param kmemleak_check=2 "invalid parameter kmemleak_check: kmemleak_check=2: must be 0, or 1 on a kmemleak kernel" || return
+	bad_param kcsan_check=2 "invalid parameter kcsan_check: kcsan_check=2: must be 0, or 1 on a KCSAN kernel" || return
+	case "${RKMEM_FLAVOR:-}" in
+	debug) ;;
+	*)
+		bad_param kasan_check=1 "invalid parameter kasan_check: kasan_check=1: must be 0, or 1 or 2 on a KASAN kernel" || return
+		bad_param kmemleak_check=1 "invalid parameter kmemleak_check: kmemleak_check=1: must be 0, or 1 on a kmemleak kernel" || return
+		;;
+	esac
+	[ "${RKMEM_FLAVOR:-}" = race ] ||
+		bad_param kcsan_check=1 "invalid parameter kcsan_check: kcsan_check=1: must be 0, or 1 on a KCSAN kernel"
+}
 
 # The compaction demo of `make run`: a fragmented arena shrinks and every survivor keeps its
 # bytes.
@@ -233,6 +249,48 @@ test_slab_debug_selftest() {
 	[ "$reports" -ge 2 ] || fail "want 2 repaired-corruption reports in dmesg, got $reports"
 }
 
+# kmemleak knows rkmem's objects (rust/glue/kmemleak.c): with kmemleak_check=1 the load leaks
+# one object (its address kept only masked) and keeps a kmalloc'd buffer whose only pointer is
+# inside another, live rkmem object. A scan must report the first, in rkmem's code, and not the
+# buffer (seen referenced only because rkmem registers its objects for scanning).
+test_kmemleak_sees_rkmem_objects() {
+	[ -f "$KMEMLEAK" ] || skip "no kmemleak in this kernel" || return
+	unload || fail "rmmod failed" || return
+	lines=$(dmesg | wc -l)
+	load kmemleak_check=1 || fail "insmod kmemleak_check=1 failed: $(dmesg | tail -n 3)" || return
+	line=$(dmesg | tail -n +$((lines + 1)) | grep 'kmemleak_check=1: leaked object')
+	leaked=$(echo "$line" | sed -n 's/.*leaked object \(0x[0-9a-f]*\) .*/\1/p')
+	buf=$(echo "$line" | sed -n "s/.*kmalloc'd buffer \(0x[0-9a-f]*\).*/\1/p")
+	holder=$(echo "$line" | sed -n 's/.*holder \(0x[0-9a-f]*\) .*/\1/p')
+	size=$(echo "$line" | sed -n 's/.*(size \([0-9]*\)).*/\1/p')
+	# Objects younger than 5 s are not reported; the second scan confirms the first.
+	sleep 6
+	echo scan >"$KMEMLEAK"
+	echo scan >"$KMEMLEAK"
+	cat "$KMEMLEAK" >/tmp/kmemleak-check.out
+	echo clear >"$KMEMLEAK"
+	# The scan's "N new suspected memory leaks" line is this test's expected report: check the
+	# kernel's messages before it here, then clear them, as the fail-nth sweep does.
+	pre=$(dmesg | head -n "$lines" | grep -E "$BAD_DMESG")
+	during=$(dmesg | tail -n +$((lines + 1)) | grep -E "$BAD_DMESG" | grep -vE 'kmemleak: [0-9]+ new suspected memory leaks')
+	dmesg -c >/dev/null
+	[ -z "$pre" ] || fail "kernel reports before the check: $(echo "$pre" | head -n 10)" || return
+	[ -z "$during" ] || fail "kernel reports during the check: $(echo "$during" | head -n 10)" || return
+	unload || fail "rmmod after kmemleak_check=1 failed" || return
+	load || fail "reload failed" || return
+	[ -n "$leaked" ] && [ -n "$buf" ] && [ -n "$holder" ] || fail "the check printed no addresses: $line" || return
+	grep -q "^unreferenced object $leaked (size $size)" /tmp/kmemleak-check.out ||
+		fail "kmemleak did not report the leaked rkmem object $leaked: $(head -n 8 /tmp/kmemleak-check.out)" || return
+	# The report's backtrace is the allocation's, in the module.
+	awk -v a="$leaked" '$0 ~ "^unreferenced object " a { r = 1 } r && /^unreferenced object/ && $0 !~ a { r = 0 } r' \
+		/tmp/kmemleak-check.out >/tmp/kmemleak-report.out
+	sed 's/^/    /' /tmp/kmemleak-report.out | head -n 14
+	grep -q '\[rkmem\]' /tmp/kmemleak-report.out || fail "the report's backtrace is not in rkmem" || return
+	if grep -qE "^unreferenced object ($buf|$holder) " /tmp/kmemleak-check.out; then
+		fail "kmemleak reported the buffer $buf (or its holder $holder): rkmem's object was not scanned"
+	fi
+}
+
 t loaded_entries_exist test_loaded_entries_exist
 t dev_mode_0600 test_dev_mode_0600
 t stats_format test_stats_format
@@ -246,6 +304,7 @@ t stress_pages_all_cpus test_stress_pages
 t killed_holder_frees_everything test_killed_holder_frees_everything
 . /tests/slab.sh
 t slab_debug_selftest test_slab_debug_selftest
+t kmemleak_sees_rkmem_objects test_kmemleak_sees_rkmem_objects
 t unload_after_killed_holder test_unload_removes_entries
 t unload_removes_entries test_unload_removes_entries
 t load_unload_20_times test_load_unload_20_times
@@ -257,6 +316,7 @@ t param_above_ram test_param_above_ram
 t param_not_a_number test_param_not_a_number
 t param_negative test_param_negative
 t param_proactiveness_above_100 test_param_proactiveness_above_100
+t param_checkers test_param_checkers
 t compact_demo test_compact_demo
 . /tests/reclaim.sh
 . /tests/pools.sh

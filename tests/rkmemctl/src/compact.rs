@@ -68,8 +68,37 @@ fn show(d: &Device, cache: &str) -> Result<(), String> {
 /// Fragments the arena (pages of every kind and objects of a cache, then a random 90% freed),
 /// shows the map, the cache's occupancy and MemFree, compacts slabs and arena, shows them
 /// again, and checks that every surviving allocation kept its bytes.
+/// Proactive compaction held off while it lives (`/proc/rkmem/compaction_proactiveness` 0, the
+/// value before restored on drop): the demo shows what its own request does, and on a slow
+/// kernel the background compaction would otherwise empty the slots during the frees.
+struct NoProactive(Option<String>);
+
+const PROACTIVENESS: &str = "/proc/rkmem/compaction_proactiveness";
+
+impl NoProactive {
+    fn new() -> Self {
+        let old = std::fs::read_to_string(PROACTIVENESS).ok();
+        match std::fs::write(PROACTIVENESS, "0") {
+            Ok(()) => NoProactive(old),
+            Err(e) => {
+                println!("(proactive compaction stays on: {PROACTIVENESS}: {e})");
+                NoProactive(None)
+            }
+        }
+    }
+}
+
+impl Drop for NoProactive {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = std::fs::write(PROACTIVENESS, old.trim());
+        }
+    }
+}
+
 pub fn demo() -> Result<(), String> {
     let d = Device::open_cmd()?;
+    let _quiet = NoProactive::new();
     let _ = d.trim(uapi::RKMEM_TRIM_SLABS | uapi::RKMEM_TRIM_PCP | uapi::RKMEM_TRIM_ARENA);
     let name = "demo_compact";
     let c = d

@@ -64,7 +64,7 @@ else
 		accel=(-accel kvm -cpu host)
 	fi
 	run=(qemu-system-x86_64 "${accel[@]}" -smp "$CPUS" -m "$MEM"
-		-kernel "$kernel" -initrd "$initrd" -append "console=ttyS0 panic=-1 $guest_args"
+		-kernel "$kernel" -initrd "$initrd" -append "console=ttyS0 panic=-1 log_buf_len=4M $guest_args"
 		-nographic -no-reboot -net none)
 fi
 

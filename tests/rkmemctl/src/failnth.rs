@@ -11,6 +11,7 @@
 use crate::dev::{CacheSpec, Device, PagesReq, PoolSource};
 use crate::fuzz::{report_checks, sanity, Snapshot};
 use crate::uapi;
+use crate::uapi::RkmemBench;
 use nix::errno::Errno;
 use nix::kmod::{delete_module, finit_module, DeleteModuleFlags, ModuleInitFlags};
 use nix::libc;
@@ -60,6 +61,10 @@ impl FailNth {
     }
 }
 
+/// The call under test, under the armed fault: `Ok` (with a handle, if the call made one) or an
+/// errno.
+type Call = dyn Fn(&Device, u32) -> Result<Option<u64>, Errno>;
+
 /// What one call under test needs around it.
 struct Case {
     name: &'static str,
@@ -88,10 +93,48 @@ fn handle(r: Result<crate::dev::Alloc, Errno>) -> Result<Option<u64>, Errno> {
     r.map(|a| Some(a.handle))
 }
 
-/// The calls swept. Not here: `RKMEM_IOC_SELFTEST` and `RKMEM_IOC_BENCH`, the module's own
-/// checks and benchmarks rather than allocation interfaces, with hundreds of sites each (the
-/// selftest alone takes about 2.6 s a run on the debug kernel under TCG: a sweep would not fit
-/// CI's time).
+/// `RKMEM_IOC_BENCH` calls, one case each, at one iteration and one repetition: every timed
+/// kind, then the footprint of 64 live objects, the latency tails of one, one layout probe.
+fn bench_points() -> Vec<(String, RkmemBench)> {
+    let timed = crate::maxcalls::KINDS
+        .iter()
+        .map(|&(name, kind, size, align, order)| {
+            (
+                name.to_string(),
+                crate::maxcalls::point(kind, size, align, order, 1, 1),
+            )
+        });
+    let untimed = [
+        (
+            "footprint 64 B".to_string(),
+            RkmemBench {
+                kind: uapi::RKMEM_BENCH_FOOTPRINT,
+                size: 64,
+                align: 8,
+                iters: 64,
+                seed: 1,
+                ..Default::default()
+            },
+        ),
+        (
+            "latency 64 B".to_string(),
+            crate::maxcalls::point(uapi::RKMEM_BENCH_LATENCY, 64, 8, 0, 1, 1),
+        ),
+        (
+            "layout 117 B".to_string(),
+            RkmemBench {
+                kind: uapi::RKMEM_BENCH_LAYOUT,
+                size: 117,
+                align: 8,
+                ..Default::default()
+            },
+        ),
+    ];
+    timed.chain(untimed).collect()
+}
+
+/// The calls swept, every ioctl that allocates: the allocation interfaces, and the module's
+/// own checks and benchmarks (`RKMEM_IOC_SELFTEST`, `RKMEM_IOC_BENCH`).
 const CASES: &[Case] = &[
     Case {
         name: "PAGES_ALLOC order 0",
@@ -208,15 +251,32 @@ const CASES: &[Case] = &[
             Ok(None)
         },
     },
+    Case {
+        // Every check's allocation failed in turn: ENOMEM (the checks that ran are counted),
+        // or a clean run; a check that fails because of an injected fault is a wrong answer.
+        name: "SELFTEST",
+        setup: no_setup,
+        call: |d, _| {
+            let r = d.selftest()?;
+            if r.failed != 0 {
+                return Err(Errno::EIO);
+            }
+            Ok(None)
+        },
+    },
 ];
 
 /// Sweeps one call: returns the sites tried, or why the sweep failed.
-fn sweep(fi: &FailNth, c: &Case) -> Result<u32, String> {
+fn sweep(
+    fi: &FailNth,
+    setup: fn(&Device) -> Result<u32, String>,
+    call: &Call,
+) -> Result<u32, String> {
     for n in 1..=MAX_SITES {
         // A fresh file per attempt: the state the call starts from is the same every time.
         let d = Device::open().map_err(|e| format!("open: {e}"))?;
-        let arg = (c.setup)(&d)?;
-        let (r, injected) = fi.run(n, || (c.call)(&d, arg))?;
+        let arg = setup(&d)?;
+        let (r, injected) = fi.run(n, || call(&d, arg))?;
         match r {
             Ok(_) | Err(Errno::ENOMEM) => {}
             Err(e) => return Err(format!("site {n}: answered {e}, not ENOMEM")),
@@ -323,14 +383,24 @@ pub fn run(module: Option<&str>) -> Result<(), String> {
         total += n;
     }
     checks.push(("open: ENOMEM or a file at every site".into(), r.map(|_| ())));
-    for c in CASES {
-        let r = sweep(&fi, c);
+    let bench = bench_points().into_iter().map(|(name, b)| {
+        let r = sweep(&fi, no_setup, &move |d, _| {
+            let mut b = b;
+            d.raw_ioctl(uapi::RKMEM_IOC_BENCH, std::ptr::from_mut(&mut b) as usize)
+                .map(|_| None)
+        });
+        (format!("BENCH {name}"), r)
+    });
+    let cases = CASES
+        .iter()
+        .map(|c| (c.name.to_string(), sweep(&fi, c.setup, &c.call)));
+    for (name, r) in cases.chain(bench) {
         if let Ok(n) = r {
-            println!("# {}: {n} allocation sites failed in turn", c.name);
+            println!("# {name}: {n} allocation sites failed in turn");
             total += n;
         }
         checks.push((
-            format!("{}: ENOMEM or success at every site", c.name),
+            format!("{name}: ENOMEM or success at every site"),
             r.map(|_| ()),
         ));
     }

@@ -29,7 +29,7 @@ fn bench(d: &Device, mut b: RkmemBench) -> Result<RkmemBench, Errno> {
 }
 
 /// (name, kind, size, align, order): the timed kinds.
-const KINDS: [(&str, u32, u32, u32, u32); 8] = [
+pub const KINDS: [(&str, u32, u32, u32, u32); 8] = [
     ("slab pair 64 B", uapi::RKMEM_BENCH_SLAB_PAIR, 64, 8, 0),
     ("slab batch 64 B", uapi::RKMEM_BENCH_SLAB_BATCH, 64, 8, 0),
     ("rkmalloc 64 B", uapi::RKMEM_BENCH_KMALLOC, 64, 0, 0),
@@ -40,7 +40,7 @@ const KINDS: [(&str, u32, u32, u32, u32); 8] = [
     ("compact 256 B", uapi::RKMEM_BENCH_COMPACT, 256, 8, 0),
 ];
 
-fn point(kind: u32, size: u32, align: u32, order: u32, iters: u32, reps: u32) -> RkmemBench {
+pub fn point(kind: u32, size: u32, align: u32, order: u32, iters: u32, reps: u32) -> RkmemBench {
     let seeded = matches!(kind, uapi::RKMEM_BENCH_TRACE | uapi::RKMEM_BENCH_COMPACT);
     RkmemBench {
         kind,

@@ -65,7 +65,7 @@ mod interfaces;
 
 use allocators::{arena, classes, mempool, percpu, reclaim, registry, slab};
 use checks::{bench, selftest, stress};
-use interfaces::{compaction, dev, ffi, procfs, stats};
+use interfaces::{compaction, dev, ffi, procfs, stats, trace};
 
 #[path = "core/mod.rs"]
 pub mod rkcore;

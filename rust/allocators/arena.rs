@@ -26,6 +26,7 @@
 
 use crate::rkcore::arena::{self as core_arena, CpuPages, Event, Marks, PageAllocError, PageEnv};
 use crate::rkcore::buddy::{Buddy, FreeError, PageMeta};
+use crate::trace;
 use core::fmt;
 use kernel::{
     cpu::CpuId,
@@ -467,6 +468,7 @@ impl Arena {
         let page = core_arena::alloc(self, order, BLOCK_ORDER, may_sleep).map_err(to_errno)?;
         let p = Pages(Block::Order { page, order });
         self.kasan_handed_out(&p);
+        trace::page_alloc(|| self.addr_of(page), Some(order), p.npages());
         Ok(p)
     }
 
@@ -476,6 +478,7 @@ impl Arena {
             core_arena::alloc_exact(self, npages, SLOT_PAGES, may_sleep).map_err(to_errno)?;
         let p = Pages(Block::Exact { page, npages });
         self.kasan_handed_out(&p);
+        trace::page_alloc(|| self.addr_of(page), None, npages);
         Ok(p)
     }
 
@@ -560,12 +563,18 @@ impl Arena {
             return Err(EINVAL);
         }
         inc(&self.stats.grows);
+        trace::arena_grow(slot, addr as usize);
         Ok(true)
     }
 
     /// Frees a block allocated by this arena. A double free, a foreign page or a wrong size is
     /// refused with an error, counted, and reported once in dmesg; nothing is corrupted.
     pub(crate) fn free(&self, pages: Pages) -> core::result::Result<(), FreeError> {
+        let order = match pages.0 {
+            Block::Order { order, .. } => Some(order),
+            Block::Exact { .. } => None,
+        };
+        trace::page_free(|| self.addr_of(pages.first()), order, pages.npages());
         if cfg!(CONFIG_KASAN_GENERIC) && self.kasan {
             // Poisoned before it is free: once the buddy allocator or a per-CPU cache has it,
             // another CPU may hand it out (and unpoison it) at once. The module's arena frees
@@ -714,6 +723,7 @@ impl Arena {
             // slot was wholly free and is now absent, so nothing refers to the block.
             unsafe { self.free_block(addr) };
             inc(&self.stats.blocks_released);
+            trace::arena_release(slot, addr as usize);
             released += SLOT_PAGES;
         }
         released
@@ -776,6 +786,7 @@ impl Arena {
         // wholly free and is now absent (under `grow`), so nothing refers to the block.
         unsafe { self.free_block(addr) };
         inc(&self.stats.blocks_released);
+        trace::arena_release(slot, addr as usize);
         (true, SLOT_PAGES)
     }
 

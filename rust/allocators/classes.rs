@@ -7,6 +7,7 @@ use crate::arena::{Arena, Pages};
 use crate::rkcore::sizeclass::{self, Route, CLASS_NAMES, CLASS_SIZES};
 use crate::rkcore::slabinfo;
 use crate::slab::{Cache, Obj};
+use crate::trace;
 use core::fmt;
 use kernel::{
     prelude::*,
@@ -147,15 +148,23 @@ impl RkAlloc {
     }
 
     /// Gives the allocation back to its allocator; `false` if the allocator refused it
-    /// (counted and reported there).
+    /// (counted and reported there). The `rkmem_kfree` event names the size classes and
+    /// vmalloc; a block of pages shows as `rkmem_page_free` (an rkmalloc of pages and a page
+    /// allocation are the same handle).
+    #[track_caller]
     #[inline(always)]
     pub(crate) fn free(self, classes: &Classes, arena: &Arena) -> bool {
+        let at = core::panic::Location::caller();
         match self {
-            RkAlloc::Class { obj, .. } => kfree(classes, arena, obj),
+            RkAlloc::Class { obj, .. } => {
+                trace::kfree(at, obj.addr(), trace::ROUTE_CLASS);
+                kfree(classes, arena, obj)
+            }
             RkAlloc::Object(c, obj) => c.free(obj).is_ok(),
             RkAlloc::Pages(p) => arena.free(p).is_ok(),
             // The vector frees itself.
             RkAlloc::Vmalloc(v) => {
+                trace::kfree(at, v.as_ptr() as usize, trace::ROUTE_VMALLOC);
                 drop(v);
                 true
             }
@@ -224,6 +233,9 @@ fn kfree(classes: &Classes, arena: &Arena, obj: RkObj) -> bool {
 
 /// rkmalloc: a size class for small sizes, a block of up to 8 pages up to 32 KiB, exact pages
 /// up to 4 MiB, vmalloc beyond (like kvmalloc). `EINVAL` for 0 or more than `RKMEM_RKMALLOC_MAX` bytes.
+/// Each allocation fires `rkmem_kmalloc` for the caller (and a size class's cache its
+/// `rkmem_cache_alloc`, a block its `rkmem_page_alloc`).
+#[track_caller]
 #[inline(always)]
 pub(crate) fn rkmalloc(
     classes: &Classes,
@@ -231,6 +243,23 @@ pub(crate) fn rkmalloc(
     size: u64,
     may_sleep: bool,
 ) -> Result<RkAlloc> {
+    let at = core::panic::Location::caller();
+    let mut a = rkmalloc_route(classes, arena, size, may_sleep)?;
+    trace::kmalloc(at, size as usize, || {
+        let route = match sizeclass::class_for(size as usize) {
+            Ok(Route::Slab(_)) | Err(_) => trace::ROUTE_CLASS,
+            Ok(Route::Order(_)) => trace::ROUTE_ORDER,
+            Ok(Route::Pages(_)) => trace::ROUTE_EXACT,
+            Ok(Route::Vmalloc) => trace::ROUTE_VMALLOC,
+        };
+        (a.addr(arena), a.bytes(), route)
+    });
+    Ok(a)
+}
+
+/// [`rkmalloc`]'s allocation, by size.
+#[inline(always)]
+fn rkmalloc_route(classes: &Classes, arena: &Arena, size: u64, may_sleep: bool) -> Result<RkAlloc> {
     if size > crate::uapi::RKMEM_RKMALLOC_MAX {
         return Err(EINVAL);
     }

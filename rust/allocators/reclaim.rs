@@ -10,6 +10,7 @@
 
 use crate::rkcore::reclaim::{self, Pressure, ReclaimEnv, Reclaimable, Watermarks};
 use crate::rkcore::text;
+use crate::trace;
 use crate::Shared;
 use core::fmt;
 use core::ptr::NonNull;
@@ -93,6 +94,7 @@ pub(crate) fn on_pressure(free: u64, may_sleep: bool) {
                 add(&RSTATS.sync_runs, 1);
                 let freed = shrink(shared, reclaim::ASYNC_BATCH_PAGES);
                 add(&RSTATS.sync_pages, freed);
+                trace::reclaim(true, freed);
             }
         }
         Pressure::Async | Pressure::Sync => {
@@ -207,6 +209,7 @@ unsafe extern "C" fn count_objects(
     // SAFETY: `s` is the shrinker `Reclaim::register` made, which the kernel passes back.
     let shared = unsafe { context(s) };
     let n = reclaimable(shared).count().unwrap_or(0);
+    trace::shrink_count(n);
     match n {
         0 => bindings::SHRINK_EMPTY as c_ulong,
         n => c_ulong::try_from(n).unwrap_or(c_ulong::MAX - 2),
@@ -229,6 +232,7 @@ unsafe extern "C" fn scan_objects(
     add(&RSTATS.scanned, nr);
     // SAFETY: `s` is the shrinker `Reclaim::register` made, which the kernel passes back.
     let freed = host_scan(unsafe { context(s) }, nr);
+    trace::shrink_scan(nr, reclaim::scan_result(freed));
     match reclaim::scan_result(freed) {
         Some(n) => {
             add(&RSTATS.freed, n);
@@ -268,13 +272,16 @@ extern "C" fn rkmem_reclaim_work() {
         return;
     }
     add(&RSTATS.async_runs, 1);
+    let mut total = 0;
     while watermarks().pressure(shared.arena.free_for_watermarks()) != Pressure::None {
         let freed = shrink(shared, reclaim::ASYNC_BATCH_PAGES);
         add(&RSTATS.async_pages, freed);
+        total += freed;
         if freed == 0 {
             break;
         }
     }
+    trace::reclaim(false, total);
 }
 
 /// Owner of the shrinker registration (made from Rust, as binder makes its own) and of the

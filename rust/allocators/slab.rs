@@ -35,6 +35,7 @@ use crate::rkcore::depot::{cpu_tunables, Depot, DEPOT_FACTOR};
 use crate::rkcore::slab::{SlabLayout, SlabList};
 use crate::rkcore::slabinfo::SlabinfoRow;
 use crate::rkcore::slablist::Headers;
+use crate::trace;
 use kernel::{
     ffi::c_void,
     new_spinlock,
@@ -343,6 +344,7 @@ impl Cache {
         if self.use_cpu && self.ctor.is_none() {
             if let Some(addr) = self.cpu.pop().and_then(core::num::NonZeroUsize::new) {
                 self.handed_out_hooks(addr.get());
+                self.trace_alloc(core::panic::Location::caller(), addr.get());
                 return Ok(Obj {
                     addr,
                     cache: self.id,
@@ -351,10 +353,23 @@ impl Cache {
         }
         let addr = self.alloc_slow(may_sleep, core::panic::Location::caller())?;
         let addr = core::num::NonZeroUsize::new(addr).ok_or(EINVAL)?;
+        self.trace_alloc(core::panic::Location::caller(), addr.get());
         Ok(Obj {
             addr,
             cache: self.id,
         })
+    }
+
+    /// The `rkmem_cache_alloc` event of the object at `obj`, for the caller at `at`.
+    #[inline(always)]
+    fn trace_alloc(&self, at: &core::panic::Location<'_>, obj: usize) {
+        trace::cache_alloc(
+            at,
+            obj,
+            self.layout.object_size(),
+            self.layout.stride(),
+            self.name(),
+        );
     }
 
     /// Everything [`Cache::alloc`] does beyond popping this CPU's array.
@@ -518,6 +533,7 @@ impl Cache {
         let _ = pages.into_first();
         self.inner.lock().add(&mut mem, slab);
         inc(&self.stats.slabs_new);
+        trace::slab_grow(self.name(), slab as usize, 1 << self.layout.order());
         Ok(slab)
     }
 
@@ -535,6 +551,7 @@ impl Cache {
 
     /// Frees `obj`. In debug mode every check runs; otherwise the object goes to the per-CPU
     /// cache and is checked when it is drained to its slab.
+    #[track_caller]
     #[inline]
     pub(crate) fn free(&self, obj: Obj) -> core::result::Result<(), CacheFreeError> {
         if obj.cache != self.id {
@@ -551,8 +568,10 @@ impl Cache {
     ///
     /// `obj` is an object this cache handed out, still allocated, whose handle was given up
     /// (as for [`Obj::from_raw`]).
+    #[track_caller]
     #[inline(always)]
     pub(crate) unsafe fn free_addr(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
+        trace::cache_free(core::panic::Location::caller(), obj, self.name());
         self.freed_hooks(obj);
         if !self.use_cpu {
             return self.return_to_slab(obj);
@@ -621,6 +640,7 @@ impl Cache {
         // `new_slab` with this order, whose handle became the slab's address there; the
         // `SlabSet` took it off its lists and hands each slab back once.
         let pages = unsafe { Pages::from_raw_order(page, self.layout.order()) };
+        trace::slab_release(self.name(), self.arena.addr_of(page), pages.npages());
         self.free_meta(page);
         let _ = self.arena.free(pages);
         inc(&self.stats.slabs_released);
@@ -973,6 +993,7 @@ impl Cache {
                 self.object_size(),
             )
         };
+        trace::compact_move(obj.addr(), new.addr(), self.object_size(), 0);
         let old = core::mem::replace(obj, new);
         if self.free_to_slab(old).unwrap_or(false) {
             out.slabs_freed += 1;

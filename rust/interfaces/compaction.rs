@@ -35,6 +35,7 @@ use crate::rkcore::compact::{
 };
 use crate::slab::{Cache, Compacted};
 use crate::stats::{inc, COMPACTION};
+use crate::trace;
 use crate::uapi::{self, RkmemCompact};
 use kernel::{
     prelude::*,
@@ -280,6 +281,12 @@ fn move_pages(
             )
         };
         out.pages_moved += p.npages() as u64;
+        trace::compact_move(
+            arena.addr_of(p.first()),
+            arena.addr_of(new.first()),
+            p.npages() * PAGE_SIZE,
+            p.npages(),
+        );
         let old = core::mem::replace(p, new);
         let _ = arena.free(old);
     }

@@ -8,3 +8,4 @@ pub(crate) mod dev;
 pub(crate) mod ffi;
 pub(crate) mod procfs;
 pub(crate) mod stats;
+pub(crate) mod trace;

@@ -16,6 +16,8 @@ use std::vec::Vec;
 
 const HEADER: &str = include_str!("../../../rust/glue/glue.h");
 const FFI: &str = include_str!("../../../rust/interfaces/ffi.rs");
+const TRACE_HEADER: &str = include_str!("../../../rust/glue/rkmem_trace.h");
+const TRACE_RS: &str = include_str!("../../../rust/interfaces/trace.rs");
 /// The Rust modules that define callbacks for the glue.
 const CALLBACK_SOURCES: [(&str, &str); 2] = [
     (
@@ -278,6 +280,87 @@ fn every_glue_function_is_declared_once_with_the_header_s_types() {
     assert!(
         problems.is_empty(),
         "glue.h and the Rust side disagree:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// The events of `rkmem_trace.h`: name -> the argument types of its `TP_PROTO` (a
+/// `DEFINE_EVENT` gives its own prototype, as the kernel's macros require).
+fn trace_event_protos() -> BTreeMap<String, Vec<String>> {
+    let text = squash(&strip_c_comments(TRACE_HEADER));
+    let mut out = BTreeMap::new();
+    for (kw, name_field) in [("TRACE_EVENT(", 0), ("DEFINE_EVENT(", 1)] {
+        for part in text.split(kw).skip(1) {
+            let name = part
+                .split(',')
+                .nth(name_field)
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let Some(proto) = part.split_once("TP_PROTO(").map(|(_, p)| p) else {
+                continue;
+            };
+            let Some(end) = proto.find(')') else { continue };
+            let args = proto[..end]
+                .split(',')
+                .map(|p| {
+                    let p = squash(p);
+                    let cut = p
+                        .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .map_or(0, |i| i + 1);
+                    rust_of_c(&p[..cut])
+                })
+                .collect();
+            out.insert(name, args);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_tracepoint_is_declared_in_rust_with_its_prototype() {
+    let events = trace_event_protos();
+    assert!(
+        events.len() >= 14,
+        "only {} events read from rkmem_trace.h",
+        events.len()
+    );
+    let text = squash(TRACE_RS);
+    let mut fns = BTreeMap::new();
+    for part in text.split("pub(super) fn rust_do_trace_").skip(1) {
+        if let Some((name, sig)) = rust_sig(part) {
+            assert_eq!(sig.ret, "()", "rust_do_trace_{name} returns nothing");
+            fns.insert(name, sig.args);
+        }
+    }
+    let statics: Vec<String> = text
+        .split("pub(super) static __tracepoint_")
+        .skip(1)
+        .map(|p| p.split(':').next().unwrap_or("").trim().to_string())
+        .collect();
+    let mut problems = Vec::new();
+    for (name, want) in &events {
+        match fns.get(name) {
+            None => problems.push(format!("{name}: no rust_do_trace_{name} in trace.rs")),
+            Some(got) if got != want => problems.push(format!(
+                "{name}: rkmem_trace.h says {want:?}, trace.rs {got:?}"
+            )),
+            Some(_) => {}
+        }
+        if !statics.contains(name) {
+            problems.push(format!("{name}: no __tracepoint_{name} static in trace.rs"));
+        }
+    }
+    for name in fns.keys().chain(statics.iter()) {
+        if !events.contains_key(name) {
+            problems.push(format!(
+                "{name}: declared in trace.rs, not an event of rkmem_trace.h"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "rkmem_trace.h and trace.rs disagree:\n{}",
         problems.join("\n")
     );
 }

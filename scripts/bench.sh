@@ -3,8 +3,8 @@
 #
 # `make bench`: boot a kernel with rkmem, run tests/guest/bench.sh (rkmemctl bench), pick the
 # RKBENCH lines out of the console log and write results/bench-<date>-<kernel>/ with
-# results.jsonl (one row per measurement, with the run's metadata), report.md and SVG plots
-# (scripts/bench_report.py).
+# results.jsonl (one row per measurement, with the run's metadata), report.md and plots (PNG and
+# SVG, drawn with matplotlib by scripts/bench_report.py).
 #   scripts/bench.sh [GUEST_SCRIPT]   (default bench; bench-quick for tiny counts)
 # BENCH_KERNEL picks the kernel:
 #   um    (default) User-Mode Linux: kernel code runs natively, so its times decide questions
@@ -40,7 +40,7 @@ CPUS=$cpus QUIET=${QUIET:-1} TIMEOUT=${TIMEOUT:-1800} \
 grep -q 'RKBENCH ' "$log" 2>/dev/null || die "no benchmark results in $log (guest exit $rc)"
 host_cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 config_hash=$(sha256sum "$(kernel_dir "$flavor")/.config" | cut -c1-12)
-python3 "$RKMEM_ROOT/scripts/bench_report.py" report "$log" "$out" \
+"$RKMEM_PYTHON" "$RKMEM_ROOT/scripts/bench_report.py" report "$log" "$out" \
 	"commit=$commit" "flavor=$flavor" "accel=$accel" "guest_cpus=$cpus" \
 	"host_cpu=${host_cpu:-unknown}" "host_nproc=$(nproc)" "host_kernel=$(uname -sr)" \
 	"kernel_config=$config_hash" "date=$(date -u '+%Y-%m-%d %H:%M UTC')" \

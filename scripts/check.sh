@@ -49,6 +49,27 @@ cargo_tests "rust/core, rust/uapi.rs, rkmemctl" "$RKMEM_CACHE/cargo-target" \
 cargo_tests "tests/bench: benchmark cases conserve free pages and objects" \
 	"$RKMEM_CACHE/cargo-target-bench" "$RKMEM_ROOT/tests/bench/Cargo.toml"
 
+# A host test script that ends with `NAME: N passed, N failed`: add its counts.
+counted_tests() {
+	local title=$1 log rc counts p f
+	shift
+	section "host: $title"
+	log=$(mktemp)
+	"$@" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	counts=$(sed -n 's/^[a-z-]*: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' "$log" | tail -n1)
+	read -r p f <<<"${counts:-0 0}"
+	PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+		echo "check: $* failed without a failing test"
+		FAILED=$((FAILED + 1))
+	fi
+	rm -f "$log"
+}
+# The benchmark report's figures (matplotlib, PNG and SVG) from the committed results.
+counted_tests "benchmark plots from tests/results (matplotlib)" \
+	"$RKMEM_PYTHON" "$RKMEM_ROOT/tests/report/plots_test.py"
+
 section "lint: rustfmt and clippy (host crates, kernel lint set)"
 lint() {
 	local name=$1

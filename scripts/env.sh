@@ -10,6 +10,9 @@ KVER=${KVER:-7.3}
 LLVM_SUFFIX=${LLVM_SUFFIX:--19}
 BINDGEN_VERSION=${BINDGEN_VERSION:-0.73.2}
 JOBS=${JOBS:-$(($(nproc) + 1))}
+# The Python that draws the benchmark plots: Debian's, for which setup.sh installs
+# python3-matplotlib (a python3 ahead of it on PATH, pyenv's say, does not see Debian's packages).
+RKMEM_PYTHON=${RKMEM_PYTHON:-/usr/bin/python3}
 
 RUSTC_VERSION=$(rustc --version 2>/dev/null | awk '{print $2}')
 KSRC="$RKMEM_CACHE/src/linux-$KVER"

@@ -12,6 +12,7 @@ APT_PACKAGES=(
 	make bc flex bison libelf-dev libssl-dev cpio xz-utils
 	clang$LLVM_SUFFIX lld$LLVM_SUFFIX llvm$LLVM_SUFFIX libclang$LLVM_SUFFIX-dev
 	qemu-system-x86 busybox-static
+	python3-matplotlib
 )
 EXTRA_SUITE=trixie-backports
 

@@ -13,6 +13,7 @@ APT_PACKAGES=(
 	clang$LLVM_SUFFIX lld$LLVM_SUFFIX llvm$LLVM_SUFFIX libclang$LLVM_SUFFIX-dev
 	qemu-system-x86 busybox-static
 	python3-matplotlib
+	procps prometheus-node-exporter collectd-core jc
 )
 EXTRA_SUITE=trixie-backports
 

@@ -4,7 +4,8 @@
 # `make check`: every test. Host tests of rust/core and the ABI, then the
 # in-guest suite on the fast and the debug kernel (QEMU) and on the um kernel
 # (User-Mode Linux: another architecture's module loader, native speed), and the
-# race suite on the race kernel (QEMU, KCSAN). Ends with one line
+# race suite on the race kernel (QEMU, KCSAN). After the fast guest, the /proc/rkmem
+# files it captured under load go through real parsers on the host. Ends with one line
 # `check: N passed, N failed, N skipped` and exits non-zero on any failure,
 # guest crash or timeout.
 set -uo pipefail
@@ -132,6 +133,12 @@ for run in $runs; do
 	else
 		echo "check: the $flavor guest gave no summary (exit $grc: crash, timeout or build failure; log: $log)"
 		FAILED=$((FAILED + 1))
+	fi
+	# The /proc/rkmem files the fast suite captured under load (tests/guest/procfiles.sh), read
+	# by the real clients on the host: procps slabtop, prometheus-node-exporter, collectd, jc.
+	if [ "$flavor:$cmd" = fast:check ]; then
+		counted_tests "real parsers of /proc/rkmem's kernel formats (the fast guest's capture)" \
+			"$RKMEM_PYTHON" "$RKMEM_ROOT/tests/parsers/procparsers.py" "$log"
 	fi
 done
 

@@ -68,6 +68,10 @@ def report(ok, name, why=""):
     sys.stdout.flush()
 
 
+def plural(n, word):
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 class Bad(Exception):
     """A file or a client's output that does not parse."""
 
@@ -111,7 +115,7 @@ def extract(log):
             report(False, f"capture {name}", f"{len(c['body'])} lines, sha256 {sha}; the guest"
                    f" printed {c['lines']} lines, sha256 {c['sha']} (a kernel message in a line?)")
         else:
-            report(True, f"capture {name}: {c['lines']} lines, sha256 as the guest's")
+            report(True, f"capture {name}: {plural(c['lines'], 'line')}, sha256 as the guest's")
             out[name] = data
     return out
 
@@ -597,7 +601,7 @@ def main(argv):
                 continue
             try:
                 parsed[n] = fn(files[n])
-                report(True, f"{n}: the kernel's exact layout, {len(parsed[n])} rows")
+                report(True, f"{n}: the kernel's exact layout, {plural(len(parsed[n]), 'row')}")
             except Bad as e:
                 report(False, f"{n}: the kernel's exact layout", str(e))
         if "buddyinfo" in parsed:

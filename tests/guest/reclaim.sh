@@ -150,7 +150,56 @@ test_shrinker_reports_only_host_memory() {
 	buddyinfo_back_to_load_time "the shrinker accounting test"
 }
 
+# The kernel's own view of rkmem's shrinker (CONFIG_SHRINKER_DEBUG, debug kernel):
+# /sys/kernel/debug/shrinker/rkmem-<id>/count calls count_objects (it must say what
+# /proc/rkmem/shrinker's reclaimable_now says, as "<memcg id> <count per node>"), and a write
+# of "<memcg id> <node> <nr_to_scan>" to scan calls scan_objects: the pages go to the host,
+# counted in /proc/rkmem/shrinker. With nothing reclaimable, count shows no line.
+test_shrinker_debugfs() {
+	dir=/sys/kernel/debug/shrinker
+	[ -d $dir ] || skip "no CONFIG_SHRINKER_DEBUG in this kernel" || return
+	set -- $dir/rkmem-*
+	[ $# = 1 ] && [ -d "$1" ] || fail "want one $dir/rkmem-* directory, have: $*" || return
+	d=$1
+	rkmemctl trim >/dev/null || fail "rkmemctl trim failed" || return
+	counts=$(shrink_value count_calls)
+	line=$(cat "$d/count")
+	[ "$(shrink_value count_calls)" -gt "$counts" ] || fail "reading count did not call count_objects" || return
+	r=$(shrink_value reclaimable_now)
+	if [ "$r" = 0 ]; then
+		[ -z "$line" ] || fail "count says '$line' with nothing reclaimable, want no line" || return
+	else
+		[ "$line" = "0 $r" ] || fail "count says '$line' after a trim, reclaimable_now $r" || return
+	fi
+	# Reclaimable memory: grown arena blocks freed again, cached empty slabs.
+	rkmemctl cache hold dbgfs --size 64 --count 2000 --rkmalloc 64 --seconds 0 >/dev/null 2>&1 &&
+		rkmemctl pages alloc --order 10 --count 4 >/dev/null || fail "making reclaimable memory failed" || return
+	want=$(shrink_value reclaimable_now)
+	line=$(cat "$d/count")
+	[ "$want" -gt 0 ] || fail "nothing reclaimable after growing the arena" || return
+	[ "$line" = "0 $want" ] || fail "count says '$line', /proc/rkmem/shrinker reclaimable_now $want" || return
+	for bad in "x" "1 0 5" "0 7 5"; do
+		if echo "$bad" 2>/dev/null >"$d/scan"; then
+			fail "scan accepted '$bad'" || return
+		fi
+	done
+	scans=$(shrink_value scan_calls)
+	scanned=$(shrink_value objects_scanned)
+	to_host=$(shrink_value pages_to_host)
+	arena=$(stat_value arena_pages)
+	echo "0 0 $want" >"$d/scan" || fail "writing '0 0 $want' to scan failed" || return
+	[ "$(shrink_value scan_calls)" = $((scans + 1)) ] || fail "scan_calls $scans -> $(shrink_value scan_calls), want one more" || return
+	[ "$(shrink_value objects_scanned)" = $((scanned + want)) ] ||
+		fail "objects_scanned $scanned -> $(shrink_value objects_scanned), want +$want" || return
+	got=$(($(shrink_value pages_to_host) - to_host))
+	[ "$got" -gt 0 ] || fail "the scan gave the host nothing" || return
+	[ "$(stat_value arena_pages)" -lt "$arena" ] || fail "arena_pages still $arena after the scan" || return
+	echo "    count '0 $want'; scan of $want gave the host $got pages; count now '$(cat "$d/count")'"
+	rkmemctl trim >/dev/null
+}
+
 t drop_caches_calls_shrinker test_drop_caches_calls_shrinker
+t shrinker_debugfs test_shrinker_debugfs
 t shrinker_reports_only_host_memory test_shrinker_reports_only_host_memory
 t watermarks_defaults test_watermarks_defaults
 t watermarks_bad_writes_refused test_watermarks_bad_writes_refused

@@ -32,6 +32,7 @@ mod statsview;
 mod stress;
 mod stress_all;
 mod stress_slab;
+mod top;
 mod workers;
 
 use clap::{Args, Parser, Subcommand};
@@ -180,6 +181,18 @@ enum Cmd {
         /// Order of the table.
         #[arg(long, value_enum, default_value_t = slabtop::SortBy::Active)]
         sort: slabtop::SortBy,
+    },
+    /// A live view, redrawn every --interval: the arena map, free blocks per order with the
+    /// fragmentation indices, slab occupancy per cache, and the page, reclaim, shrinker and
+    /// compaction activity since the previous frame. Fits the terminal (80x24 without one);
+    /// q quits.
+    Top {
+        /// Seconds between frames.
+        #[arg(long, default_value_t = 2.0)]
+        interval: f64,
+        /// Exit after this many frames [default: until q or Ctrl-C].
+        #[arg(long)]
+        iterations: Option<u64>,
     },
     /// Run a command in a pseudo-terminal of --rows x --cols, emulate a VT100 on its output
     /// and print the screen it leaves (one line per row); a summary line on stderr (exit
@@ -498,6 +511,10 @@ fn main() -> ExitCode {
             interval,
             sort,
         } => slabtop::run(once, interval, sort),
+        Cmd::Top {
+            interval,
+            iterations,
+        } => top::run(interval, iterations),
         Cmd::Ptyshot {
             rows,
             cols,

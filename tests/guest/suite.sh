@@ -319,6 +319,7 @@ t param_proactiveness_above_100 test_param_proactiveness_above_100
 t param_checkers test_param_checkers
 t compact_demo test_compact_demo
 . /tests/procfiles.sh
+. /tests/top.sh
 . /tests/tracing.sh
 . /tests/reclaim.sh
 . /tests/pools.sh

@@ -22,6 +22,7 @@ mod pattern;
 mod pool;
 mod pooltest;
 mod procfs;
+mod ptyshot;
 mod selftest;
 mod slab;
 mod slabtest;
@@ -31,6 +32,7 @@ mod statsview;
 mod stress;
 mod stress_all;
 mod stress_slab;
+mod top;
 mod workers;
 
 use clap::{Args, Parser, Subcommand};
@@ -179,6 +181,35 @@ enum Cmd {
         /// Order of the table.
         #[arg(long, value_enum, default_value_t = slabtop::SortBy::Active)]
         sort: slabtop::SortBy,
+    },
+    /// A live view, redrawn every --interval: the arena map, free blocks per order with the
+    /// fragmentation indices, slab occupancy per cache, and the page, reclaim, shrinker and
+    /// compaction activity since the previous frame. Fits the terminal (80x24 without one);
+    /// q quits.
+    Top {
+        /// Seconds between frames.
+        #[arg(long, default_value_t = 2.0)]
+        interval: f64,
+        /// Exit after this many frames [default: until q or Ctrl-C].
+        #[arg(long)]
+        iterations: Option<u64>,
+    },
+    /// Run a command in a pseudo-terminal of --rows x --cols, emulate a VT100 on its output
+    /// and print the screen it leaves (one line per row); a summary line on stderr (exit
+    /// code, longest line written, rows the terminal wrapped). Exits with the command's code.
+    Ptyshot {
+        /// Rows of the terminal.
+        #[arg(long, default_value_t = 24)]
+        rows: u16,
+        /// Columns of the terminal.
+        #[arg(long, default_value_t = 80)]
+        cols: u16,
+        /// Kill the command after this many seconds (exit code 124).
+        #[arg(long, default_value_t = 120.0)]
+        timeout: f64,
+        /// The command and its arguments (after `--`).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        cmd: Vec<String>,
     },
 }
 
@@ -480,6 +511,19 @@ fn main() -> ExitCode {
             interval,
             sort,
         } => slabtop::run(once, interval, sort),
+        Cmd::Top {
+            interval,
+            iterations,
+        } => top::run(interval, iterations),
+        Cmd::Ptyshot {
+            rows,
+            cols,
+            timeout,
+            cmd,
+        } => match ptyshot::run(rows, cols, timeout, &cmd) {
+            Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(255)),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,8 @@ set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
 [ -f "$KSRC/Makefile" ] || die "no kernel source in $KSRC: run scripts/setup.sh"
-PYTHON=${KUNIT_PYTHON:-python3}
+# kunit.py needs only the standard library: Debian's python3 (setup.sh installs it) will do.
+PYTHON=${KUNIT_PYTHON:-$RKMEM_PYTHON}
 kdir="$RKMEM_CACHE/kunit"
 tree="$kdir/src-$KVER"
 key=$({
@@ -42,24 +43,38 @@ for old in "$kdir"/src-* "$kdir"/build-*; do
 	[ -d "$old" ] && [ "$old" != "$tree" ] && [ "$old" != "$build" ] && rm -rf "$old"
 done
 
-# replace FILE: stdin becomes FILE's content as a new file (a new inode: the hard link to
-# the pristine source is dropped, never written through).
-replace() {
+# put FILE: stdin becomes FILE's content, as a new file (a new inode: a hard link to the
+# pristine source is dropped, never written through), and only if it differs (an unchanged
+# file keeps its timestamp, so the build stays incremental).
+put() {
 	cat >"$1.rkmem-new"
-	mv -f "$1.rkmem-new" "$1"
+	if cmp -s "$1.rkmem-new" "$1"; then
+		rm -f "$1.rkmem-new"
+	else
+		mv -f "$1.rkmem-new" "$1"
+	fi
 }
 
-if [ ! -f "$tree/.rkmem-tree" ]; then
+if [ ! -d "$tree" ]; then
 	say "making the kunit tree $tree (hard links to $KSRC)"
 	rm -rf "$tree.tmp"
 	cp -al "$KSRC" "$tree.tmp"
-	misc="$tree.tmp/drivers/misc"
-	# The new files are written from the old ones before the move: reading a hard link is safe.
-	sed '$!b; /^endmenu$/i source "drivers/misc/rkmem/Kconfig"' "$misc/Kconfig" | replace "$misc/Kconfig"
-	{ cat "$misc/Makefile"; echo 'obj-$(CONFIG_RKMEM)		+= rkmem/'; } | replace "$misc/Makefile"
-	grep -q 'drivers/misc/rkmem/Kconfig' "$misc/Kconfig" || die "could not hook rkmem into $misc/Kconfig"
-	mkdir "$misc/rkmem"
-	cat >"$misc/rkmem/Kconfig" <<'KCONFIG'
+	mv "$tree.tmp" "$tree"
+fi
+# rkmem as an in-tree driver, written on every run (put: unchanged files are left alone), each
+# file of drivers/misc made from the pristine one.
+misc="$tree/drivers/misc"
+sed '$!b; /^endmenu$/i source "drivers/misc/rkmem/Kconfig"' "$KSRC/drivers/misc/Kconfig" | put "$misc/Kconfig"
+{ cat "$KSRC/drivers/misc/Makefile"; echo 'obj-$(CONFIG_RKMEM)		+= rkmem/'; } | put "$misc/Makefile"
+grep -q 'drivers/misc/rkmem/Kconfig' "$misc/Kconfig" || die "could not hook rkmem into $misc/Kconfig"
+for f in Kconfig Makefile; do
+	[ "$misc/$f" -ef "$KSRC/drivers/misc/$f" ] && die "$misc/$f is still a hard link to the pristine source"
+done
+if grep -q rkmem "$KSRC/drivers/misc/Makefile" "$KSRC/drivers/misc/Kconfig"; then
+	die "the pristine source $KSRC/drivers/misc mentions rkmem: re-extract it (scripts/setup.sh)"
+fi
+mkdir -p "$misc/rkmem"
+put "$misc/rkmem/Kconfig" <<'KCONFIG'
 # SPDX-License-Identifier: GPL-2.0
 # Written by rkmem's scripts/kunit.sh into its private kernel tree for kunit.py.
 config RKMEM
@@ -69,21 +84,14 @@ config RKMEM
 	  rkmem built into the kernel, so that tools/testing/kunit/kunit.py runs its KUnit
 	  suite. The module itself is built out of tree (its Kbuild and rust/ are linked here).
 KCONFIG
-	# The object list is the repository's Kbuild (an out-of-tree obj-m); built in here.
-	cat >"$misc/rkmem/Kbuild" <<'KBUILD'
+# The object list is the repository's Kbuild (an out-of-tree obj-m), built in here.
+put "$misc/rkmem/Kbuild" <<'KBUILD'
 # SPDX-License-Identifier: GPL-2.0
 # Written by rkmem's scripts/kunit.sh: the repository's Kbuild, built in.
 include $(src)/Kbuild.rkmem
 obj-m :=
 obj-$(CONFIG_RKMEM) += rkmem.o
 KBUILD
-	touch "$tree.tmp/.rkmem-tree"
-	mv "$tree.tmp" "$tree"
-fi
-for f in drivers/misc/Kconfig drivers/misc/Makefile; do
-	[ "$tree/$f" -ef "$KSRC/$f" ] && die "$tree/$f is still a hard link to the pristine source"
-done
-grep -q rkmem "$KSRC/drivers/misc/Makefile" && die "the pristine source $KSRC/drivers/misc/Makefile mentions rkmem"
 # This checkout's sources (ln -sfn: re-pointed when another checkout runs).
 ln -sfn "$RKMEM_ROOT/Kbuild" "$tree/drivers/misc/rkmem/Kbuild.rkmem"
 ln -sfn "$RKMEM_ROOT/rust" "$tree/drivers/misc/rkmem/rust"
@@ -112,10 +120,6 @@ set +e
 	--json="$json" rkmem 2>&1 | tee "$log" | grep --line-buffered '^\[[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\] '
 rc=${PIPESTATUS[0]}
 set -e
-if [ "$rc" != 0 ]; then
-	echo "kunit: kunit.py failed (exit $rc); the end of its output ($log):"
-	tail -n 40 "$log"
-fi
 echo "$src_hash" >"$build/.rkmem-src"
 
 # The rkmem suite's cases in kunit.py's results.
@@ -141,6 +145,8 @@ PY
 ) || counts=none
 echo "kunit: kunit.py exited $rc in $(($(date +%s) - start)) s; its output: $log, the kernel's: $build/test.log"
 if [ "$counts" = none ] || [ -z "$counts" ]; then
+	echo "kunit: the end of kunit.py's output ($log):"
+	tail -n 40 "$log"
 	echo "kunit: not ok - the suite rkmem is missing from kunit.py's results"
 	echo "kunit: 0 passed, 1 failed"
 	exit 1

@@ -13,6 +13,8 @@
 #   make fmt     rustfmt every Rust file; make fmt-check checks only
 #   make clippy  clippy on the module and on the host crates
 #   make host-test  only the host tests
+#   make kunit   rkmem's KUnit suite through the kernel's tools/testing/kunit/kunit.py (UML,
+#                rkmem built in; scripts/kunit.sh)
 #   make bench   benchmarks vs the host kernel's allocators, natively on the UML kernel:
 #                results/bench-<date>-um/{results.jsonl,report.md} (BENCH_KERNEL=qemu: the
 #                emulated TCG run, a smoke test)
@@ -25,7 +27,7 @@ SHELL := /bin/bash
 FLAVOR ?= fast
 export FLAVOR
 
-.PHONY: all module run check setup kernels shell guest fmt fmt-check clippy host-test clean bench bench-readme
+.PHONY: all module run check setup kernels shell guest fmt fmt-check clippy host-test kunit clean bench bench-readme
 
 all: module
 
@@ -83,6 +85,10 @@ clippy: setup
 	@scripts/build-module.sh $(FLAVOR) CLIPPY=1 >/dev/null
 	@. scripts/env.sh && CARGO_TARGET_DIR="$$RKMEM_CACHE/cargo-target" \
 		cargo clippy --locked --manifest-path tests/Cargo.toml --workspace --all-targets -- -D warnings
+
+# rkmem's KUnit suite through kunit.py run (UML, built in): scripts/kunit.sh
+kunit: setup
+	@scripts/kunit.sh
 
 host-test:
 	@. scripts/env.sh && CARGO_TARGET_DIR="$$RKMEM_CACHE/cargo-target" \

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# `make check`: every test. Host tests of rust/core and the ABI, then the
-# in-guest suite on the fast and the debug kernel (QEMU) and on the um kernel
-# (User-Mode Linux: another architecture's module loader, native speed), and the
-# race suite on the race kernel (QEMU, KCSAN). After the fast guest, the /proc/rkmem
-# files it captured under load go through real parsers on the host. Ends with one line
+# `make check`: every test. Host tests of rust/core and the ABI, rkmem's KUnit suite
+# through the kernel's own kunit.py (UML, rkmem built in), then the in-guest suite on the
+# fast and the debug kernel (QEMU) and on the um kernel (User-Mode Linux: another
+# architecture's module loader, native speed), and the race suite on the race kernel (QEMU,
+# KCSAN). After the fast guest, the /proc/rkmem files it captured under load go through real
+# parsers on the host. Ends with one line
 # `check: N passed, N failed, N skipped` and exits non-zero on any failure,
 # guest crash or timeout.
 set -uo pipefail
@@ -89,6 +90,13 @@ lint readme-bench-tables env -C "$RKMEM_ROOT" python3 scripts/bench_report.py re
 	tests/results/bench-native.jsonl README.md --tcg tests/results/bench-tcg.jsonl --check
 lint clippy-host env CARGO_TARGET_DIR="$RKMEM_CACHE/cargo-target" cargo clippy --quiet --locked \
 	--manifest-path "$RKMEM_ROOT/tests/Cargo.toml" --workspace --all-targets -- -D warnings
+
+# rkmem's KUnit suite through the kernel's own tools/testing/kunit/kunit.py run: UML, rkmem
+# built in (scripts/kunit.sh; its kernel is cached: warm, an incremental build and a boot).
+# Fails if kunit.py fails, if the suite is missing or a case fails, or if the number of cases
+# it ran is not the number of #[test]s in rust/checks/kunit.rs.
+counted_tests "KUnit suite rkmem through kunit.py run (UML, rkmem built in)" \
+	"$RKMEM_ROOT/scripts/kunit.sh"
 
 # The guest runs: the suite on each kernel; on the debug kernel also one boot per KASAN check
 # (the module loaded with kasan_check=1, then 2: KASAN must report rkmem's own bad access).

@@ -76,7 +76,7 @@ test_top_draws_live_view() {
 	sed 's/^/    /' /tmp/top.screen
 	cat /tmp/top.err
 	top_shot_ok 40 120 3 || return
-	for h in '^ARENA MAP  [0-9]+ of [0-9]+ slots, 64K per cell' '^slot 0  [|][.#=: ]{64}[|]  used ' \
+	for h in '^ARENA MAP  [0-9]+ of [0-9]+ slots, 64K per cell' '^slot [0-9]+ +[|][.#=: ]{64}[|]  used ' \
 		'^FREE BLOCKS PER ORDER  [0-9]+ pages free, largest free order' \
 		'^order +0 +1 +2 +3 +4 +5 +6 +7 +8 +9 +10$' '^block +4K +8K .* 4M$' '^free( +[0-9]+){11}$' \
 		'^unusable( +[0-9]\.[0-9]{2}){11}$' '^extfrag( +-?[0-9]\.[0-9]{2}){11}$' \

@@ -7,6 +7,8 @@
 #   make         build rkmem.ko for the fast kernel (CLIPPY=1 runs clippy on it)
 #   make setup   install the toolchain and sources (idempotent)
 #   make kernels build (or reuse) the four kernels: fast, debug, race (QEMU), um (UML)
+#   make lab     boot the fast kernel and run every chapter of `rkmemctl lab` (textbook
+#                examples on the real module: the buddy table, a bitmap slab)
 #   make shell   boot the fast kernel with the module loaded and give a shell
 #   make guest CMD=NAME  run tests/guest/NAME.sh in a guest with the module loaded
 #   (FLAVOR=debug, race or um picks the kernel for run, shell, guest and module)
@@ -27,7 +29,7 @@ SHELL := /bin/bash
 FLAVOR ?= fast
 export FLAVOR
 
-.PHONY: all module run check setup kernels shell guest fmt fmt-check clippy host-test kunit clean bench bench-readme
+.PHONY: all module run lab check setup kernels shell guest fmt fmt-check clippy host-test kunit clean bench bench-readme
 
 all: module
 
@@ -37,6 +39,10 @@ module:
 
 run:
 	@scripts/run.sh
+
+# Like run, with tests/guest/lab.sh: each chapter on a freshly loaded module.
+lab:
+	@scripts/guest.sh $(FLAVOR) lab
 
 check:
 	@scripts/check.sh

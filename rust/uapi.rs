@@ -253,6 +253,11 @@ pub const RKMEM_CACHE_SIZE_MAX: u32 = 4096;
 /// [`RkmemCacheCreate::flags`]: fill every new object with `ctor_byte` (a constructor).
 pub const RKMEM_CACHE_CTOR: u32 = 1 << 0;
 
+/// [`RkmemCacheCreate::flags`]: no per-CPU object arrays in front of the slabs: every
+/// allocation takes the first free bit of the first partial slab and every free clears its bit at
+/// once, as the textbook's bitmap allocator does (`rkmemctl lab bitmap`). Slower; for teaching.
+pub const RKMEM_CACHE_NOCPU: u32 = 1 << 1;
+
 /// Argument of [`RKMEM_IOC_CACHE_CREATE`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -319,6 +324,50 @@ pub const RKMEM_RKMALLOC_MAX: u64 = 64 << 20;
 
 /// Allocate an object from a cache of this file, or with rkmalloc. `ENOENT`: unknown cache id.
 pub const RKMEM_IOC_OBJ_ALLOC: u32 = iowr::<RkmemObjAlloc>(0x32);
+
+/// [`RkmemHandleInfo::kind`]: a block of pages ([`RKMEM_IOC_PAGES_ALLOC`]).
+pub const RKMEM_INFO_PAGES: u32 = 1;
+/// [`RkmemHandleInfo::kind`]: an object of a cache of this file ([`RKMEM_IOC_OBJ_ALLOC`]).
+pub const RKMEM_INFO_OBJECT: u32 = 2;
+/// Bits of [`RkmemHandleInfo::bitmap`]: the first 512 objects of a slab.
+pub const RKMEM_INFO_BITMAP_BITS: u32 = 512;
+
+/// Argument of [`RKMEM_IOC_HANDLE_INFO`]. Positions are inside the arena (slot, page in the
+/// slot, byte offset in the slab), never kernel addresses.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemHandleInfo {
+    /// In: a handle of this file.
+    pub handle: u64,
+    /// Out: `RKMEM_INFO_*`.
+    pub kind: u32,
+    /// Out: the slot of the block, or of the object's slab.
+    pub slot: u32,
+    /// Out: the first page of the block or slab, counted from the start of the slot.
+    pub page: u32,
+    /// Out: pages of the block or slab.
+    pub pages: u32,
+    /// Out: an object's byte offset from the start of its slab (0 for pages).
+    pub offset: u32,
+    /// Out: an object's index in its slab, its bit in the bitmap (0 for pages).
+    pub index: u32,
+    /// Out: objects per slab (0 for pages).
+    pub objects: u32,
+    /// Out: objects in use in the slab (0 for pages).
+    pub in_use: u32,
+    /// Out: the slab's color: bytes its first object is shifted by (0 for pages).
+    pub color: u32,
+    /// Must be zero.
+    pub reserved: u32,
+    /// Out: the slab's bitmap, bit `i % 64` of word `i / 64` set if object `i` is allocated,
+    /// for the first [`RKMEM_INFO_BITMAP_BITS`] objects (zero for pages).
+    pub bitmap: [u64; 8],
+}
+
+/// Where an allocation of this file sits (read only). `ENOENT`: no such handle; `EINVAL`: a
+/// nonzero reserved field, or an allocation that is neither pages nor an object of a cache of
+/// this file (rkmalloc, mempool elements).
+pub const RKMEM_IOC_HANDLE_INFO: u32 = iowr::<RkmemHandleInfo>(0x16);
 
 /// [`RkmemPoolCreate::source`]: objects of a cache of this file (`cache_id`).
 pub const RKMEM_POOL_SRC_CACHE: u32 = 1;
@@ -677,6 +726,7 @@ const _: () = assert!(core::mem::size_of::<RkmemTrim>() == 24);
 const _: () = assert!(core::mem::size_of::<RkmemSelftest>() == 16);
 const _: () = assert!(core::mem::size_of::<RkmemCacheCreate>() == 64);
 const _: () = assert!(core::mem::size_of::<RkmemCacheId>() == 8);
+const _: () = assert!(core::mem::size_of::<RkmemHandleInfo>() == 112);
 const _: () = assert!(core::mem::size_of::<RkmemObjAlloc>() == 32);
 const _: () = assert!(core::mem::size_of::<RkmemPoolCreate>() == 32);
 const _: () = assert!(core::mem::size_of::<RkmemPoolAlloc>() == 24);

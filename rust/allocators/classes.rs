@@ -297,6 +297,7 @@ pub(crate) fn create(
     align: usize,
     ctor: Option<u8>,
     debug: bool,
+    cpu_arrays: bool,
     owner: u64,
 ) -> Result<Arc<Cache>> {
     if size == 0 || size > crate::uapi::RKMEM_CACHE_SIZE_MAX as usize {
@@ -311,7 +312,7 @@ pub(crate) fn create(
     }
     let id = new_cache_id()?;
     let c = Arc::pin_init(
-        Cache::new(arena, id, name, size, align, ctor, debug, owner)?,
+        Cache::new_opts(arena, id, name, size, align, ctor, debug, cpu_arrays, owner)?,
         GFP_KERNEL,
     )?;
     r.push(c.clone())?;

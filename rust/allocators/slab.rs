@@ -29,7 +29,9 @@ use crate::ffi::{
     rkmem_kmemleak_free, rkmem_slab_cpus, rkmem_slab_meta_alloc, rkmem_slab_meta_free,
 };
 use crate::percpu::{nr_cpu_ids, ObjCache, CAP as CPU_CAP};
-use crate::rkcore::cache::{self as core_cache, FreeError, Front, Repaired, SlabMemory, SlabSet};
+use crate::rkcore::cache::{
+    self as core_cache, FreeError, Front, ObjectView, Repaired, SlabMemory, SlabSet,
+};
 use crate::rkcore::compact::{SlabUse, OCCUPANCY_BUCKETS};
 use crate::rkcore::depot::{cpu_tunables, Depot, DEPOT_FACTOR};
 use crate::rkcore::slab::{SlabLayout, SlabList};
@@ -264,6 +266,24 @@ impl Cache {
         debug: bool,
         owner: u64,
     ) -> Result<impl PinInit<Self, Error>> {
+        Self::new_opts(arena, id, name, size, align, ctor, debug, true, owner)
+    }
+
+    /// [`Cache::new`], with `cpu_arrays` false for a cache without per-CPU object arrays
+    /// (`RKMEM_CACHE_NOCPU`): every allocation and free goes to the slabs' bitmaps, as in
+    /// debug mode.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_opts(
+        arena: &'static Arena,
+        id: u32,
+        name: &[u8],
+        size: usize,
+        align: usize,
+        ctor: Option<u8>,
+        debug: bool,
+        cpu_arrays: bool,
+        owner: u64,
+    ) -> Result<impl PinInit<Self, Error>> {
         if name.is_empty()
             || name.len() > NAME_MAX
             || !name
@@ -300,7 +320,7 @@ impl Cache {
             ctor,
             kasan,
             kmemleak: KMEMLEAK_BUILD && arena.is_shared(),
-            use_cpu: !debug,
+            use_cpu: !debug && cpu_arrays,
             inner <- new_spinlock!(slabs, "rkmem_cache"),
             cpu,
             cpu_limit,
@@ -763,6 +783,12 @@ impl Cache {
     /// The slab-aligned start of the slab of `addr`.
     pub(crate) fn slab_of(&self, addr: usize) -> u64 {
         (addr & !(self.layout.slab_bytes() - 1)) as u64
+    }
+
+    /// Where the object at `obj` sits in its slab and that slab's bitmap (read under the
+    /// lock, nothing changes); `None` if `obj` is not an object slot of this cache's slabs.
+    pub(crate) fn inspect(&self, obj: usize) -> Option<ObjectView> {
+        self.inner.lock().inspect(&mut self.mem(), obj)
     }
 
     /// Allocates an object in the slab at `slab` (a compaction target), bypassing the per-CPU

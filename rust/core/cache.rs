@@ -43,6 +43,27 @@ pub trait SlabMemory: Headers {
     fn bytes(&mut self, slab: u64, offset: usize, len: usize) -> &mut [u8];
 }
 
+/// Words of bitmap an [`ObjectView`] carries: the first 512 objects of a slab.
+pub const VIEW_WORDS: usize = 8;
+
+/// One object and its slab as [`SlabSet::inspect`] reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ObjectView {
+    /// The slab's first byte.
+    pub slab: u64,
+    /// Bytes from the slab's first byte to the object.
+    pub offset: usize,
+    /// The object's index in its slab (its bit in the bitmap).
+    pub index: u32,
+    /// The slab's color (bytes the first object is shifted by).
+    pub color: u32,
+    /// Objects in use in the slab, from its header.
+    pub in_use: u32,
+    /// The slab's bitmap: bit `i % 64` of word `i / 64` is object `i` (1 allocated), for the
+    /// first `64 * VIEW_WORDS` objects; the rest are zero.
+    pub bitmap: [u64; VIEW_WORDS],
+}
+
 /// Why a free was refused. Nothing changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FreeError {
@@ -221,6 +242,36 @@ impl SlabSet {
         let layout = &self.layout;
         let color = layout.header_color(mem.header(slab));
         layout.object_index(color, obj - slab as usize).is_ok()
+    }
+
+    /// Where the object at `obj` sits in its slab and the slab's bitmap, read from the header
+    /// (nothing changes): `None` if `obj` is not the first byte of an object slot of one of this
+    /// cache's slabs. What `RKMEM_IOC_HANDLE_INFO` shows of an object a file holds.
+    pub fn inspect<M: SlabMemory>(&self, mem: &mut M, obj: usize) -> Option<ObjectView> {
+        let slab = self.slab_of(obj);
+        if mem.owner(slab) != Some(self.id.wrapping_add(1)) {
+            return None;
+        }
+        let layout = &self.layout;
+        let hdr = mem.header(slab);
+        let color = layout.header_color(hdr);
+        let offset = obj.checked_sub(slab as usize)?;
+        let index = layout.object_index(color, offset).ok()?;
+        let mut bitmap = [0u64; VIEW_WORDS];
+        let shown = layout.objects().min(VIEW_WORDS as u32 * 64);
+        for i in 0..shown {
+            if layout.is_allocated(hdr, i) {
+                bitmap[i as usize / 64] |= 1 << (i % 64);
+            }
+        }
+        Some(ObjectView {
+            slab,
+            offset,
+            index,
+            color,
+            in_use: layout.in_use(hdr),
+            bitmap,
+        })
     }
 
     /// Frees the object at `obj`; `Ok(Some(pages))` if its slab emptied and must go back (it
@@ -831,6 +882,33 @@ mod tests {
 
     fn no_repair(r: Repaired) {
         panic!("unexpected repair {r:?}")
+    }
+
+    #[test]
+    fn inspect_reads_index_offset_and_bitmap() {
+        let (mut set, mut mem) = set_and_mem(64, false, 8);
+        let mut used = HashSet::new();
+        let objs: Vec<usize> = (0..5)
+            .map(|_| alloc(&mut set, &mut mem, &mut used).unwrap())
+            .collect();
+        set.free(&mut mem, objs[2], &mut no_repair).unwrap();
+        let v = set.inspect(&mut mem, objs[3]).unwrap();
+        let layout = *set.layout();
+        assert_eq!(v.index, 3);
+        assert_eq!(v.slab, set.slab_of(objs[3]));
+        assert_eq!(
+            Some(v.offset),
+            layout.object_offset(v.color, 3),
+            "offset of object 3"
+        );
+        assert_eq!(v.in_use, 4);
+        assert_eq!(v.bitmap[0], 0b11011);
+        assert!(v.bitmap[1..].iter().all(|w| *w == 0));
+        // A free object is still an object slot; an interior byte and foreign memory are not.
+        assert_eq!(set.inspect(&mut mem, objs[2]).unwrap().index, 2);
+        assert_eq!(set.inspect(&mut mem, objs[3] + 1), None);
+        assert_eq!(set.inspect(&mut mem, BASE + 40 * PAGE + 64), None);
+        assert_eq!(mem.bad_reads, 0);
     }
 
     #[test]

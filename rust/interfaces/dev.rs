@@ -16,6 +16,7 @@ use crate::mempool::Elem;
 use crate::rkcore::buddy::BlockKind;
 use crate::slab::{Cache, Obj};
 use crate::stats::{inc, STATS};
+use crate::uapi::RkmemHandleInfo;
 use crate::uapi::{self, RkmemArenaMap, RkmemBlock, RkmemHandle, RkmemIo, RkmemPagesAlloc};
 use crate::uapi::{RkmemCacheCreate, RkmemCacheId, RkmemObjAlloc};
 use crate::uapi::{RkmemCompact, RkmemSelftest, RkmemTrim, RkmemVersion};
@@ -254,6 +255,7 @@ impl RkmemFile {
             uapi::RKMEM_IOC_WRITE => self.io(user, true)?,
             uapi::RKMEM_IOC_READ => self.io(user, false)?,
             uapi::RKMEM_IOC_ARENA_MAP => arena_map(user)?,
+            uapi::RKMEM_IOC_HANDLE_INFO => self.handle_info(user)?,
             uapi::RKMEM_IOC_TRIM => {
                 let (mut r, mut w) = user.reader_writer();
                 let mut t: RkmemTrim = r.read()?;
@@ -421,6 +423,51 @@ impl RkmemFile {
         })
     }
 
+    /// `RKMEM_IOC_HANDLE_INFO`: where a block of pages or an object of a user cache sits in
+    /// the arena, and the object's slab bitmap. Read only.
+    fn handle_info(&self, user: UserSlice) -> Result {
+        let (mut r, mut w) = user.reader_writer();
+        let req: RkmemHandleInfo = r.read()?;
+        if req.reserved != 0 {
+            return Err(EINVAL);
+        }
+        let arena = &crate::shared().ok_or(ENODEV)?.arena;
+        let mut out = RkmemHandleInfo {
+            handle: req.handle,
+            ..Default::default()
+        };
+        {
+            // Under the handle mutex: the allocation stays put (compaction re-points handles
+            // under it too).
+            let mut handles = self.handles.table.lock();
+            let a = handles.tree.get_mut(&req.handle).ok_or(ENOENT)?;
+            match &mut a.0 {
+                Some(Held::Alloc(RkAlloc::Pages(p))) => {
+                    out.kind = uapi::RKMEM_INFO_PAGES;
+                    out.slot = (p.first() / SLOT_PAGES) as u32;
+                    out.page = (p.first() % SLOT_PAGES) as u32;
+                    out.pages = p.npages() as u32;
+                }
+                Some(Held::Alloc(RkAlloc::Object(c, obj))) => {
+                    let v = c.inspect(obj.addr()).ok_or(EINVAL)?;
+                    let first = arena.page_of(v.slab as usize).ok_or(EINVAL)?;
+                    out.kind = uapi::RKMEM_INFO_OBJECT;
+                    out.slot = (first / SLOT_PAGES) as u32;
+                    out.page = (first % SLOT_PAGES) as u32;
+                    out.pages = c.layout.pages() as u32;
+                    out.offset = v.offset as u32;
+                    out.index = v.index;
+                    out.objects = c.layout.objects();
+                    out.in_use = v.in_use;
+                    out.color = v.color;
+                    out.bitmap = v.bitmap;
+                }
+                _ => return Err(EINVAL),
+            }
+        }
+        w.write(&out)
+    }
+
     fn io(&self, user: UserSlice, write: bool) -> Result {
         let io: RkmemIo = user.reader().read()?;
         let arena = &crate::shared().ok_or(ENODEV)?.arena;
@@ -452,7 +499,9 @@ impl RkmemFile {
     fn cache_create(&self, user: UserSlice) -> Result {
         let (mut r, mut w) = user.reader_writer();
         let mut req: RkmemCacheCreate = r.read()?;
-        if req.flags & !uapi::RKMEM_CACHE_CTOR != 0 || req.ctor_byte > 0xff {
+        if req.flags & !(uapi::RKMEM_CACHE_CTOR | uapi::RKMEM_CACHE_NOCPU) != 0
+            || req.ctor_byte > 0xff
+        {
             return Err(EINVAL);
         }
         if req.flags & uapi::RKMEM_CACHE_CTOR == 0 && req.ctor_byte != 0 {
@@ -478,6 +527,7 @@ impl RkmemFile {
             req.align as usize,
             ctor,
             crate::slab_debug(),
+            req.flags & uapi::RKMEM_CACHE_NOCPU == 0,
             self.id,
         )?;
         req.id = c.id;
@@ -682,6 +732,7 @@ uapi_pod!(
     RkmemCacheCreate,
     RkmemCacheId,
     RkmemObjAlloc,
+    RkmemHandleInfo,
     RkmemPoolCreate,
     RkmemPoolAlloc,
     RkmemPoolId,

@@ -135,6 +135,7 @@ struct rkmem_trim {
 #define RKMEM_CACHE_NAME_MAX		31
 #define RKMEM_CACHE_SIZE_MAX		4096
 #define RKMEM_CACHE_CTOR		(1U << 0)
+#define RKMEM_CACHE_NOCPU		(1U << 1)
 
 /* Argument of RKMEM_IOC_CACHE_CREATE. */
 struct rkmem_cache_create {
@@ -170,6 +171,29 @@ struct rkmem_obj_alloc {
 
 #define RKMEM_RKMALLOC_MAX		(64ULL << 20)
 #define RKMEM_IOC_OBJ_ALLOC		_IOWR(RKMEM_IOC_MAGIC, 0x32, struct rkmem_obj_alloc)
+
+/* rkmem_handle_info.kind */
+#define RKMEM_INFO_PAGES		1
+#define RKMEM_INFO_OBJECT		2
+#define RKMEM_INFO_BITMAP_BITS		512
+
+/* Argument of RKMEM_IOC_HANDLE_INFO: positions inside the arena, never addresses. */
+struct rkmem_handle_info {
+	__u64 handle;		/* in: a handle of this file */
+	__u32 kind;		/* out: RKMEM_INFO_* */
+	__u32 slot;		/* out: slot of the block or slab */
+	__u32 page;		/* out: first page of the block or slab in the slot */
+	__u32 pages;		/* out: pages of the block or slab */
+	__u32 offset;		/* out: object: bytes from the slab start */
+	__u32 index;		/* out: object: index (bit) in its slab */
+	__u32 objects;		/* out: objects per slab */
+	__u32 in_use;		/* out: objects in use in the slab */
+	__u32 color;		/* out: the slab's color */
+	__u32 reserved;		/* zero */
+	__u64 bitmap[8];	/* out: the slab's bitmap, first 512 objects */
+};
+
+#define RKMEM_IOC_HANDLE_INFO		_IOWR(RKMEM_IOC_MAGIC, 0x16, struct rkmem_handle_info)
 
 /* ---- mempools ---- */
 

@@ -318,6 +318,7 @@ t param_negative test_param_negative
 t param_proactiveness_above_100 test_param_proactiveness_above_100
 t param_checkers test_param_checkers
 t compact_demo test_compact_demo
+. /tests/labcheck.sh
 . /tests/procfiles.sh
 . /tests/top.sh
 . /tests/tracing.sh

@@ -85,10 +85,15 @@ fn rust_consts() -> Vec<(&'static str, u64)> {
         RKMEM_CACHE_NAME_MAX,
         RKMEM_CACHE_SIZE_MAX,
         RKMEM_CACHE_CTOR,
+        RKMEM_CACHE_NOCPU,
         RKMEM_IOC_CACHE_CREATE,
         RKMEM_IOC_CACHE_DESTROY,
         RKMEM_RKMALLOC_MAX,
         RKMEM_IOC_OBJ_ALLOC,
+        RKMEM_INFO_PAGES,
+        RKMEM_INFO_OBJECT,
+        RKMEM_INFO_BITMAP_BITS,
+        RKMEM_IOC_HANDLE_INFO,
         RKMEM_POOL_SRC_CACHE,
         RKMEM_POOL_SRC_RKMALLOC,
         RKMEM_POOL_SRC_PAGES,
@@ -151,6 +156,10 @@ fn rust_structs() -> Vec<StructInfo> {
         }
         RkmemCacheId { id, reserved }
         RkmemObjAlloc { cache_id, flags, size, handle, bytes }
+        RkmemHandleInfo {
+            handle, kind, slot, page, pages, offset, index, objects, in_use, color, reserved,
+            bitmap,
+        }
         RkmemPoolCreate { source, cache_id, size, order, min_nr, flags, id }
         RkmemPoolAlloc { pool_id, flags, handle, bytes }
         RkmemPoolId { pool_id, min_nr }

@@ -81,6 +81,16 @@ fn trim_ioctl_number_matches_iowr() {
 }
 
 #[test]
+fn handle_info_ioctl_number_matches_iowr() {
+    // _IOWR(0xB9, 0x16, struct rkmem_handle_info): 112 bytes.
+    assert_eq!(core::mem::size_of::<RkmemHandleInfo>(), 112);
+    assert_eq!(
+        RKMEM_IOC_HANDLE_INFO,
+        (3 << 30) | (112 << 16) | (0xB9 << 8) | 0x16
+    );
+}
+
+#[test]
 fn ioctl_numbers_are_distinct() {
     let all = [
         RKMEM_IOC_VERSION,
@@ -94,6 +104,7 @@ fn ioctl_numbers_are_distinct() {
         RKMEM_IOC_CACHE_CREATE,
         RKMEM_IOC_CACHE_DESTROY,
         RKMEM_IOC_OBJ_ALLOC,
+        RKMEM_IOC_HANDLE_INFO,
     ];
     for (i, a) in all.iter().enumerate() {
         for b in &all[i + 1..] {

@@ -42,6 +42,11 @@ nix::ioctl_write_ptr_bad!(
     RkmemCacheId
 );
 nix::ioctl_readwrite_bad!(ioc_obj_alloc, uapi::RKMEM_IOC_OBJ_ALLOC, RkmemObjAlloc);
+nix::ioctl_readwrite_bad!(
+    ioc_handle_info,
+    uapi::RKMEM_IOC_HANDLE_INFO,
+    uapi::RkmemHandleInfo
+);
 
 /// An allocation answered by `RKMEM_IOC_PAGES_ALLOC` or `RKMEM_IOC_OBJ_ALLOC`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -371,6 +376,25 @@ impl Device {
             maps.push(self.arena_map(slot)?);
         }
         Ok(maps)
+    }
+
+    /// `RKMEM_IOC_HANDLE_INFO`: where the allocation `handle` of this file sits in the arena
+    /// (slot, page, an object's offset and index in its slab, the slab's bitmap).
+    pub fn handle_info(&self, handle: u64) -> Result<uapi::RkmemHandleInfo, Errno> {
+        let mut arg = uapi::RkmemHandleInfo {
+            handle,
+            ..Default::default()
+        };
+        self.handle_info_raw(&mut arg)?;
+        Ok(arg)
+    }
+
+    /// `RKMEM_IOC_HANDLE_INFO` with an argument built by the caller (tests of bad fields).
+    pub fn handle_info_raw(&self, arg: &mut uapi::RkmemHandleInfo) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` a valid, writable `RkmemHandleInfo`, the type the
+        // kernel reads and writes for this command.
+        unsafe { ioc_handle_info(self.file.as_raw_fd(), arg) }?;
+        Ok(())
     }
 
     /// `RKMEM_IOC_TRIM` with an argument built by the caller.

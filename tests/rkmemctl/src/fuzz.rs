@@ -54,7 +54,7 @@ const MAX_CACHES: usize = 4;
 const MAX_POOLS: usize = 3;
 
 /// Every command of the ABI with its name.
-pub const COMMANDS: [(u32, &str); 18] = [
+pub const COMMANDS: [(u32, &str); 19] = [
     (RKMEM_IOC_VERSION, "VERSION"),
     (RKMEM_IOC_PAGES_ALLOC, "PAGES_ALLOC"),
     (RKMEM_IOC_FREE, "FREE"),
@@ -62,6 +62,7 @@ pub const COMMANDS: [(u32, &str); 18] = [
     (RKMEM_IOC_READ, "READ"),
     (RKMEM_IOC_ARENA_MAP, "ARENA_MAP"),
     (RKMEM_IOC_TRIM, "TRIM"),
+    (RKMEM_IOC_HANDLE_INFO, "HANDLE_INFO"),
     (RKMEM_IOC_CACHE_CREATE, "CACHE_CREATE"),
     (RKMEM_IOC_CACHE_DESTROY, "CACHE_DESTROY"),
     (RKMEM_IOC_OBJ_ALLOC, "OBJ_ALLOC"),
@@ -880,7 +881,7 @@ impl Worker<'_> {
             size: field32(rng, &[1, 8, 17, 100, 117, 1000, 4095, 4096, 4097, 0]),
             align: field32(rng, &[1, 2, 8, 64, 4096, 0, 3, 8192]),
             flags: if rng.below(10) == 0 {
-                field32(rng, &[2, 3])
+                field32(rng, &[2, 3, 4, 6])
             } else {
                 u32::from(ctor)
             },
@@ -893,7 +894,7 @@ impl Worker<'_> {
             ..Default::default()
         };
         let ctor_on = c.flags & RKMEM_CACHE_CTOR != 0;
-        let fields_ok = c.flags & !RKMEM_CACHE_CTOR == 0
+        let fields_ok = c.flags & !(RKMEM_CACHE_CTOR | RKMEM_CACHE_NOCPU) == 0
             && c.ctor_byte <= 0xff
             && (ctor_on || c.ctor_byte == 0);
         let size_ok = (1..=RKMEM_CACHE_SIZE_MAX).contains(&c.size);

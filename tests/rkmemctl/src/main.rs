@@ -15,6 +15,7 @@ mod failnth;
 mod fuzz;
 mod hog;
 mod kstress;
+mod lab;
 mod map;
 mod maxcalls;
 mod pages;
@@ -108,6 +109,15 @@ enum Cmd {
     Pages {
         #[command(subcommand)]
         cmd: PagesCmd,
+    },
+    /// Textbook examples replayed on the module, the textbook's picture next to what the kernel
+    /// did: `buddy` (the buddy-system table), `bitmap` (a bitmap allocator of a 117-byte
+    /// struct); all chapters if none is given. Fails if any row differs. `buddy` needs a freshly
+    /// loaded module (arena_initial_mb=4).
+    Lab {
+        /// The chapter: buddy or bitmap.
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(lab::CHAPTERS))]
+        chapter: Option<String>,
     },
     /// Draw the arena's block map: one bar and a block list per 4 MiB slot.
     Map {
@@ -472,6 +482,7 @@ fn main() -> ExitCode {
             PagesCmd::Demo => pages::demo(),
         },
         Cmd::Map { slot, list } => show_map(slot, list),
+        Cmd::Lab { chapter } => lab::run(chapter.as_deref()),
         Cmd::Bench(opts) => bench::run(&opts),
         Cmd::Trim { slabs, pcp, arena } => trim(slabs, pcp, arena),
         Cmd::Compact { demo: true, .. } => compact::demo(),

@@ -59,6 +59,7 @@ pub(crate) const TESTS: &[(&str, TestFn)] = &[
     ("cache_destroy_bad_args", cache_destroy_bad_args),
     ("obj_alloc_bad_args", obj_alloc_bad_args),
     ("cache_objects_117", cache_objects_117),
+    ("handle_info_positions", handle_info_positions),
     ("cache_object_io_bounds", cache_object_io_bounds),
     (
         "cache_of_another_file_is_enoent",
@@ -664,10 +665,84 @@ fn cache_bad_aligns_are_einval() -> Result<(), String> {
     Ok(())
 }
 
+/// `RKMEM_IOC_HANDLE_INFO`: a `RKMEM_CACHE_NOCPU` cache hands out the first free bit each time
+/// and the bitmap shows it; a block of pages says where it is; other handles and bad fields are
+/// refused.
+fn handle_info_positions() -> Result<(), String> {
+    let d = open()?;
+    let mut arg = good_arg("t_info")?;
+    arg.flags = uapi::RKMEM_CACHE_NOCPU;
+    d.cache_create_raw(&mut arg)
+        .map_err(|e| format!("create t_info with RKMEM_CACHE_NOCPU: {e}"))?;
+    let info = |a: &Alloc| {
+        d.handle_info(a.handle)
+            .map_err(|e| format!("HANDLE_INFO {:#x}: {e}", a.handle))
+    };
+    let objs: Vec<Alloc> = (0..3)
+        .map(|_| d.obj_alloc(arg.id).map_err(|e| format!("alloc: {e}")))
+        .collect::<Result<_, _>>()?;
+    let first = info(&objs[0])?;
+    for (n, a) in objs.iter().enumerate() {
+        let i = info(a)?;
+        let want_off = first.offset + n as u32 * arg.objsize;
+        if (i.kind, i.index, i.offset, i.in_use, i.bitmap[0])
+            != (uapi::RKMEM_INFO_OBJECT, n as u32, want_off, 3, 0b111)
+            || (i.objects, i.pages) != (arg.objects_per_slab, arg.pages_per_slab)
+            || (i.slot, i.page) != (first.slot, first.page)
+        {
+            return Err(format!("object {n}: {i:?}"));
+        }
+    }
+    free(&d, &objs[1])?;
+    let i = info(&objs[0])?;
+    if (i.in_use, i.bitmap[0]) != (2, 0b101) {
+        return Err(format!("after freeing object 1: {i:?}"));
+    }
+    let again = d.obj_alloc(arg.id).map_err(|e| format!("alloc: {e}"))?;
+    if info(&again)?.index != 1 {
+        return Err(format!(
+            "the free bit 1 was not reused: {:?}",
+            info(&again)?
+        ));
+    }
+    let pages = d
+        .pages_alloc(dev::PagesReq::Order(4))
+        .map_err(|e| format!("pages order 4: {e}"))?;
+    let p = info(&pages)?;
+    if p.kind != uapi::RKMEM_INFO_PAGES || p.pages != 16 || p.page % 16 != 0 || p.offset != 0 {
+        return Err(format!("order-4 block: {p:?}"));
+    }
+    let km = d.rkmalloc(100).map_err(|e| format!("rkmalloc 100: {e}"))?;
+    expect_errno(
+        "HANDLE_INFO of rkmalloc memory",
+        d.handle_info(km.handle).map(|_| 0),
+        Errno::EINVAL,
+    )?;
+    expect_errno(
+        "HANDLE_INFO of an unknown handle",
+        d.handle_info(u64::MAX).map(|_| 0),
+        Errno::ENOENT,
+    )?;
+    let mut bad = uapi::RkmemHandleInfo {
+        handle: pages.handle,
+        reserved: 1,
+        ..Default::default()
+    };
+    expect_errno(
+        "HANDLE_INFO with reserved 1",
+        d.handle_info_raw(&mut bad).map(|()| 0),
+        Errno::EINVAL,
+    )?;
+    for a in [&objs[0], &objs[2], &again, &pages, &km] {
+        free(&d, a)?;
+    }
+    destroy(&d, arg.id)
+}
+
 fn cache_unknown_flags_are_einval() -> Result<(), String> {
     let d = open()?;
     for flags in [
-        1u32 << 1,
+        1u32 << 2,
         1 << 7,
         1 << 31,
         uapi::RKMEM_CACHE_CTOR | 1 << 2,

@@ -97,6 +97,10 @@ pub const RKMEM_FEAT_COMPACT: u32 = 1 << 5;
 /// Feature bit: the in-kernel stress engine ([`RKMEM_IOC_STRESS`]). (ABI 5.)
 pub const RKMEM_FEAT_STRESS: u32 = 1 << 6;
 
+/// Feature bit: [`RKMEM_IOC_HANDLE_INFO`] (where an allocation sits: slot, page, offset, its
+/// slab's bitmap) and [`RKMEM_CACHE_NOCPU`] caches, for `rkmemctl lab`. (ABI 5.)
+pub const RKMEM_FEAT_INSPECT: u32 = 1 << 7;
+
 /// Features this build of the module offers.
 pub const RKMEM_FEATURES: u32 = RKMEM_FEAT_VERSION
     | RKMEM_FEAT_PAGES
@@ -104,7 +108,8 @@ pub const RKMEM_FEATURES: u32 = RKMEM_FEAT_VERSION
     | RKMEM_FEAT_MEMPOOL
     | RKMEM_FEAT_BENCH
     | RKMEM_FEAT_COMPACT
-    | RKMEM_FEAT_STRESS;
+    | RKMEM_FEAT_STRESS
+    | RKMEM_FEAT_INSPECT;
 
 /// Read the module's ABI version and feature bits.
 pub const RKMEM_IOC_VERSION: u32 = ior::<RkmemVersion>(0x00);

@@ -65,6 +65,7 @@ fn rust_consts() -> Vec<(&'static str, u64)> {
         RKMEM_FEAT_BENCH,
         RKMEM_FEAT_COMPACT,
         RKMEM_FEAT_STRESS,
+        RKMEM_FEAT_INSPECT,
         RKMEM_FEATURES,
         RKMEM_IOC_VERSION,
         RKMEM_MAX_ORDER,

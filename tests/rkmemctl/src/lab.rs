@@ -21,6 +21,13 @@ pub const CHAPTERS: &[&str] = &["buddy", "bitmap"];
 
 /// Runs one chapter, or all of them.
 pub fn run(chapter: Option<&str>) -> Result<(), String> {
+    let dev =
+        crate::dev::Device::open().map_err(|e| format!("open {}: {e}", crate::dev::DEV_PATH))?;
+    let v = dev.version().map_err(|e| format!("version: {e}"))?;
+    drop(dev);
+    if v.features & crate::uapi::RKMEM_FEAT_INSPECT == 0 {
+        return Err("the module has no RKMEM_IOC_HANDLE_INFO (feature bit RKMEM_FEAT_INSPECT missing): load a newer rkmem.ko".into());
+    }
     match chapter {
         Some("buddy") => buddy(),
         Some("bitmap") => bitmap(),

@@ -103,8 +103,15 @@ test_fault_injection_fail_nth() {
 	sites=$(sed -n 's/^# \([0-9]*\) faults injected in all$/\1/p' /tmp/failnth.out)
 	[ "${sites:-0}" -gt 0 ] || fail "no fault was injected: the sweep proved nothing" || return
 	LOAD_FAULTS=$((LOAD_FAULTS + sites))
-	# Everything since the clear is the sweep's; its expected reports are cleared with it.
-	bad=$(dmesg -c | grep -E "$BAD_DMESG" | grep -vE 'Call Trace|vmalloc error|page allocation failure')
+	# Everything since the clear is the sweep's; its expected reports are cleared with it: the
+	# allocation-failure backtraces, and one report of the host kernel's own, not rkmem's: the
+	# trace event core's WARN_ON_ONCE in event_define_fields when an injected fault fails an
+	# event field's allocation while the module's tracepoints are registered at load (the load
+	# goes on without the events: "Could not initialize trace point events/...").
+	host='WARNING: kernel/trace/trace_events.c:[0-9]+ at event_define_fields'
+	all=$(dmesg -c)
+	bad=$(echo "$all" | grep -E "$BAD_DMESG" | grep -vE "Call Trace|vmalloc error|page allocation failure|$host")
+	echo "$all" | grep -m1 -E "$host" | sed 's/^/    the host kernel'"'"'s own, expected under injected faults: /'
 	[ -z "$bad" ] || fail "kernel reports during the sweep: $(echo "$bad" | head -n 10)"
 }
 

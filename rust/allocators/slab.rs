@@ -388,7 +388,7 @@ impl Cache {
             obj,
             self.layout.object_size(),
             self.layout.stride(),
-            self.name(),
+            || self.name(),
         );
     }
 
@@ -591,7 +591,7 @@ impl Cache {
     #[track_caller]
     #[inline(always)]
     pub(crate) unsafe fn free_addr(&self, obj: usize) -> core::result::Result<(), CacheFreeError> {
-        trace::cache_free(core::panic::Location::caller(), obj, self.name());
+        trace::cache_free(core::panic::Location::caller(), obj, || self.name());
         self.freed_hooks(obj);
         if !self.use_cpu {
             return self.return_to_slab(obj);

@@ -217,7 +217,7 @@ pub fn render(maps: &[SlotMap], with_legend: bool) -> String {
 }
 
 /// `[1, 2, 3, 5]` as `slots 1-3, 5`.
-fn ranges(slots: &[u32]) -> String {
+pub(crate) fn ranges(slots: &[u32]) -> String {
     let mut parts = Vec::new();
     let mut i = 0;
     while i < slots.len() {

@@ -205,29 +205,9 @@ fn arena_lines(s: &Sample, cols: usize) -> (String, Vec<String>) {
         .map(|m| m.slot)
         .collect();
     if !absent.is_empty() {
-        body.push(format!("        absent: {}", ranges(&absent)));
+        body.push(format!("        absent: {}", crate::map::ranges(&absent)));
     }
     (title, body)
-}
-
-/// `[1, 2, 3, 5]` as `slots 1-3, 5`.
-fn ranges(slots: &[u32]) -> String {
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < slots.len() {
-        let mut j = i;
-        while j + 1 < slots.len() && slots[j + 1] == slots[j] + 1 {
-            j += 1;
-        }
-        parts.push(if i == j {
-            slots[i].to_string()
-        } else {
-            format!("{}-{}", slots[i], slots[j])
-        });
-        i = j + 1;
-    }
-    let noun = if slots.len() == 1 { "slot" } else { "slots" };
-    format!("{noun} {}", parts.join(", "))
 }
 
 fn order_lines(s: &Sample) -> Vec<String> {

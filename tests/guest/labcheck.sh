@@ -12,7 +12,8 @@ lab_reload() {
 
 test_lab_buddy_matches_textbook() {
 	lab_reload || return
-	rkmemctl lab buddy >/tmp/lab-buddy.out 2>&1 || fail "rkmemctl lab buddy failed: $(grep -E 'DIFFERS|rkmemctl' /tmp/lab-buddy.out | head -n 3)" || return
+	rm -f /tmp/lab-buddy.jsonl
+	rkmemctl lab buddy --data /tmp/lab-buddy.jsonl >/tmp/lab-buddy.out 2>&1 || fail "rkmemctl lab buddy failed: $(grep -E 'DIFFERS|rkmemctl' /tmp/lab-buddy.out | head -n 3)" || return
 	grep -q '^lab buddy: 9 of 9 rows match the textbook$' /tmp/lab-buddy.out || fail "no '9 of 9 rows match' line" || return
 	n=0
 	for row in '1024K' 'A-64K | 64K | 128K | 256K | 512K' 'A-64K | 64K | B-128K | 256K | 512K' \
@@ -23,6 +24,8 @@ test_lab_buddy_matches_textbook() {
 		n=$((n + 1))
 	done
 	[ "$(grep -c '^  buddyinfo: Node 0' /tmp/lab-buddy.out)" = 9 ] || fail "not 9 buddyinfo lines" || return
+	# The figure data: one row per t, as the textbook's, each marked the same.
+	[ "$(grep -c '^{"chapter":"buddy","data":{.*"same":true.*},"figure":"row"}$' /tmp/lab-buddy.jsonl)" = 9 ] || fail "not 9 figure rows marked the same in --data: $(head -c 300 /tmp/lab-buddy.jsonl)" || return
 	# After D's release the arena is one free order-10 block again, as at load.
 	[ "$(cat /proc/rkmem/buddyinfo)" = "$(load_time_buddyinfo)" ] || fail "buddyinfo after the chapter is not the load-time one"
 }
@@ -44,7 +47,8 @@ test_lab_buddy_refuses_used_arena() {
 
 test_lab_bitmap_matches_textbook() {
 	lab_reload || return
-	if ! rkmemctl lab bitmap >/tmp/lab-bitmap.out 2>&1; then
+	rm -f /tmp/lab-bitmap.jsonl
+	if ! rkmemctl lab bitmap --data /tmp/lab-bitmap.jsonl >/tmp/lab-bitmap.out 2>&1; then
 		# Red zones (a KASAN kernel) change the layout: no textbook picture to compare with.
 		if grep -q "layout for a 117-byte struct differs" /tmp/lab-bitmap.out && [ "$RKMEM_FLAVOR" != fast ]; then
 			skip "$RKMEM_FLAVOR kernel: $(grep -o '[0-9]* objects in [0-9]* page(s) at a stride of [0-9]* bytes' /tmp/lab-bitmap.out)"
@@ -64,7 +68,9 @@ test_lab_bitmap_matches_textbook() {
 	grep -q "35 live objects: page 1 is full, the pool grows by page 2" /tmp/lab-bitmap.out || fail "no line on the pool growing" || return
 	grep -qE '^alloc_foo\(\) -> foo #37 +0 +37 +0 +37 +2  10000000 00000000 ' /tmp/lab-bitmap.out || fail "foo #37 did not open a second page at 37" || return
 	[ "$(grep -c ' (same)$' /tmp/lab-bitmap.out)" = 39 ] || fail "not 39 kernel bitmaps the same as the textbook's" || return
-	! grep -q DIFFERS /tmp/lab-bitmap.out || fail "a step differs"
+	! grep -q DIFFERS /tmp/lab-bitmap.out || fail "a step differs" || return
+	[ "$(grep -c '"figure":"step"' /tmp/lab-bitmap.jsonl)" = 39 ] || fail "not 39 steps in --data" || return
+	grep -q '"figure":"layout"' /tmp/lab-bitmap.jsonl || fail "no layout in --data"
 }
 
 t lab_buddy_matches_textbook test_lab_buddy_matches_textbook

@@ -115,9 +115,13 @@ enum Cmd {
     /// struct); all chapters if none is given. Fails if any row differs. `buddy` needs a freshly
     /// loaded module (arena_initial_mb=4).
     Lab {
-        /// The chapter: buddy or bitmap.
+        /// The chapter (every chapter in turn if none is given).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(lab::CHAPTERS))]
         chapter: Option<String>,
+        /// Append each picture's data to FILE as JSON lines, for scripts/lab_figures.py to
+        /// draw as PNG on the host.
+        #[arg(long, value_name = "FILE")]
+        data: Option<std::path::PathBuf>,
     },
     /// Draw the arena's block map: one bar and a block list per 4 MiB slot.
     Map {
@@ -482,7 +486,7 @@ fn main() -> ExitCode {
             PagesCmd::Demo => pages::demo(),
         },
         Cmd::Map { slot, list } => show_map(slot, list),
-        Cmd::Lab { chapter } => lab::run(chapter.as_deref()),
+        Cmd::Lab { chapter, data } => lab::run(chapter.as_deref(), data.as_deref()),
         Cmd::Bench(opts) => bench::run(&opts),
         Cmd::Trim { slabs, pcp, arena } => trim(slabs, pcp, arena),
         Cmd::Compact { demo: true, .. } => compact::demo(),

@@ -29,7 +29,7 @@ SHELL := /bin/bash
 FLAVOR ?= fast
 export FLAVOR
 
-.PHONY: all module run lab check setup kernels shell guest fmt fmt-check clippy host-test kunit clean bench bench-readme
+.PHONY: all module run lab lab-figures check setup kernels shell guest fmt fmt-check clippy host-test kunit clean bench bench-readme
 
 all: module
 
@@ -40,9 +40,17 @@ module:
 run:
 	@scripts/run.sh
 
-# Like run, with tests/guest/lab.sh: each chapter on a freshly loaded module.
+# Like run, with tests/guest/lab.sh: each chapter on a freshly loaded module; then the
+# chapters' pictures as PNG in results/lab-DATE-FLAVOR/ (scripts/lab_figures.py).
 lab:
-	@scripts/guest.sh $(FLAVOR) lab
+	@scripts/lab.sh $(FLAVOR)
+
+# make lab-figures [LAB=results/lab-<date>-fast]: take a lab run's figure data as the committed
+# one (tests/results/lab-figures.jsonl) and redraw the README's screenshots (docs/lab/) from it.
+LAB_DATA := tests/results/lab-figures.jsonl
+lab-figures:
+	@if [ -n "$(LAB)" ]; then cp "$(LAB)/figures.jsonl" $(LAB_DATA); fi
+	@. scripts/env.sh && "$$RKMEM_PYTHON" scripts/lab_figures.py draw $(LAB_DATA) docs/lab
 
 check:
 	@scripts/check.sh

@@ -159,7 +159,117 @@ def draw_bitmap(plt, recs):
     return fig
 
 
-DRAW = OrderedDict(buddy=draw_buddy, bitmap=draw_bitmap)
+# ------------------------------------------------------------------- chapter 4: watermarks
+
+
+def draw_watermarks(plt, recs):
+    """Free pages through the stages against the two levels (the bands shaded by who cleans
+    there), and beside it the pages each cleaner took back per stage."""
+    stages = need(recs, "stage")
+    last = need(recs, "last_resort")[0]
+    try:
+        low, high, top = stages[0]["low"], stages[0]["high"], stages[0]["max_pages"]
+        fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), width_ratios=(3, 2))
+        ax.axhspan(low, top, color="#eef6ee", zorder=0)
+        ax.axhspan(high, low, color="#fff4dd", zorder=0)
+        ax.axhspan(0, high, color="#fbe3e3", zorder=0)
+        ax.axhline(low, color="#54a24b", lw=1)
+        ax.axhline(high, color="#e45756", lw=1)
+        x, y = [], []
+        for i, s in enumerate(stages):
+            x += [i, i + 0.5, i + 1]
+            y += [s["free_before"], s["lowest_free"], s["free_after"]]
+            mark = "" if s["same"] else " DIFFERS"
+            ax.annotate(f"stage {s['stage']}{mark}", (i + 0.5, s["lowest_free"]),
+                        textcoords="offset points", xytext=(0, -14), ha="center", fontsize=8)
+        ax.plot(x, y, "-o", color=USED[0], ms=3)
+        ax.text(0.02, low, f" low {low}: below it the background worker cleans",
+                transform=ax.get_yaxis_transform(), va="bottom", fontsize=8)
+        ax.text(0.02, high, f" high {high}: below it the allocating task cleans",
+                transform=ax.get_yaxis_transform(), va="top", fontsize=8)
+        lo = min(min(y), high) - 600
+        hi = max(max(y), low) + 600
+        ax.set_ylim(max(0, lo), min(top, hi))
+        ax.set_xticks([])
+        ax.set_ylabel("free pages of the arena (/proc/rkmem/watermarks)")
+        ax.set_title(f"free pages through the stages (arena max {top} pages)")
+        xs = range(len(stages))
+        w = [s["async_pages"] for s in stages]
+        t = [s["sync_pages"] for s in stages]
+        bx.bar([i - 0.2 for i in xs], w, 0.4, label="background worker (async)", color=USED[1])
+        bx.bar([i + 0.2 for i in xs], t, 0.4, label="allocating task (sync)", color=USED[3])
+        bx.set_xticks(list(xs), [f"stage {s['stage']}" for s in stages])
+        bx.set_ylabel("pages cleaned")
+        bx.legend(fontsize=8)
+        bx.set_title(f"who cleaned; then {last['blocks']} more 4 MiB blocks and "
+                     f"{last['error'].split(':')[0]}", fontsize=9)
+    except (KeyError, TypeError, IndexError) as e:
+        raise BadData(f"watermarks record without {e}") from e
+    fig.suptitle("Cleaning with two thresholds: rkmem's watermarks", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------- chapter 6: fragmentation
+
+
+def draw_fragmentation(plt, recs):
+    """Left: the arena's slots before and after compaction, every block to scale (used, exact,
+    free); right: the unusable free space index and the free blocks per order, both states."""
+    states = need(recs, "state")
+    comp = need(recs, "compaction")[0]
+    try:
+        kinds = states[0]["block_kinds"]
+        color = {kinds["used"]: USED[0], kinds["exact"]: USED[2], kinds["free"]: FREE}
+        nslots = max(len(s["slots"]) for s in states)
+        fig = plt.figure(figsize=(12, 1.1 + 0.45 * nslots * len(states) + 1.2))
+        grid = fig.add_gridspec(len(states), 2, width_ratios=(3, 2))
+        for i, s in enumerate(states):
+            ax = fig.add_subplot(grid[i, 0])
+            for y, slot in enumerate(s["slots"]):
+                for start, pages, kind in slot["blocks"]:
+                    ax.barh(y, pages, left=start, height=0.7, color=color.get(kind, "#999999"),
+                            edgecolor="#333333" if pages >= 16 else "none", linewidth=0.2)
+            ax.set_yticks(range(len(s["slots"])), [f"slot {x['slot']}" for x in s["slots"]])
+            ax.set_ylim(nslots - 0.5, -0.5)
+            ax.set_xlim(0, s["slots"][0]["pages"] if s["slots"] else 1024)
+            ax.set_xticks([])
+            mark = "" if s["same"] else " (indices DIFFER from the textbook's)"
+            ax.set_title(f"{s['label']}: {s['free_pages']} of {s['arena_pages']} pages free, "
+                         f"largest free block order {s['largest_free_order']}{mark}",
+                         fontsize=9, loc="left")
+        ax.set_xlabel("pages of each 4 MiB slot (blue: used, green: exact, light: free)")
+        ux = fig.add_subplot(grid[0, 1])
+        for s, c in zip(states, (USED[3], USED[2])):
+            ux.plot(range(len(s["unusable"])), [u / 1000 for u in s["unusable"]], "-o", ms=3,
+                    color=c, label=s["label"])
+        ux.axvline(comp["request_order"], color="#888888", lw=0.8, ls="--")
+        ux.set_ylabel("unusable free space index")
+        ux.set_ylim(-0.05, 1.05)
+        ux.legend(fontsize=8)
+        ux.set_title(f"order-{comp['request_order']} request (dashed): "
+                     f"{'new block from the host' if comp['grew_before'] else 'served'} before",
+                     fontsize=9)
+        if len(states) > 1:
+            bx = fig.add_subplot(grid[1, 1])
+            orders = range(len(states[0]["nr_free"]))
+            for k, (s, c) in enumerate(zip(states, (USED[3], USED[2]))):
+                bx.bar([o + (k - 0.5) * 0.4 for o in orders], s["nr_free"], 0.4, color=c,
+                       label=s["label"])
+            bx.set_yscale("symlog")
+            bx.set_xlabel("order")
+            bx.set_ylabel("free blocks (buddyinfo)")
+            bx.set_title(f"compaction: {comp['pages_moved']} pages moved behind handles, "
+                         f"{comp['slots_emptied']} slots emptied", fontsize=9)
+    except (KeyError, TypeError, IndexError, ValueError) as e:
+        raise BadData(f"fragmentation record without {e}") from e
+    fig.suptitle("Fragmentation and compaction of rkmem's arena", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+DRAW = OrderedDict(buddy=draw_buddy, bitmap=draw_bitmap, watermarks=draw_watermarks,
+                   fragmentation=draw_fragmentation)
 
 
 def draw(inp, outdir, chapters):

@@ -73,7 +73,48 @@ test_lab_bitmap_matches_textbook() {
 	grep -q '"figure":"layout"' /tmp/lab-bitmap.jsonl || fail "no layout in --data"
 }
 
+test_lab_watermarks_matches_textbook() {
+	lab_reload || return
+	marks=$(sed -n 's/^\(low\|high\) //p' /proc/rkmem/watermarks | tr '\n' ' ')
+	pro=$(cat /proc/rkmem/compaction_proactiveness)
+	rm -f /tmp/lab-wm.jsonl
+	rkmemctl lab watermarks --data /tmp/lab-wm.jsonl >/tmp/lab-wm.out 2>&1 || fail "rkmemctl lab watermarks failed: $(grep -E 'DIFFERS|rkmemctl|stage' /tmp/lab-wm.out | head -n 8)" || return
+	grep -q '^lab watermarks: 4 of 4 stages match the textbook$' /tmp/lab-wm.out || fail "no '4 of 4 stages match' line" || return
+	for want in 'nothing happens' 'the background worker cleans, asynchronously' 'the allocating task cleans, synchronously'; do
+		grep -qxF "  rkmem:    $want   (same)" /tmp/lab-wm.out || fail "no stage where rkmem '$want' (same)" || return
+	done
+	grep -q 'Cannot allocate memory (as documented)\|ENOMEM.*(as documented)' /tmp/lab-wm.out || fail "the last resort is not ENOMEM: $(grep -A1 'stage 4' /tmp/lab-wm.out)" || return
+	grep -q "oom_score [0-9]" /tmp/lab-wm.out || fail "no oom_score in the OOM description" || return
+	# Who: with tracing, the worker's events come from a kworker, the synchronous ones from rkmemctl.
+	if grep -q tracefs /proc/filesystems; then
+		grep -q 'rkmem_reclaim events: kworker/[^ ]* (async, [1-9][0-9]* pages)' /tmp/lab-wm.out || fail "no async rkmem_reclaim event from a kworker" || return
+		grep -q 'rkmem_reclaim events: rkmemctl (sync, [1-9][0-9]* pages)' /tmp/lab-wm.out || fail "no sync rkmem_reclaim event from rkmemctl" || return
+	fi
+	[ "$(grep -c '"figure":"stage"' /tmp/lab-wm.jsonl)" = 3 ] || fail "not 3 stages in --data" || return
+	grep -q '"figure":"last_resort"' /tmp/lab-wm.jsonl || fail "no last_resort in --data" || return
+	# What the chapter changed is back.
+	[ "$(sed -n 's/^\(low\|high\) //p' /proc/rkmem/watermarks | tr '\n' ' ')" = "$marks" ] || fail "watermarks not restored" || return
+	[ "$(cat /proc/rkmem/compaction_proactiveness)" = "$pro" ] || fail "compaction_proactiveness not restored"
+}
+
+test_lab_fragmentation_matches_textbook() {
+	lab_reload || return
+	rm -f /tmp/lab-frag.jsonl
+	rkmemctl lab fragmentation --data /tmp/lab-frag.jsonl >/tmp/lab-frag.out 2>&1 || fail "rkmemctl lab fragmentation failed: $(grep -E 'DIFFERS|rkmemctl|NO$' /tmp/lab-frag.out | head -n 5)" || return
+	grep -q '^lab fragmentation: 6 of 6 checks match the textbook$' /tmp/lab-frag.out || fail "no '6 of 6 checks match' line" || return
+	[ "$(grep -c '^(same: /proc/rkmem/extfrag is the textbook' /tmp/lab-frag.out)" = 2 ] || fail "the kernel's indices are not the textbook's before and after" || return
+	grep -q 'the arena took a new 4 MiB block from the host   (as the textbook says)$' /tmp/lab-frag.out || fail "the fragmented arena served the larger request" || return
+	grep -qE '^compaction \(RKMEM_IOC_COMPACT\): [1-9][0-9]* pages moved behind their handles, [1-9][0-9]* slots emptied' /tmp/lab-frag.out || fail "compaction moved nothing or emptied no slot: $(grep '^compaction' /tmp/lab-frag.out)" || return
+	grep -q 'read back as written after moving: yes$' /tmp/lab-frag.out || fail "a moved block changed" || return
+	[ "$(grep -c '"figure":"state"' /tmp/lab-frag.jsonl)" = 2 ] || fail "not 2 states in --data" || return
+	# Nothing left behind: the arena is back to its load-time map once trimmed.
+	rkmemctl trim >/dev/null
+	[ "$(cat /proc/rkmem/buddyinfo)" = "$(load_time_buddyinfo)" ] || fail "buddyinfo after the chapter is not the load-time one: $(cat /proc/rkmem/buddyinfo)"
+}
+
 t lab_buddy_matches_textbook test_lab_buddy_matches_textbook
 t lab_buddy_refuses_used_arena test_lab_buddy_refuses_used_arena
 t lab_bitmap_matches_textbook test_lab_bitmap_matches_textbook
+t lab_watermarks_matches_textbook test_lab_watermarks_matches_textbook
+t lab_fragmentation_matches_textbook test_lab_fragmentation_matches_textbook
 lab_reload

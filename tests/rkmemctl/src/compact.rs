@@ -71,12 +71,12 @@ fn show(d: &Device, cache: &str) -> Result<(), String> {
 /// Proactive compaction held off while it lives (`/proc/rkmem/compaction_proactiveness` 0, the
 /// value before restored on drop): the demo shows what its own request does, and on a slow
 /// kernel the background compaction would otherwise empty the slots during the frees.
-struct NoProactive(Option<String>);
+pub(crate) struct NoProactive(Option<String>);
 
 const PROACTIVENESS: &str = "/proc/rkmem/compaction_proactiveness";
 
 impl NoProactive {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let old = std::fs::read_to_string(PROACTIVENESS).ok();
         match std::fs::write(PROACTIVENESS, "0") {
             Ok(()) => NoProactive(old),

@@ -7,6 +7,11 @@
 //!   C 35K, D 67K requested, then C, A, B, D released), drawn from the arena map.
 //! - `bitmap`: the bitmap allocator of a 117-byte struct: one page, the header bitmap, 34
 //!   objects, first-zero-bit allocation, frees, the page full, a second page.
+//! - `watermarks`: cleaning with two thresholds: nothing above low, the background worker
+//!   between low and high, the allocating task below high, ENOMEM past the last resort and the
+//!   host's OOM killer described.
+//! - `fragmentation`: a workload that fragments the arena, the map and both fragmentation
+//!   indices (textbook formulas vs the kernel's), compaction behind handles, the same again.
 //!
 //! With `--data FILE` each chapter also appends its pictures' data to FILE as JSON lines
 //! (`{"chapter": .., "figure": .., "data": ..}`, see [`Figures`]), which
@@ -14,6 +19,8 @@
 
 mod bitmap;
 mod buddy;
+mod fragmentation;
+mod watermarks;
 
 use crate::dev::{Alloc, Device};
 use crate::uapi::RkmemHandleInfo;
@@ -21,7 +28,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// The chapters, in the order `rkmemctl lab` runs them.
-pub const CHAPTERS: &[&str] = &["buddy", "bitmap"];
+pub const CHAPTERS: &[&str] = &["buddy", "bitmap", "watermarks", "fragmentation"];
 
 /// Where a chapter's figure data goes: JSON lines appended to a file, or nowhere.
 pub struct Figures {
@@ -67,6 +74,10 @@ pub fn run(chapter: Option<&str>, data: Option<&Path>) -> Result<(), String> {
     match chapter {
         Some("buddy") => buddy::buddy(&mut Figures::new("buddy", data)?),
         Some("bitmap") => bitmap::bitmap(&mut Figures::new("bitmap", data)?),
+        Some("watermarks") => watermarks::watermarks(&mut Figures::new("watermarks", data)?),
+        Some("fragmentation") => {
+            fragmentation::fragmentation(&mut Figures::new("fragmentation", data)?)
+        }
         Some(other) => Err(format!(
             "no chapter {other:?}; chapters: {}",
             CHAPTERS.join(", ")

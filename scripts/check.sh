@@ -71,6 +71,10 @@ counted_tests() {
 # The benchmark report's figures (matplotlib, PNG and SVG) from the committed results.
 counted_tests "benchmark plots from tests/results (matplotlib)" \
 	"$RKMEM_PYTHON" "$RKMEM_ROOT/tests/report/plots_test.py"
+# The lab chapters' pictures (matplotlib, PNG) from the committed lab run, and the README's
+# screenshots of them.
+counted_tests "lab pictures from tests/results (matplotlib)" \
+	"$RKMEM_PYTHON" "$RKMEM_ROOT/tests/report/lab_figures_test.py"
 
 section "lint: rustfmt and clippy (host crates, kernel lint set)"
 lint() {

@@ -11,7 +11,11 @@ rc=0
 data=/tmp/lab-figures.jsonl
 : >"$data"
 for chapter in buddy bitmap watermarks fragmentation; do
-	unload && load || { echo "lab: reloading the module failed"; exit 1; }
+	# The fragmentation chapter wants four slots that stay in the arena.
+	params=
+	[ "$chapter" = fragmentation ] && params=arena_initial_mb=16
+	# shellcheck disable=SC2086 # no parameter or one
+	unload && load $params || { echo "lab: reloading the module failed"; exit 1; }
 	echo
 	echo "\$ rkmemctl lab $chapter"
 	rkmemctl lab "$chapter" --data "$data" || rc=1

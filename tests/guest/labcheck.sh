@@ -4,10 +4,12 @@
 # below also look for each expected row in its output, so that a chapter that stops printing
 # rows, or prints the wrong ones, fails too.
 
-# lab_reload: a fresh module, as the buddy chapter needs (one wholly free 4 MiB slot).
+# lab_reload [PARAM=VALUE...]: a fresh module, by default as the buddy chapter needs it (one
+# wholly free 4 MiB slot: arena_initial_mb=4).
 lab_reload() {
+	[ $# -gt 0 ] || set -- arena_initial_mb=4
 	unload || fail "rmmod failed" || return
-	load arena_initial_mb=4 || fail "insmod arena_initial_mb=4 failed"
+	load "$@" || fail "insmod $* failed"
 }
 
 test_lab_buddy_matches_textbook() {
@@ -98,7 +100,7 @@ test_lab_watermarks_matches_textbook() {
 }
 
 test_lab_fragmentation_matches_textbook() {
-	lab_reload || return
+	lab_reload arena_initial_mb=16 || return
 	rm -f /tmp/lab-frag.jsonl
 	rkmemctl lab fragmentation --data /tmp/lab-frag.jsonl >/tmp/lab-frag.out 2>&1 || fail "rkmemctl lab fragmentation failed: $(grep -E 'DIFFERS|rkmemctl|NO$' /tmp/lab-frag.out | head -n 5)" || return
 	grep -q '^lab fragmentation: 6 of 6 checks match the textbook$' /tmp/lab-frag.out || fail "no '6 of 6 checks match' line" || return

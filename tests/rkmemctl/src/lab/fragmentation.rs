@@ -19,12 +19,16 @@ use crate::dev::{Alloc, Device, PagesReq};
 use crate::procfs::{self, Extfrag, NR_ORDERS};
 use crate::{map, pattern, uapi};
 
-/// Slots (4 MiB each) the workload fills with order-2 blocks.
-const SLOTS: u32 = 4;
 /// Order of the workload's blocks: 16 KiB.
 const ORDER: u32 = 2;
 /// One block in this many is kept, the rest freed.
 const KEEP_ONE_IN: usize = 5;
+/// Free blocks of this order and above left by the workload (the last slot's free tail) are
+/// held too, so that the fragmented arena has no free block this large.
+const PLUG_ORDER: i64 = 4;
+/// Slots the chapter wants at load (`arena_initial_mb=16`): emptied slots stay in the arena
+/// (the minimum is never given back), so the free pages gather there as whole blocks.
+const SLOTS: usize = 4;
 
 /// The textbook's unusable free space index of `order` from the free blocks per order: the
 /// share of the free pages in blocks smaller than the request (1 when nothing is free).
@@ -186,13 +190,38 @@ pub fn fragmentation(fig: &mut Figures) -> Result<(), String> {
     let _quiet = crate::compact::NoProactive::new();
     d.trim(uapi::RKMEM_TRIM_SLABS | uapi::RKMEM_TRIM_PCP | uapi::RKMEM_TRIM_ARENA)
         .map_err(|e| format!("RKMEM_IOC_TRIM: {e}"))?;
+    let maps = d
+        .arena_maps()
+        .map_err(|e| format!("RKMEM_IOC_ARENA_MAP: {e}"))?;
+    let present: Vec<_> = maps.iter().filter(|m| m.present).collect();
+    let wholly_free = present.iter().all(|m| {
+        m.blocks.len() == 1
+            && m.blocks[0].kind == uapi::RKMEM_BLOCK_FREE
+            && m.blocks[0].pages == m.slot_pages
+    });
+    if present.len() != SLOTS || !wholly_free {
+        return Err(format!(
+            "lab fragmentation needs {SLOTS} wholly free slots as insmod leaves them with \
+             arena_initial_mb={}, but the arena has {} present slot(s){}: reload the module \
+             (rmmod rkmem; insmod rkmem.ko arena_initial_mb={}) and run it again",
+            SLOTS * 4,
+            present.len(),
+            if wholly_free { "" } else { " in use" },
+            SLOTS * 4
+        ));
+    }
+    // One CPU: one per-CPU page cache, so the blocks come from the buddy lists in order.
+    let _ = crate::workers::pin(crate::workers::allowed_cpus()[0]);
     println!("== lab fragmentation: external fragmentation, then compaction behind handles");
-    let count = (SLOTS as usize * 1024) >> ORDER;
+    let count = ((SLOTS * 1024) >> ORDER) - 64;
     println!(
-        "workload: {count} blocks of {}K (order {ORDER}) fill {SLOTS} slots of 4 MiB; one in \
-         {KEEP_ONE_IN} is kept (its bytes written), the rest freed; the per-CPU page caches \
-         are emptied so every free page is in the buddy lists.",
-        4 << ORDER
+        "workload: {count} blocks of {}K (order {ORDER}) in the {SLOTS} slots of 4 MiB that \
+         insmod arena_initial_mb={} gave rkmem; one in {KEEP_ONE_IN} is kept (its bytes \
+         written), the rest freed; the per-CPU page caches are emptied (every free page in the \
+         buddy lists), and the free tail of the last slot is held too (blocks of order {PLUG_ORDER} \
+         and up).",
+        4 << ORDER,
+        SLOTS * 4
     );
     let mut all: Vec<(Alloc, u64)> = Vec::with_capacity(count);
     for i in 0..count {
@@ -204,10 +233,6 @@ pub fn fragmentation(fig: &mut Figures) -> Result<(), String> {
     let mut kept = Vec::new();
     for (i, (a, key)) in all.into_iter().enumerate() {
         if i % KEEP_ONE_IN == 0 {
-            let mut buf = vec![0u8; a.bytes as usize];
-            pattern::fill(key, 0, &mut buf);
-            d.write(a.handle, 0, &buf)
-                .map_err(|e| format!("RKMEM_IOC_WRITE: {e}"))?;
             kept.push((a, key));
         } else {
             d.free(a.handle)
@@ -216,6 +241,32 @@ pub fn fragmentation(fig: &mut Figures) -> Result<(), String> {
     }
     d.trim(uapi::RKMEM_TRIM_PCP)
         .map_err(|e| format!("RKMEM_IOC_TRIM: {e}"))?;
+    let mut plugs = 0;
+    loop {
+        let largest = procfs::extfrag()?.largest_free_order;
+        if largest < PLUG_ORDER {
+            break;
+        }
+        let order = largest as u32;
+        let a = d
+            .pages_alloc(PagesReq::Order(order))
+            .map_err(|e| format!("holding a free order-{order} block: {e}"))?;
+        kept.push((a, pattern::key(a.handle, 0x1ab)));
+        plugs += 1;
+        if plugs > 64 {
+            return Err("more than 64 large free blocks left by the workload".into());
+        }
+    }
+    for (a, key) in &kept {
+        let mut buf = vec![0u8; a.bytes as usize];
+        pattern::fill(*key, 0, &mut buf);
+        d.write(a.handle, 0, &buf)
+            .map_err(|e| format!("RKMEM_IOC_WRITE: {e}"))?;
+    }
+    println!(
+        "{} blocks kept ({plugs} of them holding the free tail)",
+        kept.len()
+    );
     let mut checks = 0;
     let mut same = 0;
 
@@ -226,7 +277,7 @@ pub fn fragmentation(fig: &mut Figures) -> Result<(), String> {
     let share = before.ext.free_pages * 100 / before.ext.arena_pages.max(1);
     let ask = u32::try_from(largest + 1).unwrap_or(0);
     // The textbook's picture: most memory free, no block for a modest request.
-    let fragmented = share >= 60 && (0..=6).contains(&largest);
+    let fragmented = share >= 60 && (0..PLUG_ORDER).contains(&largest);
     checks += 1;
     println!(
         "textbook: most memory free, no large block   rkmem: {share}% free, largest free order \
@@ -259,7 +310,8 @@ pub fn fragmentation(fig: &mut Figures) -> Result<(), String> {
     let mem1 = crate::compacttest::mem_free_kib().unwrap_or(0);
     println!(
         "\ncompaction (RKMEM_IOC_COMPACT): {} pages moved behind their handles, {} slots \
-         emptied, {} pages given back to the host (MemFree {:+} KiB)",
+         emptied (they stay in the arena: its minimum), {} pages given back to the host \
+         (MemFree {:+} KiB)",
         r.pages_moved,
         r.blocks_freed,
         r.host_pages,

@@ -90,7 +90,7 @@ test_lab_watermarks_matches_textbook() {
 	# Who: with tracing, the worker's events come from a kworker, the synchronous ones from rkmemctl.
 	if grep -q tracefs /proc/filesystems; then
 		grep -q 'rkmem_reclaim events: kworker/[^ ]* (async, [1-9][0-9]* pages)' /tmp/lab-wm.out || fail "no async rkmem_reclaim event from a kworker" || return
-		grep -q 'rkmem_reclaim events: rkmemctl (sync, [1-9][0-9]* pages)' /tmp/lab-wm.out || fail "no sync rkmem_reclaim event from rkmemctl" || return
+		grep -q 'rkmem_reclaim events: rkmemctl (this task) (sync, [1-9][0-9]* pages)' /tmp/lab-wm.out || fail "no sync rkmem_reclaim event from rkmemctl" || return
 	fi
 	[ "$(grep -c '"figure":"stage"' /tmp/lab-wm.jsonl)" = 3 ] || fail "not 3 stages in --data" || return
 	grep -q '"figure":"last_resort"' /tmp/lab-wm.jsonl || fail "no last_resort in --data" || return

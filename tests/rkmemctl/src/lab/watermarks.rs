@@ -183,8 +183,11 @@ fn trace_on() -> bool {
 /// One `rkmem_reclaim` event: the task that ran it, sync or async, pages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cleaner {
-    /// The task's name (`comm`), as the trace shows it.
+    /// The task's name (`comm`), as the trace shows it (`<...>` when the trace did not record
+    /// it).
     pub task: String,
+    /// The task's pid.
+    pub pid: u32,
     /// The allocating task's synchronous run (else the background worker's).
     pub sync: bool,
     /// Pages freed.
@@ -199,7 +202,8 @@ pub fn parse_trace(text: &str) -> Vec<Cleaner> {
         .filter_map(|l| {
             let (head, ev) = l.split_once(" rkmem_reclaim: ")?;
             let task = head.trim_start().split(" [").next()?.trim_end();
-            let task = task.rsplit_once('-').map_or(task, |(t, _)| t).to_string();
+            let (task, pid) = task.rsplit_once('-')?;
+            let (task, pid) = (task.to_string(), pid.parse().ok()?);
             let mut it = ev.split_whitespace();
             let sync = match it.next()? {
                 "sync" => true,
@@ -207,7 +211,12 @@ pub fn parse_trace(text: &str) -> Vec<Cleaner> {
                 _ => return None,
             };
             let pages = it.next()?.strip_prefix("pages=")?.parse().ok()?;
-            Some(Cleaner { task, sync, pages })
+            Some(Cleaner {
+                task,
+                pid,
+                sync,
+                pages,
+            })
         })
         .collect()
 }
@@ -219,7 +228,14 @@ fn cleaners(traced: bool) -> Vec<Cleaner> {
     }
     let t = std::fs::read_to_string(format!("{TRACEFS}/trace")).unwrap_or_default();
     let _ = write(&format!("{TRACEFS}/trace"), "");
-    parse_trace(&t)
+    let mut v = parse_trace(&t);
+    // A task whose name the trace did not record (`<...>`): its name now, if it still lives.
+    for c in v.iter_mut().filter(|c| c.task == "<...>") {
+        if let Ok(n) = std::fs::read_to_string(format!("/proc/{}/comm", c.pid)) {
+            c.task = n.trim().to_string();
+        }
+    }
+    v
 }
 
 /// Fills cleanable memory: objects of 4 KiB caches allocated and freed, which leaves them in
@@ -288,8 +304,13 @@ fn who(c: &[Cleaner]) -> String {
         .iter()
         .map(|c| {
             format!(
-                "{} ({}, {} pages)",
+                "{}{} ({}, {} pages)",
                 c.task,
+                if c.pid == std::process::id() {
+                    " (this task)"
+                } else {
+                    ""
+                },
                 if c.sync { "sync" } else { "async" },
                 c.pages
             )
@@ -344,10 +365,7 @@ pub fn watermarks(fig: &mut Figures) -> Result<(), String> {
     let mut caches: Vec<u32> = Vec::new();
     let mut same = 0;
     let mut stages = 0;
-    let me = std::fs::read_to_string("/proc/self/comm")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let me = std::process::id();
 
     // One stage: judged at `level`, the lowest free count its allocations reached (the worker
     // may have brought it back up by the time the stage ends).
@@ -370,8 +388,8 @@ pub fn watermarks(fig: &mut Figures) -> Result<(), String> {
         };
         // Tracing, where there is any, must name the cleaner the counters say.
         let tasks_ok = cl.iter().all(|c| match got {
-            Expect::Task => c.sync && c.task == me,
-            Expect::Worker => !c.sync && c.task.starts_with("kworker"),
+            Expect::Task => c.sync && c.pid == me,
+            Expect::Worker => !c.sync && c.pid != me && c.task.starts_with("kworker"),
             Expect::Nothing => false,
         });
         let ok = want == got && tasks_ok && cleaned;
@@ -396,7 +414,10 @@ pub fn watermarks(fig: &mut Figures) -> Result<(), String> {
         }
         let cls: Vec<_> = cl
             .iter()
-            .map(|c| serde_json::json!({"task": c.task, "sync": c.sync, "pages": c.pages}))
+            .map(|c| {
+                serde_json::json!({"task": c.task, "pid": c.pid, "sync": c.sync,
+                    "pages": c.pages, "this_task": c.pid == me})
+            })
             .collect();
         fig.emit(
             "stage",
@@ -593,19 +614,28 @@ mod tests {
         let t = "# tracer: nop\n\
                  \x20   kworker/1:2-57      [001] .....    12.345678: rkmem_reclaim: async pages=304\n\
                  \x20      rkmemctl-201     [000] .....    13.000001: rkmem_reclaim: sync pages=256\n\
-                 \x20      rkmemctl-201     [000] .....    13.000002: rkmem_page_alloc: order=4\n";
+                 \x20      rkmemctl-201     [000] .....    13.000002: rkmem_page_alloc: order=4\n\
+                 \x20         <...>-202     [000] .....    13.000003: rkmem_reclaim: sync pages=0\n";
         assert_eq!(
             parse_trace(t),
             vec![
                 Cleaner {
                     task: "kworker/1:2".into(),
+                    pid: 57,
                     sync: false,
                     pages: 304
                 },
                 Cleaner {
                     task: "rkmemctl".into(),
+                    pid: 201,
                     sync: true,
                     pages: 256
+                },
+                Cleaner {
+                    task: "<...>".into(),
+                    pid: 202,
+                    sync: true,
+                    pages: 0
                 },
             ]
         );

@@ -78,7 +78,7 @@ def draw_buddy(plt, recs):
     try:
         region = rows[0]["region_kib"]
         colors = owner_colors(b["owner"] for r in rows for b in r["blocks"] if b["owner"])
-        fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.4))
+        fig, ax = plt.subplots(figsize=(11, 0.55 * len(rows) + 1.4))
         for y, r in enumerate(rows):
             for b in r["blocks"]:
                 used = b["owner"] is not None
@@ -183,10 +183,10 @@ def draw_watermarks(plt, recs):
             ax.annotate(f"stage {s['stage']}{mark}", (i + 0.5, s["lowest_free"]),
                         textcoords="offset points", xytext=(0, -14), ha="center", fontsize=8)
         ax.plot(x, y, "-o", color=USED[0], ms=3)
-        ax.text(0.02, low, f" low {low}: below it the background worker cleans",
-                transform=ax.get_yaxis_transform(), va="bottom", fontsize=8)
-        ax.text(0.02, high, f" high {high}: below it the allocating task cleans",
-                transform=ax.get_yaxis_transform(), va="top", fontsize=8)
+        ax.text(0.99, low, f"low {low}: below it the background worker cleans ",
+                transform=ax.get_yaxis_transform(), va="bottom", ha="right", fontsize=8)
+        ax.text(0.99, high, f"high {high}: below it the allocating task cleans ",
+                transform=ax.get_yaxis_transform(), va="top", ha="right", fontsize=8)
         lo = min(min(y), high) - 600
         hi = max(max(y), low) + 600
         ax.set_ylim(max(0, lo), min(top, hi))

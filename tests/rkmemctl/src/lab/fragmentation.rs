@@ -97,14 +97,14 @@ fn state(d: &Device) -> Result<State, String> {
 
 fn thousandths(v: &[i32]) -> String {
     v.iter()
-        .map(|x| format!("{:6.3}", f64::from(*x) / 1000.0))
+        .map(|x| format!("{:7.3}", f64::from(*x) / 1000.0))
         .collect::<Vec<_>>()
         .join("")
 }
 
 fn textbook_row(nr_free: &[u64], f: fn(&[u64], usize) -> f64) -> String {
     (0..NR_ORDERS)
-        .map(|o| format!("{:6.3}", f(nr_free, o)))
+        .map(|o| format!("{:7.3}", f(nr_free, o)))
         .collect::<Vec<_>>()
         .join("")
 }
@@ -123,14 +123,14 @@ fn show(label: &str, s: &State, fig: &mut Figures) -> Result<bool, String> {
     println!(
         "order              {}",
         (0..NR_ORDERS)
-            .map(|o| format!("{o:>6}"))
+            .map(|o| format!("{o:>7}"))
             .collect::<String>()
     );
     println!(
         "free blocks        {}",
         s.nr_free
             .iter()
-            .map(|n| format!("{n:>6}"))
+            .map(|n| format!("{n:>7}"))
             .collect::<String>()
     );
     println!("unusable textbook  {}", textbook_row(&s.nr_free, unusable));

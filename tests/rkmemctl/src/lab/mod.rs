@@ -7,6 +7,8 @@
 //!   C 35K, D 67K requested, then C, A, B, D released), drawn from the arena map.
 //! - `bitmap`: the bitmap allocator of a 117-byte struct: one page, the header bitmap, 34
 //!   objects, first-zero-bit allocation, frees, the page full, a second page.
+//! - `routes`: kmalloc, vmalloc, kvmalloc (and rkmalloc): the same sizes through each, where
+//!   each came from and the bytes it used; `alloc_pages_exact`'s saving over a power-of-two block.
 //!
 //! With `--data FILE` each chapter also appends its pictures' data to FILE as JSON lines
 //! (`{"chapter": .., "figure": .., "data": ..}`, see [`Figures`]), which
@@ -14,6 +16,7 @@
 
 mod bitmap;
 mod buddy;
+mod routes;
 
 use crate::dev::{Alloc, Device};
 use crate::uapi::RkmemHandleInfo;
@@ -21,7 +24,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// The chapters, in the order `rkmemctl lab` runs them.
-pub const CHAPTERS: &[&str] = &["buddy", "bitmap"];
+pub const CHAPTERS: &[&str] = &["buddy", "bitmap", "routes"];
 
 /// Where a chapter's figure data goes: JSON lines appended to a file, or nowhere.
 pub struct Figures {
@@ -67,6 +70,7 @@ pub fn run(chapter: Option<&str>, data: Option<&Path>) -> Result<(), String> {
     match chapter {
         Some("buddy") => buddy::buddy(&mut Figures::new("buddy", data)?),
         Some("bitmap") => bitmap::bitmap(&mut Figures::new("bitmap", data)?),
+        Some("routes") => routes::routes(&mut Figures::new("routes", data)?),
         Some(other) => Err(format!(
             "no chapter {other:?}; chapters: {}",
             CHAPTERS.join(", ")

@@ -101,6 +101,11 @@ pub const RKMEM_FEAT_STRESS: u32 = 1 << 6;
 /// slab's bitmap) and [`RKMEM_CACHE_NOCPU`] caches, for `rkmemctl lab`. (ABI 5.)
 pub const RKMEM_FEAT_INSPECT: u32 = 1 << 7;
 
+/// Feature bit: [`RKMEM_IOC_ROUTES`] (one size through the host's kmalloc, vmalloc, kvmalloc,
+/// alloc_pages and alloc_pages_exact and through rkmalloc: where each came from and the bytes
+/// it used), for `rkmemctl lab routes`. (ABI 5.)
+pub const RKMEM_FEAT_ROUTES: u32 = 1 << 9;
+
 /// Features this build of the module offers.
 pub const RKMEM_FEATURES: u32 = RKMEM_FEAT_VERSION
     | RKMEM_FEAT_PAGES
@@ -109,7 +114,8 @@ pub const RKMEM_FEATURES: u32 = RKMEM_FEAT_VERSION
     | RKMEM_FEAT_BENCH
     | RKMEM_FEAT_COMPACT
     | RKMEM_FEAT_STRESS
-    | RKMEM_FEAT_INSPECT;
+    | RKMEM_FEAT_INSPECT
+    | RKMEM_FEAT_ROUTES;
 
 /// Read the module's ABI version and feature bits.
 pub const RKMEM_IOC_VERSION: u32 = ior::<RkmemVersion>(0x00);
@@ -373,6 +379,76 @@ pub struct RkmemHandleInfo {
 /// nonzero reserved field, or an allocation that is neither pages nor an object of a cache of
 /// this file (rkmalloc, mempool elements).
 pub const RKMEM_IOC_HANDLE_INFO: u32 = iowr::<RkmemHandleInfo>(0x16);
+
+/// [`RkmemRoute::kind`]: the route was not taken (the size is beyond what it serves:
+/// kmalloc and the page allocator above `KMALLOC_MAX_SIZE`, a block above `MAX_PAGE_ORDER`).
+pub const RKMEM_ROUTE_NONE: u32 = 0;
+/// [`RkmemRoute::kind`]: an object of a slab cache (a kmalloc-N cache, an rkmalloc size class).
+pub const RKMEM_ROUTE_SLAB: u32 = 1;
+/// [`RkmemRoute::kind`]: whole, physically contiguous pages from a page allocator (the host's
+/// buddy allocator, or rkmem's arena for rkmalloc).
+pub const RKMEM_ROUTE_PAGES: u32 = 2;
+/// [`RkmemRoute::kind`]: vmalloc: pages mapped at contiguous virtual addresses.
+pub const RKMEM_ROUTE_VMALLOC: u32 = 3;
+/// [`RkmemRoute::flags`]: whole pages, exactly as many as the size needs (`alloc_pages_exact`,
+/// rkmalloc's exact pages), not a block of `2^order`.
+pub const RKMEM_ROUTE_EXACT: u32 = 1 << 0;
+/// Largest size [`RKMEM_IOC_ROUTES`] probes: 8 MiB (twice kmalloc's largest, so that kvmalloc
+/// and rkmalloc are seen taking vmalloc).
+pub const RKMEM_ROUTES_MAX: u64 = 8 << 20;
+
+/// Where one route of [`RKMEM_IOC_ROUTES`] took the memory from, and how much.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemRoute {
+    /// `RKMEM_ROUTE_*`.
+    pub kind: u32,
+    /// `RKMEM_ROUTE_EXACT` or 0.
+    pub flags: u32,
+    /// Bytes of memory the allocation held, as the kernel says: `ksize()` for kmalloc, the
+    /// pages of the block, the pages vmalloc mapped (0 for a route not taken).
+    pub bytes: u64,
+    /// Bytes of address space reserved after the allocation and never mapped: vmalloc's guard
+    /// page (0 for the other routes).
+    pub guard: u32,
+    /// Zero.
+    pub reserved: u32,
+}
+
+/// Argument of [`RKMEM_IOC_ROUTES`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemRoutes {
+    /// In: bytes, `1..=RKMEM_ROUTES_MAX`.
+    pub size: u64,
+    /// Must be zero.
+    pub reserved: u64,
+    /// Out: the host's `kmalloc(size)`: a kmalloc-N slab object, or whole pages above
+    /// `KMALLOC_MAX_CACHE_SIZE` (`RKMEM_ROUTE_NONE` above `KMALLOC_MAX_SIZE`).
+    pub kmalloc: RkmemRoute,
+    /// Out: the host's `vmalloc(size)`.
+    pub vmalloc: RkmemRoute,
+    /// Out: the host's `kvmalloc(size)`: kmalloc's answer if it succeeded, else vmalloc's.
+    pub kvmalloc: RkmemRoute,
+    /// Out: rkmem's `rkmalloc(size)`: a size class, a block or exact pages of the arena, vmalloc.
+    pub rkmalloc: RkmemRoute,
+    /// Out: the host's `alloc_pages_exact(size)`: the pages it kept (`RKMEM_ROUTE_NONE` above
+    /// `KMALLOC_MAX_SIZE`).
+    pub exact: RkmemRoute,
+    /// Out: the host's `alloc_pages(get_order(size))`: the block of `2^order` pages.
+    pub order: RkmemRoute,
+    /// Out: the host's `KMALLOC_MAX_CACHE_SIZE` (the largest kmalloc-N cache).
+    pub kmalloc_max_cache_size: u32,
+    /// Out: the host's `PAGE_SIZE`.
+    pub page_size: u32,
+    /// Out: the host's `KMALLOC_MAX_SIZE` (the largest kmalloc, a block of `MAX_PAGE_ORDER`).
+    pub kmalloc_max_size: u64,
+}
+
+/// One size through every route (read only: each allocation is measured and freed before the
+/// call returns). `EINVAL`: a size of 0 or above [`RKMEM_ROUTES_MAX`], a nonzero reserved field;
+/// `ENOMEM`: an allocation failed (everything taken is freed).
+pub const RKMEM_IOC_ROUTES: u32 = iowr::<RkmemRoutes>(0x17);
 
 /// [`RkmemPoolCreate::source`]: objects of a cache of this file (`cache_id`).
 pub const RKMEM_POOL_SRC_CACHE: u32 = 1;
@@ -732,6 +808,8 @@ const _: () = assert!(core::mem::size_of::<RkmemSelftest>() == 16);
 const _: () = assert!(core::mem::size_of::<RkmemCacheCreate>() == 64);
 const _: () = assert!(core::mem::size_of::<RkmemCacheId>() == 8);
 const _: () = assert!(core::mem::size_of::<RkmemHandleInfo>() == 112);
+const _: () = assert!(core::mem::size_of::<RkmemRoute>() == 24);
+const _: () = assert!(core::mem::size_of::<RkmemRoutes>() == 176);
 const _: () = assert!(core::mem::size_of::<RkmemObjAlloc>() == 32);
 const _: () = assert!(core::mem::size_of::<RkmemPoolCreate>() == 32);
 const _: () = assert!(core::mem::size_of::<RkmemPoolAlloc>() == 24);

@@ -264,12 +264,106 @@ def draw_fragmentation(plt, recs):
     except (KeyError, TypeError, IndexError, ValueError) as e:
         raise BadData(f"fragmentation record without {e}") from e
     fig.suptitle("Fragmentation and compaction of rkmem's arena", fontsize=10)
+
+# ------------------------------------------------------------------- chapter 5: routes
+
+KIND_COLORS = {"slab": "#4c78a8", "pages": "#f58518", "vmalloc": "#54a24b", "none": "#bbbbbb"}
+
+
+def human_bytes(n):
+    for unit, div in (("M", 1 << 20), ("K", 1 << 10)):
+        if n >= div and n % div == 0:
+            return f"{n // div}{unit}"
+    if n >= 1 << 10:
+        return f"{n / 1024:.1f}K"
+    return str(n)
+
+
+def draw_routes(plt, recs):
+    """Top: per size, one bar per route of the share of the bytes used that were not asked
+    for (internal fragmentation), coloured by where the memory came from, the bytes used on
+    top. Bottom: alloc_pages_exact's pages against the power-of-two block's, the saving."""
+    sizes = need(recs, "size")
+    exact = need(recs, "exact")
+    try:
+        routes = [r["route"] for r in sizes[0]["routes"]]
+        fig, (ax, bx) = plt.subplots(2, 1, figsize=(12, 8.2),
+                                     gridspec_kw={"height_ratios": [3, 2]})
+        width = 0.8 / len(routes)
+        for i, s in enumerate(sizes):
+            for j, r in enumerate(s["routes"]):
+                x = i + (j - (len(routes) - 1) / 2) * width
+                if r["kind"] == "none":
+                    ax.bar(x, 100, width=width * 0.92, color="white", edgecolor="#bbbbbb",
+                           hatch="//", linewidth=0.6)
+                    ax.text(x, 2, "none", ha="center", va="bottom", rotation=90, fontsize=6.5,
+                            color="#777777")
+                    continue
+                used = r["bytes"]
+                waste = 100.0 * (used - s["size"]) / used if used else 0.0
+                # A tab below the axis in the route's colour: visible also when nothing is
+                # wasted.
+                ax.bar(x, -4, width=width * 0.92, color=KIND_COLORS[r["kind"]], linewidth=0)
+                ax.bar(x, waste, width=width * 0.92, color=KIND_COLORS[r["kind"]],
+                       edgecolor="#b00000" if not r["same"] else "#333333",
+                       linewidth=1.6 if not r["same"] else 0.5)
+                label = human_bytes(used) + ("+g" if r.get("guard") else "")
+                ax.text(x, waste + 1.5, label, ha="center", va="bottom", rotation=90,
+                        fontsize=6.5)
+        ax.set_xticks(range(len(sizes)), [f"{s['label']} B" if "MiB" not in s["label"]
+                                          else s["label"] for s in sizes])
+        ax.set_ylim(-6, 125)
+        ax.axhline(0, color="#333333", linewidth=0.6)
+        ax.set_yticks([0, 25, 50, 75, 100])
+        ax.set_ylabel("wasted, % of the bytes used\n(used - asked) / used")
+        ax.set_xlabel("size asked; bars left to right: " + ", ".join(routes) +
+                      " (label: bytes used, +g: and a guard page of address space)")
+        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in KIND_COLORS.values()]
+        ax.legend(handles, ["a slab cache", "whole pages", "vmalloc", "not taken"],
+                  loc="upper right", ncol=4, fontsize=8, frameon=False)
+        same = sum(r["same"] for s in sizes for r in s["routes"])
+        total = sum(len(s["routes"]) for s in sizes)
+        ax.set_title(f"kmalloc, vmalloc, kvmalloc and rkmalloc: where each size came from and "
+                     f"what it wasted ({same} of {total} as the textbook's)")
+        ax.grid(axis="y", color="#dddddd", linewidth=0.6)
+        for sp in ("top", "right"):
+            ax.spines[sp].set_visible(False)
+
+        # Each block as 100%: what alloc_pages_exact keeps of it, the rest saved.
+        xs = range(len(exact))
+        bw = 0.38
+        bx.bar([x - bw / 2 for x in xs], [100.0] * len(exact), width=bw,
+               color=KIND_COLORS["pages"], label="alloc_pages(get_order(size)): 2^order pages")
+        bx.bar([x + bw / 2 for x in xs],
+               [100.0 * e["kernel_exact_pages"] / e["kernel_block_pages"] for e in exact],
+               width=bw, color="#72b7b2", label="alloc_pages_exact(size): the pages it kept")
+        for x, e in zip(xs, exact):
+            saved = e["block_pages"] - e["exact_pages"]
+            mark = "" if e["same"] else "  DIFFERS"
+            bx.text(x - bw / 2, 102, f"{e['kernel_block_pages']} pages", ha="center",
+                    fontsize=8)
+            bx.text(x + bw / 2, 100.0 * e["kernel_exact_pages"] / e["kernel_block_pages"] + 2,
+                    f"keeps {e['kernel_exact_pages']}, saves {saved}{mark}", ha="center", fontsize=8,
+                    color="#b00000" if mark else "#333333")
+        bx.set_xticks(list(xs), [f"{e['pages']} pages asked\n(order {e['order']})"
+                                 for e in exact])
+        bx.set_ylim(0, 122)
+        bx.set_yticks([0, 25, 50, 75, 100])
+        bx.set_ylabel("pages held, % of the block")
+        bx.legend(loc="upper right", fontsize=8, frameon=False, ncol=2,
+                  bbox_to_anchor=(1.0, 1.12))
+        bx.set_title("alloc_pages_exact against a power-of-two block", fontsize=9, loc="left")
+        bx.grid(axis="y", color="#dddddd", linewidth=0.6)
+        for sp in ("top", "right"):
+            bx.spines[sp].set_visible(False)
+    except (KeyError, TypeError, IndexError, ValueError) as e:
+        raise BadData(f"routes record without {e}") from e
     fig.tight_layout()
     return fig
 
 
 DRAW = OrderedDict(buddy=draw_buddy, bitmap=draw_bitmap, watermarks=draw_watermarks,
-                   fragmentation=draw_fragmentation)
+                   routes=draw_routes, fragmentation=draw_fragmentation)
 
 
 def draw(inp, outdir, chapters):

@@ -17,6 +17,7 @@ pub mod mempool;
 pub mod params;
 pub mod pcp;
 pub mod reclaim;
+pub mod routes;
 pub mod sizeclass;
 pub mod slab;
 pub mod slabinfo;

@@ -121,5 +121,17 @@ u64 rkmem_bench_cycles(void);
 u64 rkmem_bench_cycles_per_ms(void);
 int rkmem_bench_latency(int kind, struct kmem_cache *s, size_t size, unsigned int order,
 			void **buf, u32 n, u32 *alloc_cyc, u32 *free_cyc);
+/*
+ * RKMEM_IOC_ROUTES (routes.c): one size through the host's kmalloc, vmalloc, kvmalloc,
+ * alloc_pages and alloc_pages_exact, each measured and freed at once: 0 or -ENOMEM.
+ * rkmem_vmalloc_mapped: the bytes mapped at a vmalloc address of size bytes, and its guard.
+ */
+size_t rkmem_kmalloc_max_cache_size(void);
+size_t rkmem_kmalloc_max_size(void);
+u64 rkmem_vmalloc_mapped(const void *addr, size_t size, u32 *guard);
+int rkmem_route_kmalloc(size_t size, bool *slab, u64 *bytes);
+int rkmem_route_vmalloc(size_t size, u64 *bytes, u32 *guard);
+int rkmem_route_kvmalloc(size_t size, bool *vmalloc, bool *slab, u64 *bytes, u32 *guard);
+int rkmem_route_pages(size_t size, bool exact, u64 *pages);
 
 #endif /* RKMEM_GLUE_H */

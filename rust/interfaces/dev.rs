@@ -256,6 +256,7 @@ impl RkmemFile {
             uapi::RKMEM_IOC_READ => self.io(user, false)?,
             uapi::RKMEM_IOC_ARENA_MAP => arena_map(user)?,
             uapi::RKMEM_IOC_HANDLE_INFO => self.handle_info(user)?,
+            uapi::RKMEM_IOC_ROUTES => super::routes::run(user)?,
             uapi::RKMEM_IOC_TRIM => {
                 let (mut r, mut w) = user.reader_writer();
                 let mut t: RkmemTrim = r.read()?;
@@ -733,6 +734,7 @@ uapi_pod!(
     RkmemCacheId,
     RkmemObjAlloc,
     RkmemHandleInfo,
+    crate::uapi::RkmemRoutes,
     RkmemPoolCreate,
     RkmemPoolAlloc,
     RkmemPoolId,

@@ -157,4 +157,19 @@ extern "C" {
         alloc_cyc: *mut u32,
         free_cyc: *mut u32,
     ) -> c_int;
+
+    // RKMEM_IOC_ROUTES: the host's allocators, each measured and freed (glue/routes.c)
+    pub(crate) fn rkmem_kmalloc_max_cache_size() -> usize;
+    pub(crate) fn rkmem_kmalloc_max_size() -> usize;
+    pub(crate) fn rkmem_vmalloc_mapped(addr: *const c_void, size: usize, guard: *mut u32) -> u64;
+    pub(crate) fn rkmem_route_kmalloc(size: usize, slab: *mut bool, bytes: *mut u64) -> c_int;
+    pub(crate) fn rkmem_route_vmalloc(size: usize, bytes: *mut u64, guard: *mut u32) -> c_int;
+    pub(crate) fn rkmem_route_kvmalloc(
+        size: usize,
+        vmalloc: *mut bool,
+        slab: *mut bool,
+        bytes: *mut u64,
+        guard: *mut u32,
+    ) -> c_int;
+    pub(crate) fn rkmem_route_pages(size: usize, exact: bool, pages: *mut u64) -> c_int;
 }

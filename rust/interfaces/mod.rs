@@ -7,5 +7,6 @@ pub(crate) mod compaction;
 pub(crate) mod dev;
 pub(crate) mod ffi;
 pub(crate) mod procfs;
+pub(crate) mod routes;
 pub(crate) mod stats;
 pub(crate) mod trace;

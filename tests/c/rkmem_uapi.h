@@ -43,9 +43,10 @@ struct rkmem_version {
 #define RKMEM_FEAT_COMPACT		(1U << 5)
 #define RKMEM_FEAT_STRESS		(1U << 6)
 #define RKMEM_FEAT_INSPECT		(1U << 7)
+#define RKMEM_FEAT_ROUTES		(1U << 9)
 #define RKMEM_FEATURES	(RKMEM_FEAT_VERSION | RKMEM_FEAT_PAGES | RKMEM_FEAT_SLAB | \
 			 RKMEM_FEAT_MEMPOOL | RKMEM_FEAT_BENCH | RKMEM_FEAT_COMPACT | \
-			 RKMEM_FEAT_STRESS | RKMEM_FEAT_INSPECT)
+			 RKMEM_FEAT_STRESS | RKMEM_FEAT_INSPECT | RKMEM_FEAT_ROUTES)
 
 #define RKMEM_IOC_VERSION		_IOR(RKMEM_IOC_MAGIC, 0x00, struct rkmem_version)
 
@@ -195,6 +196,40 @@ struct rkmem_handle_info {
 };
 
 #define RKMEM_IOC_HANDLE_INFO		_IOWR(RKMEM_IOC_MAGIC, 0x16, struct rkmem_handle_info)
+
+/* rkmem_route.kind and .flags */
+#define RKMEM_ROUTE_NONE		0	/* not taken: beyond what the route serves */
+#define RKMEM_ROUTE_SLAB		1	/* an object of a slab cache */
+#define RKMEM_ROUTE_PAGES		2	/* whole pages of a page allocator */
+#define RKMEM_ROUTE_VMALLOC		3	/* vmalloc */
+#define RKMEM_ROUTE_EXACT		(1U << 0)	/* pages: exactly as many as needed */
+#define RKMEM_ROUTES_MAX		(8ULL << 20)
+
+/* One route of RKMEM_IOC_ROUTES. */
+struct rkmem_route {
+	__u32 kind;		/* RKMEM_ROUTE_* */
+	__u32 flags;		/* RKMEM_ROUTE_EXACT or 0 */
+	__u64 bytes;		/* bytes held: ksize(), the block's pages, vmalloc's mapped pages */
+	__u32 guard;		/* bytes of unmapped guard after it (vmalloc) */
+	__u32 reserved;		/* zero */
+};
+
+/* Argument of RKMEM_IOC_ROUTES: one size through every route, each allocation freed. */
+struct rkmem_routes {
+	__u64 size;		/* in: 1..RKMEM_ROUTES_MAX */
+	__u64 reserved;		/* zero */
+	struct rkmem_route kmalloc;	/* out: the host's kmalloc */
+	struct rkmem_route vmalloc;	/* out: the host's vmalloc */
+	struct rkmem_route kvmalloc;	/* out: the host's kvmalloc */
+	struct rkmem_route rkmalloc;	/* out: rkmem's rkmalloc */
+	struct rkmem_route exact;	/* out: alloc_pages_exact */
+	struct rkmem_route order;	/* out: alloc_pages(get_order(size)) */
+	__u32 kmalloc_max_cache_size;	/* out: the host's KMALLOC_MAX_CACHE_SIZE */
+	__u32 page_size;	/* out: the host's PAGE_SIZE */
+	__u64 kmalloc_max_size;	/* out: the host's KMALLOC_MAX_SIZE */
+};
+
+#define RKMEM_IOC_ROUTES		_IOWR(RKMEM_IOC_MAGIC, 0x17, struct rkmem_routes)
 
 /* ---- mempools ---- */
 

@@ -114,9 +114,58 @@ test_lab_fragmentation_matches_textbook() {
 	[ "$(cat /proc/rkmem/buddyinfo)" = "$(load_time_buddyinfo)" ] || fail "buddyinfo after the chapter is not the load-time one: $(cat /proc/rkmem/buddyinfo)"
 }
 
+test_lab_routes_match_textbook() {
+	# kvmalloc's kmalloc takes no direct reclaim above a page: compact the host's memory first,
+	# so that its blocks up to 1 MiB are there as in a freshly booted machine (the textbook's).
+	[ -w /proc/sys/vm/compact_memory ] && echo 1 >/proc/sys/vm/compact_memory
+	rm -f /tmp/lab-routes.jsonl
+	if ! rkmemctl lab routes --data /tmp/lab-routes.jsonl >/tmp/lab-routes.out 2>&1; then
+		# KASAN and KFENCE (the debug kernel) may change what kmalloc's ksize() answers.
+		d=$(grep -m 1 DIFFERS /tmp/lab-routes.out | tr -s ' ')
+		if [ "$RKMEM_FLAVOR" != fast ] && [ -n "$d" ] && ! grep DIFFERS /tmp/lab-routes.out | grep -qvE '^ *[0-9MiB ]* (kmalloc|kvmalloc) '; then
+			skip "$RKMEM_FLAVOR kernel: only kmalloc's rows differ: $d"
+			return
+		fi
+		fail "rkmemctl lab routes failed: $(grep -E 'DIFFERS|rkmemctl' /tmp/lab-routes.out | head -n 3)"
+		return
+	fi
+	grep -q '^lab routes: 49 of 49 rows match the textbook$' /tmp/lab-routes.out || fail "no '49 of 49 rows match' line" || return
+	[ "$(grep -c ' (same)$' /tmp/lab-routes.out)" = 49 ] || fail "not 49 rows marked (same)" || return
+	! grep -q DIFFERS /tmp/lab-routes.out || fail "a row differs" || return
+	grep -q '^  KMALLOC_MAX_CACHE_SIZE 8192, KMALLOC_MAX_SIZE 4194304, PAGE_SIZE 4096$' /tmp/lab-routes.out || fail "no line of the host's limits" || return
+	# A size class each, whole pages past kmalloc's caches, vmalloc's pages and guard, kvmalloc
+	# past KMALLOC_MAX_SIZE, rkmalloc's exact pages; then alloc_pages_exact's 5 of 8 pages.
+	for row in \
+		'100 kmalloc   kmalloc-128 +128 +28 \(21\.9%\) +\| kmalloc-128 +128 +28 \(21\.9%\)  \(same\)$' \
+		'200 kmalloc   kmalloc-256 +256 +56 \(21\.9%\) +\| kmalloc-256 +256 ' \
+		'5000 kmalloc   kmalloc-8k +8192 +3192 \(39\.0%\) +\| kmalloc-8k +8192 ' \
+		'20000 kmalloc   pages order 3 \(8 pages\) +32768 .*\| pages order 3 \(8 pages\) +32768 ' \
+		'vmalloc   vmalloc 2 pages \+ guard +8192 +3192 \(39\.0%\) +\| vmalloc 2 pages \+ guard +8192 ' \
+		'8 MiB kmalloc   - \(beyond its largest\) +0 +- +\| - \(beyond its largest\) ' \
+		'kvmalloc  vmalloc 2048 pages \+ guard +8388608 +0 \(0\.0%\) +\| vmalloc 2048 pages \+ guard +8388608 ' \
+		'rkmalloc  arena 25 exact pages +102400 +2400 \(2\.3%\) +\| arena 25 exact pages +102400 ' \
+		'5 +20480 +3 +8 +5 +3 \(37\.5%\) +8 +5  \(same\)$' \
+		'17 +69632 +5 +32 +17 +15 \(46\.9%\) +32 +17  \(same\)$'; do
+		grep -qE "^ *$row" /tmp/lab-routes.out || fail "no row matching '$row'" || return
+	done
+	[ "$(grep -c '"figure":"size"' /tmp/lab-routes.jsonl)" = 11 ] || fail "not 11 sizes in --data" || return
+	[ "$(grep -c '"figure":"exact"' /tmp/lab-routes.jsonl)" = 5 ] || fail "not 5 exact rows in --data" || return
+	! grep -q '"same":false' /tmp/lab-routes.jsonl || fail "a figure record differs in --data"
+}
+
+test_lab_routes_refuses_bad_input() {
+	# RKMEM_IOC_ROUTES: size 0, above 8 MiB, reserved fields: EINVAL, nothing written back;
+	# good calls answer every route and hold nothing after.
+	rkmemctl test routes_ >/tmp/lab-routes-bad.out 2>&1 || fail "$(grep -E '^not ok|passed' /tmp/lab-routes-bad.out)" || return
+	grep -q '^ok - routes_bad_input_is_einval' /tmp/lab-routes-bad.out || fail "routes_bad_input_is_einval did not run: $(cat /tmp/lab-routes-bad.out)" || return
+	grep -q '^ok - routes_answers_every_route' /tmp/lab-routes-bad.out || fail "routes_answers_every_route did not run"
+}
+
 t lab_buddy_matches_textbook test_lab_buddy_matches_textbook
 t lab_buddy_refuses_used_arena test_lab_buddy_refuses_used_arena
 t lab_bitmap_matches_textbook test_lab_bitmap_matches_textbook
 t lab_watermarks_matches_textbook test_lab_watermarks_matches_textbook
+t lab_routes_match_textbook test_lab_routes_match_textbook
+t lab_routes_refuses_bad_input test_lab_routes_refuses_bad_input
 t lab_fragmentation_matches_textbook test_lab_fragmentation_matches_textbook
 lab_reload

@@ -66,6 +66,7 @@ fn rust_consts() -> Vec<(&'static str, u64)> {
         RKMEM_FEAT_COMPACT,
         RKMEM_FEAT_STRESS,
         RKMEM_FEAT_INSPECT,
+        RKMEM_FEAT_ROUTES,
         RKMEM_FEATURES,
         RKMEM_IOC_VERSION,
         RKMEM_MAX_ORDER,
@@ -95,6 +96,13 @@ fn rust_consts() -> Vec<(&'static str, u64)> {
         RKMEM_INFO_OBJECT,
         RKMEM_INFO_BITMAP_BITS,
         RKMEM_IOC_HANDLE_INFO,
+        RKMEM_ROUTE_NONE,
+        RKMEM_ROUTE_SLAB,
+        RKMEM_ROUTE_PAGES,
+        RKMEM_ROUTE_VMALLOC,
+        RKMEM_ROUTE_EXACT,
+        RKMEM_ROUTES_MAX,
+        RKMEM_IOC_ROUTES,
         RKMEM_POOL_SRC_CACHE,
         RKMEM_POOL_SRC_RKMALLOC,
         RKMEM_POOL_SRC_PAGES,
@@ -160,6 +168,11 @@ fn rust_structs() -> Vec<StructInfo> {
         RkmemHandleInfo {
             handle, kind, slot, page, pages, offset, index, objects, in_use, color, reserved,
             bitmap,
+        }
+        RkmemRoute { kind, flags, bytes, guard, reserved }
+        RkmemRoutes {
+            size, reserved, kmalloc, vmalloc, kvmalloc, rkmalloc, exact, order,
+            kmalloc_max_cache_size, page_size, kmalloc_max_size,
         }
         RkmemPoolCreate { source, cache_id, size, order, min_nr, flags, id }
         RkmemPoolAlloc { pool_id, flags, handle, bytes }
@@ -253,6 +266,13 @@ fn scan_c(text: &str) -> Declared {
                 let name = ident(rest).to_string();
                 d.structs.insert(name.clone(), Vec::new());
                 current = Some(name);
+            } else if let Some(s) = &current {
+                // A field of struct type: "struct rkmem_route kmalloc;".
+                let after_type = rest.split_whitespace().nth(1).unwrap_or("");
+                d.structs
+                    .get_mut(s)
+                    .unwrap()
+                    .push(ident(after_type).to_string());
             }
         } else if line.starts_with('}') {
             current = None;

@@ -91,6 +91,18 @@ fn handle_info_ioctl_number_matches_iowr() {
 }
 
 #[test]
+fn routes_ioctl_number_matches_iowr() {
+    // _IOWR(0xB9, 0x17, struct rkmem_routes): 176 bytes, six routes of 24.
+    assert_eq!(core::mem::size_of::<RkmemRoute>(), 24);
+    assert_eq!(core::mem::size_of::<RkmemRoutes>(), 176);
+    assert_eq!(
+        RKMEM_IOC_ROUTES,
+        (3 << 30) | (176 << 16) | (0xB9 << 8) | 0x17
+    );
+    assert_eq!(RKMEM_FEATURES & RKMEM_FEAT_ROUTES, RKMEM_FEAT_ROUTES);
+}
+
+#[test]
 fn ioctl_numbers_are_distinct() {
     let all = [
         RKMEM_IOC_VERSION,
@@ -105,6 +117,7 @@ fn ioctl_numbers_are_distinct() {
         RKMEM_IOC_CACHE_DESTROY,
         RKMEM_IOC_OBJ_ALLOC,
         RKMEM_IOC_HANDLE_INFO,
+        RKMEM_IOC_ROUTES,
     ];
     for (i, a) in all.iter().enumerate() {
         for b in &all[i + 1..] {

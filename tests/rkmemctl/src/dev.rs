@@ -47,6 +47,7 @@ nix::ioctl_readwrite_bad!(
     uapi::RKMEM_IOC_HANDLE_INFO,
     uapi::RkmemHandleInfo
 );
+nix::ioctl_readwrite_bad!(ioc_routes, uapi::RKMEM_IOC_ROUTES, uapi::RkmemRoutes);
 
 /// An allocation answered by `RKMEM_IOC_PAGES_ALLOC` or `RKMEM_IOC_OBJ_ALLOC`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -394,6 +395,25 @@ impl Device {
         // SAFETY: the fd is open and `arg` a valid, writable `RkmemHandleInfo`, the type the
         // kernel reads and writes for this command.
         unsafe { ioc_handle_info(self.file.as_raw_fd(), arg) }?;
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_ROUTES`: `size` bytes through the host's kmalloc, vmalloc, kvmalloc,
+    /// alloc_pages and alloc_pages_exact and through rkmalloc (each freed before the answer).
+    pub fn routes(&self, size: u64) -> Result<uapi::RkmemRoutes, Errno> {
+        let mut arg = uapi::RkmemRoutes {
+            size,
+            ..Default::default()
+        };
+        self.routes_raw(&mut arg)?;
+        Ok(arg)
+    }
+
+    /// `RKMEM_IOC_ROUTES` with an argument built by the caller (tests of bad fields).
+    pub fn routes_raw(&self, arg: &mut uapi::RkmemRoutes) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` a valid, writable `RkmemRoutes`, the type the kernel
+        // reads and writes for this command.
+        unsafe { ioc_routes(self.file.as_raw_fd(), arg) }?;
         Ok(())
     }
 

@@ -167,6 +167,18 @@ const CASES: &[Case] = &[
         call: |d, _| handle(d.rkmalloc(5 << 20)),
     },
     Case {
+        // The host's kmalloc, vmalloc (each page a site), kvmalloc (kmalloc's failure sends it
+        // to vmalloc), rkmalloc and the page allocations, each freed before the next.
+        name: "ROUTES 100 B",
+        setup: no_setup,
+        call: |d, _| d.routes(100).map(|_| None),
+    },
+    Case {
+        name: "ROUTES 20000 B",
+        setup: no_setup,
+        call: |d, _| d.routes(20000).map(|_| None),
+    },
+    Case {
         name: "CACHE_CREATE",
         setup: no_setup,
         call: |d, _| {

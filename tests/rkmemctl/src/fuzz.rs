@@ -54,7 +54,7 @@ const MAX_CACHES: usize = 4;
 const MAX_POOLS: usize = 3;
 
 /// Every command of the ABI with its name.
-pub const COMMANDS: [(u32, &str); 19] = [
+pub const COMMANDS: [(u32, &str); 20] = [
     (RKMEM_IOC_VERSION, "VERSION"),
     (RKMEM_IOC_PAGES_ALLOC, "PAGES_ALLOC"),
     (RKMEM_IOC_FREE, "FREE"),
@@ -63,6 +63,7 @@ pub const COMMANDS: [(u32, &str); 19] = [
     (RKMEM_IOC_ARENA_MAP, "ARENA_MAP"),
     (RKMEM_IOC_TRIM, "TRIM"),
     (RKMEM_IOC_HANDLE_INFO, "HANDLE_INFO"),
+    (RKMEM_IOC_ROUTES, "ROUTES"),
     (RKMEM_IOC_CACHE_CREATE, "CACHE_CREATE"),
     (RKMEM_IOC_CACHE_DESTROY, "CACHE_DESTROY"),
     (RKMEM_IOC_OBJ_ALLOC, "OBJ_ALLOC"),
@@ -1575,6 +1576,7 @@ impl Worker<'_> {
             1,  // bench
             2,  // compact
             1,  // stress engine
+            2,  // routes
         ];
         let which = self.rng.weighted(&w);
         if which == 16 && self.rng.below(8) == 0 {
@@ -1602,7 +1604,51 @@ impl Worker<'_> {
             }
             16 => self.bench(),
             17 => self.compact(),
-            _ => self.stress(),
+            18 => self.stress(),
+            _ => self.routes(),
+        }
+    }
+
+    /// `RKMEM_IOC_ROUTES` with random sizes (rarely the largest, 8 MiB) and reserved fields:
+    /// bad ones are `EINVAL`; a good one answers vmalloc's pages and reserved fields zero, and
+    /// holds nothing afterwards (the final counter checks).
+    fn routes(&mut self) {
+        let rng = &mut self.rng;
+        let size = match rng.below(20) {
+            0 => pick(rng, &[0, RKMEM_ROUTES_MAX + 1, u64::MAX, 1 << 63]),
+            1 => pick(rng, &[1 << 20, RKMEM_ROUTES_MAX, (4 << 20) + 1]),
+            _ => pick(rng, &[1, 8, 100, 4095, 4096, 4097, 5000, 20000, 100_000]),
+        };
+        let mut r = RkmemRoutes {
+            size,
+            reserved: if rng.below(10) == 0 {
+                pick(rng, &[1, 1 << 63])
+            } else {
+                0
+            },
+            page_size: rng.next_u64() as u32,
+            ..Default::default()
+        };
+        r.kmalloc.bytes = rng.next_u64();
+        let valid = r.reserved == 0 && (1..=RKMEM_ROUTES_MAX).contains(&size);
+        let want: &[Answer] = if valid {
+            &[OK, libc::ENOMEM]
+        } else {
+            &[libc::EINVAL]
+        };
+        let what = format!("size {size} reserved {:#x}", r.reserved);
+        let ptr = self.ptr(size_of::<RkmemRoutes>());
+        let got = self.send(true, RKMEM_IOC_ROUTES, &mut r, ptr);
+        if self.expect("ROUTES", RKMEM_IOC_ROUTES, ptr, want, got, &what) {
+            let all = [
+                r.kmalloc, r.vmalloc, r.kvmalloc, r.rkmalloc, r.exact, r.order,
+            ];
+            if r.vmalloc.bytes != size.div_ceil(PAGE_SIZE) * PAGE_SIZE
+                || r.size != size
+                || all.iter().any(|x| x.reserved != 0)
+            {
+                self.r.fail(format!("ROUTES ({what}) answered {r:?}"));
+            }
         }
     }
 

@@ -71,6 +71,8 @@ pub(crate) const TESTS: &[(&str, TestFn)] = &[
     ),
     ("cache_ctor_fills_new_objects", cache_ctor_fills_new_objects),
     ("rkmalloc_usable_sizes", rkmalloc_usable_sizes),
+    ("routes_bad_input_is_einval", routes_bad_input_is_einval),
+    ("routes_answers_every_route", routes_answers_every_route),
     (
         "compact_moves_objects_keeps_bytes_frees_slabs",
         compact_moves_objects_keeps_bytes_frees_slabs,
@@ -1481,6 +1483,140 @@ fn compact_bad_args() -> Result<(), String> {
     if r.objects_moved != 0 || r.caches != classes {
         return Err(format!(
             "compact of a file without caches: {r:?} (want {classes} caches: the classes)"
+        ));
+    }
+    Ok(())
+}
+
+/// `RKMEM_IOC_ROUTES`: a size of 0 or above `RKMEM_ROUTES_MAX` and a nonzero reserved field
+/// are `EINVAL`, and the refused call writes nothing back.
+fn routes_bad_input_is_einval() -> Result<(), String> {
+    let d = open()?;
+    let v = d.version().map_err(|e| format!("version: {e}"))?;
+    if v.features & uapi::RKMEM_FEAT_ROUTES == 0 {
+        return Err(format!("features {:#x} lack RKMEM_FEAT_ROUTES", v.features));
+    }
+    let max = uapi::RKMEM_ROUTES_MAX;
+    let cases = [
+        (0, 0),
+        (max + 1, 0),
+        (u64::MAX, 0),
+        (1 << 63, 0),
+        (100, 1),
+        (100, 1 << 63),
+        (0, 1),
+    ];
+    for (size, reserved) in cases {
+        let mut arg = uapi::RkmemRoutes {
+            size,
+            reserved,
+            page_size: 0xdead,
+            ..Default::default()
+        };
+        arg.kmalloc.bytes = 7;
+        let before = arg;
+        expect_errno(
+            &format!("ROUTES size {size} reserved {reserved:#x}"),
+            d.routes_raw(&mut arg).map(|()| 0),
+            Errno::EINVAL,
+        )?;
+        if arg != before {
+            return Err(format!(
+                "ROUTES size {size} reserved {reserved:#x}: refused, yet wrote {arg:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `RKMEM_IOC_ROUTES` of a slab size, a page size and the largest: every route answers with
+/// its kind, bytes at least the size, reserved fields zero, the out fields given in ignored;
+/// no page of rkmem's arena is held after the page sizes (rkmalloc's blocks and exact pages;
+/// the slab size may leave its class a new, empty slab, as a kmalloc cache keeps one).
+fn routes_answers_every_route() -> Result<(), String> {
+    let d = open()?;
+    let held = || -> Result<u64, String> {
+        Ok(procfs::stat("page_allocs")?.saturating_sub(procfs::stat("page_frees")?))
+    };
+    let mut held_before = held()?;
+    for size in [100, 5 * PAGE_SIZE, 100_000, uapi::RKMEM_ROUTES_MAX] {
+        if size == 5 * PAGE_SIZE {
+            held_before = held()?;
+        }
+        let mut arg = uapi::RkmemRoutes {
+            size,
+            kmalloc_max_size: 3,
+            ..Default::default()
+        };
+        arg.vmalloc.kind = 99;
+        arg.order.reserved = 5;
+        d.routes_raw(&mut arg)
+            .map_err(|e| format!("ROUTES {size}: {e}"))?;
+        let what = format!("ROUTES {size}: {arg:?}");
+        let routes = [
+            ("kmalloc", arg.kmalloc),
+            ("vmalloc", arg.vmalloc),
+            ("kvmalloc", arg.kvmalloc),
+            ("rkmalloc", arg.rkmalloc),
+            ("exact", arg.exact),
+            ("order", arg.order),
+        ];
+        let beyond = size > arg.kmalloc_max_size;
+        for (name, r) in routes {
+            let not_taken = beyond && matches!(name, "kmalloc" | "exact" | "order");
+            let ok = r.reserved == 0
+                && if not_taken {
+                    r == uapi::RkmemRoute::default()
+                } else {
+                    r.kind != uapi::RKMEM_ROUTE_NONE
+                        && r.bytes >= size
+                        && r.bytes < 2 * size + PAGE_SIZE
+                };
+            if !ok {
+                return Err(format!("{what}: route {name} is {r:?}"));
+            }
+        }
+        let vm = arg.vmalloc;
+        if (vm.kind, vm.bytes, vm.guard)
+            != (
+                uapi::RKMEM_ROUTE_VMALLOC,
+                size.div_ceil(PAGE_SIZE) * PAGE_SIZE,
+                PAGE_SIZE as u32,
+            )
+        {
+            return Err(format!(
+                "{what}: vmalloc is not the size in pages and a guard page"
+            ));
+        }
+        if (arg.size, arg.reserved, arg.page_size) != (size, 0, PAGE_SIZE as u32)
+            || arg.kmalloc_max_cache_size != 2 * PAGE_SIZE as u32
+            || arg.kmalloc_max_size != 4 * MIB
+        {
+            return Err(format!("{what}: the echo or the host's limits"));
+        }
+        if !beyond
+            && (arg.exact.flags, arg.order.flags, arg.exact.bytes)
+                != (
+                    uapi::RKMEM_ROUTE_EXACT,
+                    0,
+                    size.div_ceil(PAGE_SIZE) * PAGE_SIZE,
+                )
+        {
+            return Err(format!("{what}: alloc_pages_exact or the block"));
+        }
+        if beyond
+            && (arg.kvmalloc.kind, arg.rkmalloc.kind)
+                != (uapi::RKMEM_ROUTE_VMALLOC, uapi::RKMEM_ROUTE_VMALLOC)
+        {
+            return Err(format!(
+                "{what}: kvmalloc and rkmalloc beyond KMALLOC_MAX_SIZE are not vmalloc"
+            ));
+        }
+    }
+    let held_after = held()?;
+    if held_after != held_before {
+        return Err(format!(
+            "rkmem's arena holds {held_before} pages before RKMEM_IOC_ROUTES and {held_after} after"
         ));
     }
     Ok(())

@@ -10,6 +10,8 @@
 //! - `watermarks`: cleaning with two thresholds: nothing above low, the background worker
 //!   between low and high, the allocating task below high, ENOMEM past the last resort and the
 //!   host's OOM killer described.
+//! - `routes`: kmalloc, vmalloc, kvmalloc (and rkmalloc): the same sizes through each, where
+//!   each came from and the bytes it used; `alloc_pages_exact`'s saving over a power-of-two block.
 //! - `fragmentation`: a workload that fragments the arena, the map and both fragmentation
 //!   indices (textbook formulas vs the kernel's), compaction behind handles, the same again.
 //!
@@ -20,6 +22,7 @@
 mod bitmap;
 mod buddy;
 mod fragmentation;
+mod routes;
 mod watermarks;
 
 use crate::dev::{Alloc, Device};
@@ -28,7 +31,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// The chapters, in the order `rkmemctl lab` runs them.
-pub const CHAPTERS: &[&str] = &["buddy", "bitmap", "watermarks", "fragmentation"];
+pub const CHAPTERS: &[&str] = &["buddy", "bitmap", "watermarks", "routes", "fragmentation"];
 
 /// Where a chapter's figure data goes: JSON lines appended to a file, or nowhere.
 pub struct Figures {
@@ -75,6 +78,7 @@ pub fn run(chapter: Option<&str>, data: Option<&Path>) -> Result<(), String> {
         Some("buddy") => buddy::buddy(&mut Figures::new("buddy", data)?),
         Some("bitmap") => bitmap::bitmap(&mut Figures::new("bitmap", data)?),
         Some("watermarks") => watermarks::watermarks(&mut Figures::new("watermarks", data)?),
+        Some("routes") => routes::routes(&mut Figures::new("routes", data)?),
         Some("fragmentation") => {
             fragmentation::fragmentation(&mut Figures::new("fragmentation", data)?)
         }

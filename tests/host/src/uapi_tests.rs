@@ -91,6 +91,18 @@ fn handle_info_ioctl_number_matches_iowr() {
 }
 
 #[test]
+fn cache_slabs_ioctl_number_matches_iowr() {
+    // _IOWR(0xB9, 0x33, struct rkmem_cache_slabs): 56 bytes; entries of 16.
+    assert_eq!(core::mem::size_of::<RkmemCacheSlabs>(), 56);
+    assert_eq!(core::mem::size_of::<RkmemSlabEntry>(), 16);
+    assert_eq!(
+        RKMEM_IOC_CACHE_SLABS,
+        (3 << 30) | (56 << 16) | (0xB9 << 8) | 0x33
+    );
+    assert_eq!(RKMEM_FEATURES & RKMEM_FEAT_SLABS, 1 << 8);
+}
+
+#[test]
 fn ioctl_numbers_are_distinct() {
     let all = [
         RKMEM_IOC_VERSION,
@@ -105,6 +117,7 @@ fn ioctl_numbers_are_distinct() {
         RKMEM_IOC_CACHE_DESTROY,
         RKMEM_IOC_OBJ_ALLOC,
         RKMEM_IOC_HANDLE_INFO,
+        RKMEM_IOC_CACHE_SLABS,
     ];
     for (i, a) in all.iter().enumerate() {
         for b in &all[i + 1..] {

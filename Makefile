@@ -8,7 +8,8 @@
 #   make setup   install the toolchain and sources (idempotent)
 #   make kernels build (or reuse) the four kernels: fast, debug, race (QEMU), um (UML)
 #   make lab     boot the fast kernel and run every chapter of `rkmemctl lab` (textbook
-#                examples on the real module: the buddy table, a bitmap slab)
+#                examples on the real module: the buddy table, a bitmap slab, slab
+#                cache states and the shrinker)
 #   make shell   boot the fast kernel with the module loaded and give a shell
 #   make guest CMD=NAME  run tests/guest/NAME.sh in a guest with the module loaded
 #   (FLAVOR=debug, race or um picks the kernel for run, shell, guest and module)

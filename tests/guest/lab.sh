@@ -10,7 +10,7 @@
 rc=0
 data=/tmp/lab-figures.jsonl
 : >"$data"
-for chapter in buddy bitmap; do
+for chapter in buddy bitmap slab; do
 	unload && load || { echo "lab: reloading the module failed"; exit 1; }
 	echo
 	echo "\$ rkmemctl lab $chapter"

@@ -112,8 +112,9 @@ enum Cmd {
     },
     /// Textbook examples replayed on the module, the textbook's picture next to what the kernel
     /// did: `buddy` (the buddy-system table), `bitmap` (a bitmap allocator of a 117-byte
-    /// struct); all chapters if none is given. Fails if any row differs. `buddy` needs a freshly
-    /// loaded module (arena_initial_mb=4).
+    /// struct), `slab` (slabs moving between the full, partial and empty lists; the shrinker);
+    /// all chapters if none is given. Fails if any row differs. `buddy` needs a freshly loaded
+    /// module (arena_initial_mb=4).
     Lab {
         /// The chapter (every chapter in turn if none is given).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(lab::CHAPTERS))]

@@ -7,6 +7,8 @@
 //!   C 35K, D 67K requested, then C, A, B, D released), drawn from the arena map.
 //! - `bitmap`: the bitmap allocator of a 117-byte struct: one page, the header bitmap, 34
 //!   objects, first-zero-bit allocation, frees, the page full, a second page.
+//! - `slab`: slab cache states: slabs moving between the full, partial and empty lists as
+//!   objects are allocated and freed, slabinfo after each step, what the shrinker takes back.
 //!
 //! With `--data FILE` each chapter also appends its pictures' data to FILE as JSON lines
 //! (`{"chapter": .., "figure": .., "data": ..}`, see [`Figures`]), which
@@ -14,6 +16,7 @@
 
 mod bitmap;
 mod buddy;
+mod slab;
 
 use crate::dev::{Alloc, Device};
 use crate::uapi::RkmemHandleInfo;
@@ -21,7 +24,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// The chapters, in the order `rkmemctl lab` runs them.
-pub const CHAPTERS: &[&str] = &["buddy", "bitmap"];
+pub const CHAPTERS: &[&str] = &["buddy", "bitmap", "slab"];
 
 /// Where a chapter's figure data goes: JSON lines appended to a file, or nowhere.
 pub struct Figures {
@@ -67,6 +70,7 @@ pub fn run(chapter: Option<&str>, data: Option<&Path>) -> Result<(), String> {
     match chapter {
         Some("buddy") => buddy::buddy(&mut Figures::new("buddy", data)?),
         Some("bitmap") => bitmap::bitmap(&mut Figures::new("bitmap", data)?),
+        Some("slab") => slab::slab(&mut Figures::new("slab", data)?),
         Some(other) => Err(format!(
             "no chapter {other:?}; chapters: {}",
             CHAPTERS.join(", ")

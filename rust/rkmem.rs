@@ -37,6 +37,10 @@
 //!    their source under it) before a cache's `depot` and `inner`, before the arena's per-CPU
 //!    `pcp` slots, before the arena's `inner` (the buddy lists). A slab goes back to the arena
 //!    only after its cache's `inner` is dropped.
+//!    The read-only views take a cache's `inner` alone, as a leaf: `RKMEM_IOC_HANDLE_INFO` under
+//!    the file's `handles` (1), `RKMEM_IOC_CACHE_SLABS` after the registry's mutex (2) was held
+//!    only to find the cache and dropped; its answer's buffer is allocated before `inner` is
+//!    taken and copied to user space after it is dropped.
 //!    The stress engine's `mailbox` and `totals` (`checks::stress`) are leaves: nothing is
 //!    allocated or freed under them. In KASAN and kmemleak builds every free checks its slot under the
 //!    cache's `inner` (`Cache::freed_hooks`), also on the per-CPU fast path: a free is never

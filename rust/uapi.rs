@@ -101,6 +101,9 @@ pub const RKMEM_FEAT_STRESS: u32 = 1 << 6;
 /// slab's bitmap) and [`RKMEM_CACHE_NOCPU`] caches, for `rkmemctl lab`. (ABI 5.)
 pub const RKMEM_FEAT_INSPECT: u32 = 1 << 7;
 
+/// Feature bit: [`RKMEM_IOC_CACHE_SLABS`] (a cache's full, partial and empty lists as the
+/// kernel holds them), for `rkmemctl lab slab`. (ABI 5.)
+pub const RKMEM_FEAT_SLABS: u32 = 1 << 8;
 /// Feature bit: [`RKMEM_IOC_ROUTES`] (one size through the host's kmalloc, vmalloc, kvmalloc,
 /// alloc_pages and alloc_pages_exact and through rkmalloc: where each came from and the bytes
 /// it used), for `rkmemctl lab routes`. (ABI 5.)
@@ -115,6 +118,7 @@ pub const RKMEM_FEATURES: u32 = RKMEM_FEAT_VERSION
     | RKMEM_FEAT_COMPACT
     | RKMEM_FEAT_STRESS
     | RKMEM_FEAT_INSPECT
+    | RKMEM_FEAT_SLABS
     | RKMEM_FEAT_ROUTES;
 
 /// Read the module's ABI version and feature bits.
@@ -335,6 +339,69 @@ pub const RKMEM_RKMALLOC_MAX: u64 = 64 << 20;
 
 /// Allocate an object from a cache of this file, or with rkmalloc. `ENOENT`: unknown cache id.
 pub const RKMEM_IOC_OBJ_ALLOC: u32 = iowr::<RkmemObjAlloc>(0x32);
+
+/// [`RkmemSlabEntry::list`]: every object of the slab is in use.
+pub const RKMEM_SLAB_FULL: u32 = 1;
+/// [`RkmemSlabEntry::list`]: some objects in use, some free (allocations come from here
+/// first).
+pub const RKMEM_SLAB_PARTIAL: u32 = 2;
+/// [`RkmemSlabEntry::list`]: no object in use (kept for the next allocations, or for the
+/// shrinker).
+pub const RKMEM_SLAB_EMPTY: u32 = 3;
+/// Most entries one [`RKMEM_IOC_CACHE_SLABS`] call writes.
+pub const RKMEM_SLABS_MAX_ENTRIES: u32 = 1024;
+
+/// One slab in the answer of [`RKMEM_IOC_CACHE_SLABS`]: where it sits in the arena (never a
+/// kernel address) and the list it is on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemSlabEntry {
+    /// The slot (4 MiB block of the arena) of the slab.
+    pub slot: u32,
+    /// The slab's first page, counted from the start of the slot.
+    pub page: u32,
+    /// `RKMEM_SLAB_FULL`, `_PARTIAL` or `_EMPTY`.
+    pub list: u32,
+    /// Objects in use in the slab, from its header.
+    pub in_use: u32,
+}
+
+/// Argument of [`RKMEM_IOC_CACHE_SLABS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RkmemCacheSlabs {
+    /// In: a cache of this file.
+    pub cache_id: u32,
+    /// In: room in `entries`, at most [`RKMEM_SLABS_MAX_ENTRIES`] (0: only the counts).
+    pub max_entries: u32,
+    /// In: user pointer to `max_entries` [`RkmemSlabEntry`]s.
+    pub entries: u64,
+    /// Out: entries written: the full list, then the partial list, then the empty list, each
+    /// front (where allocations look first) to back, cut at `max_entries`.
+    pub nr_entries: u32,
+    /// Out: slabs on the full list.
+    pub full: u32,
+    /// Out: slabs on the partial list.
+    pub partial: u32,
+    /// Out: slabs on the empty list.
+    pub empty: u32,
+    /// Out: objects per slab.
+    pub objects: u32,
+    /// Out: pages per slab.
+    pub pages: u32,
+    /// Out: empty slabs the cache keeps; a slab that empties beyond them goes straight back
+    /// to the buddy allocator.
+    pub keep_empty: u32,
+    /// Must be zero.
+    pub reserved: u32,
+    /// Out: objects in use over all the cache's slabs.
+    pub in_use: u64,
+}
+
+/// A cache's three lists as the kernel holds them, read under the cache's lock in one pass
+/// (read only). `ENOENT`: no such cache of this file; `EINVAL`: a nonzero reserved field or
+/// `max_entries` above [`RKMEM_SLABS_MAX_ENTRIES`]; `EFAULT`: `entries` cannot be written.
+pub const RKMEM_IOC_CACHE_SLABS: u32 = iowr::<RkmemCacheSlabs>(0x33);
 
 /// [`RkmemHandleInfo::kind`]: a block of pages ([`RKMEM_IOC_PAGES_ALLOC`]).
 pub const RKMEM_INFO_PAGES: u32 = 1;
@@ -811,6 +878,8 @@ const _: () = assert!(core::mem::size_of::<RkmemHandleInfo>() == 112);
 const _: () = assert!(core::mem::size_of::<RkmemRoute>() == 24);
 const _: () = assert!(core::mem::size_of::<RkmemRoutes>() == 176);
 const _: () = assert!(core::mem::size_of::<RkmemObjAlloc>() == 32);
+const _: () = assert!(core::mem::size_of::<RkmemSlabEntry>() == 16);
+const _: () = assert!(core::mem::size_of::<RkmemCacheSlabs>() == 56);
 const _: () = assert!(core::mem::size_of::<RkmemPoolCreate>() == 32);
 const _: () = assert!(core::mem::size_of::<RkmemPoolAlloc>() == 24);
 const _: () = assert!(core::mem::size_of::<RkmemPoolId>() == 8);

@@ -159,6 +159,93 @@ def draw_bitmap(plt, recs):
     return fig
 
 
+# ------------------------------------------------------------------- chapter 3: slab
+
+
+def draw_slab(plt, recs):
+    """The cache's three lists after each step, one row per step: each slab a box on its list
+    (front first), filled to its objects in use and named by the order it was made; the slabs
+    that went back to the buddy allocator in the step dashed after them; the kernel's lists
+    (RKMEM_IOC_CACHE_SLABS), each row marked if it differs from the textbook's; slabinfo and
+    the shrinker's counters on the right."""
+    from matplotlib.patches import Rectangle
+
+    layout = need(recs, "layout")[0]
+    steps = need(recs, "step")
+    lists = ("full", "partial", "empty")
+    try:
+        objs = layout["objects"]
+        width = {l: max(1, max(len(s[side][l]) for s in steps for side in ("rkmem", "textbook")))
+                 for l in lists}
+        width["released"] = max(1, max(len(s["released"]) for s in steps))
+        names = sorted({b["name"] for s in steps for side in ("rkmem", "textbook")
+                        for l in lists for b in s[side][l]} |
+                       {n for s in steps for n in s["released"]})
+        colors = {n: USED[i % len(USED)] for i, n in enumerate(names)}
+        box, gap, sep = 1.5, 0.3, 2.0
+        x0 = {}
+        x = 0.0
+        for l in lists + ("released",):
+            x0[l] = x
+            x += width[l] * (box + gap) + sep
+        right = x - sep
+        fig, (ax, axn) = plt.subplots(1, 2, figsize=(15, 0.42 * len(steps) + 1.8), sharey=True,
+                                      gridspec_kw={"width_ratios": [2.7, 1]})
+        for y, s in enumerate(steps):
+            for l in lists:
+                for i, b in enumerate(s["rkmem"][l]):
+                    bx = x0[l] + i * (box + gap)
+                    ax.add_patch(Rectangle((bx, y - 0.36), box, 0.72, facecolor=FREE,
+                                           edgecolor="#333333", linewidth=0.7))
+                    h = 0.72 * b["in_use"] / objs
+                    ax.add_patch(Rectangle((bx, y + 0.36 - h), box, h,
+                                           facecolor=colors[b["name"]], edgecolor="none"))
+                    label = b["name"] if l != "partial" else f"{b['name']}\n{b['in_use']}/{objs}"
+                    ax.text(bx + box / 2, y, label, ha="center", va="center",
+                            fontsize=7.5 if l != "partial" else 6.5, linespacing=0.95,
+                            color="white" if b["in_use"] * 2 >= objs else "#222222")
+            for i, n in enumerate(s["released"]):
+                bx = x0["released"] + i * (box + gap)
+                ax.add_patch(Rectangle((bx, y - 0.36), box, 0.72, facecolor="none",
+                                       edgecolor=colors[n], linewidth=1.0, linestyle="--"))
+                ax.text(bx + box / 2, y, n, ha="center", va="center", fontsize=8,
+                        color=colors[n])
+            si = s["slabinfo"]
+            note = (f"{si['active_objs']:>3} {si['num_objs']:>3} {si['active_slabs']:>2} "
+                    f"{si['num_slabs']:>2}")
+            if s.get("shrinker"):
+                b, a = s["shrinker"]["before"], s["shrinker"]["after"]
+                note += (f"   shrinker: scans +{a['scan_calls'] - b['scan_calls']}, "
+                         f"pages_to_host +{a['pages_to_host'] - b['pages_to_host']}")
+            same = s["same"] and s["slabinfo_ok"]
+            if not same:
+                note += "   DIFFERS"
+            axn.text(0, y, note, va="center", fontsize=7.5, family="monospace",
+                     color="#333333" if same else "#b00000")
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+        raise BadData(f"slab record without {e}") from e
+    for l, title in zip(lists + ("released",),
+                        ("full", "partial", "empty", "back to the buddy allocator")):
+        ax.text(x0[l], -0.8, title, ha="left", va="bottom", fontsize=9, fontweight="bold")
+    axn.text(0, -0.8, "slabinfo: active_objs num_objs\nactive_slabs num_slabs", ha="left",
+             va="bottom", fontsize=8, fontweight="bold")
+    ax.set_xlim(-0.3, right + 0.3)
+    ax.set_ylim(len(steps) - 0.4, -1.2)
+    ax.set_yticks(range(len(steps)),
+                  [f"{s['step']}. {s['label'].replace('/proc/sys/vm/', '')}" for s in steps])
+    ax.set_xticks([])
+    for sp in ("top", "right", "bottom"):
+        ax.spines[sp].set_visible(False)
+    axn.set_xlim(0, 1)
+    axn.axis("off")
+    same = sum(s["same"] and s["slabinfo_ok"] for s in steps)
+    fig.suptitle(f"Slab cache states: {layout['size']}-byte objects, {objs} per slab of "
+                 f"{layout['pages']} page(s), {layout['keep_empty']} empty slabs kept: "
+                 f"{same} of {len(steps)} steps as the textbook's\n"
+                 "rkmem's lists after each step (RKMEM_IOC_CACHE_SLABS), each list front first, "
+                 "each slab filled to its objects in use", fontsize=9.5)
+
+
 # ------------------------------------------------------------------- chapter 4: watermarks
 
 
@@ -362,8 +449,9 @@ def draw_routes(plt, recs):
     return fig
 
 
-DRAW = OrderedDict(buddy=draw_buddy, bitmap=draw_bitmap, watermarks=draw_watermarks,
-                   routes=draw_routes, fragmentation=draw_fragmentation)
+DRAW = OrderedDict(buddy=draw_buddy, bitmap=draw_bitmap, slab=draw_slab,
+                   watermarks=draw_watermarks, routes=draw_routes,
+                   fragmentation=draw_fragmentation)
 
 
 def draw(inp, outdir, chapters):

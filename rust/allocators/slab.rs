@@ -34,7 +34,7 @@ use crate::rkcore::cache::{
 };
 use crate::rkcore::compact::{SlabUse, OCCUPANCY_BUCKETS};
 use crate::rkcore::depot::{cpu_tunables, Depot, DEPOT_FACTOR};
-use crate::rkcore::slab::{SlabLayout, SlabList};
+use crate::rkcore::slab::{CacheLists, SlabLayout, SlabList};
 use crate::rkcore::slabinfo::SlabinfoRow;
 use crate::rkcore::slablist::Headers;
 use crate::trace;
@@ -789,6 +789,16 @@ impl Cache {
     /// lock, nothing changes); `None` if `obj` is not an object slot of this cache's slabs.
     pub(crate) fn inspect(&self, obj: usize) -> Option<ObjectView> {
         self.inner.lock().inspect(&mut self.mem(), obj)
+    }
+
+    /// Shows `f` every slab of the cache, the full list, then the partial list, then the empty
+    /// list, each front to back (the list, the slab's address and its objects in use), and
+    /// returns the counts, all under one hold of `inner`: one consistent picture. `f` runs
+    /// under the spinlock: it must not sleep or allocate (nothing changes meanwhile).
+    pub(crate) fn slabs(&self, f: impl FnMut(SlabList, u64, u32)) -> CacheLists {
+        let inner = self.inner.lock();
+        inner.slabs(&mut self.mem(), f);
+        *inner.counts()
     }
 
     /// Allocates an object in the slab at `slab` (a compaction target), bypassing the per-CPU

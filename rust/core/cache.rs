@@ -426,6 +426,17 @@ impl SlabSet {
         }
     }
 
+    /// Calls `f` with every slab of the cache, list by list: the full list, then the partial
+    /// list, then the empty list, each front (where allocations look first) to back, with the
+    /// list and the slab's in-use count from its header. Nothing changes; under the caller's
+    /// lock the three lists are one consistent picture. What `RKMEM_IOC_CACHE_SLABS` shows.
+    pub fn slabs(&self, mem: &mut impl SlabMemory, mut f: impl FnMut(SlabList, u64, u32)) {
+        let layout = &self.layout;
+        for list in [SlabList::Full, SlabList::Partial, SlabList::Empty] {
+            self.walk(mem, list, |slab, hdr| f(list, slab, layout.in_use(hdr)));
+        }
+    }
+
     /// Fills `out` with the partial slabs, front to back: their addresses and in-use counts
     /// (`pinned` 0: the caller knows which objects may move). At most `out.len()`; returns how
     /// many. The input of [`super::compact::plan`].
@@ -884,6 +895,67 @@ mod tests {
         panic!("unexpected repair {r:?}")
     }
 
+    /// The cache's lists as [`SlabSet::slabs`] shows them: (list, slab, in use) in its order.
+    fn lists(set: &SlabSet, mem: &mut TestMem) -> Vec<(SlabList, u64, u32)> {
+        let mut v = Vec::new();
+        set.slabs(mem, |l, s, n| v.push((l, s, n)));
+        v
+    }
+
+    #[test]
+    fn slabs_walks_full_partial_empty_front_to_back() {
+        use SlabList::{Empty, Full, Partial};
+        let (mut set, mut mem) = set_and_mem(512, false, 2);
+        let mut used = HashSet::new();
+        let per = set.layout().objects() as usize;
+        assert!(per >= 3);
+        assert_eq!(lists(&set, &mut mem), []);
+        // Three full slabs a, b, c (each new one in front of the last), then d with one object.
+        let objs: Vec<usize> = (0..3 * per + 1)
+            .map(|_| alloc(&mut set, &mut mem, &mut used).unwrap())
+            .collect();
+        let slab = |i: usize| set.slab_of(objs[i]);
+        let (a, b, c, d) = (slab(0), slab(per), slab(2 * per), slab(3 * per));
+        let p = per as u32;
+        assert_eq!(
+            lists(&set, &mut mem),
+            [(Full, c, p), (Full, b, p), (Full, a, p), (Partial, d, 1)]
+        );
+        // One object of b freed: b moves to the front of the partial list.
+        set.free(&mut mem, objs[per], &mut no_repair).unwrap();
+        assert_eq!(
+            lists(&set, &mut mem),
+            [
+                (Full, c, p),
+                (Full, a, p),
+                (Partial, b, p - 1),
+                (Partial, d, 1)
+            ]
+        );
+        // d emptied, then a: the empty list front to back is a, d.
+        set.free(&mut mem, objs[3 * per], &mut no_repair).unwrap();
+        for o in &objs[..per] {
+            set.free(&mut mem, *o, &mut no_repair).unwrap();
+        }
+        assert_eq!(
+            lists(&set, &mut mem),
+            [
+                (Full, c, p),
+                (Partial, b, p - 1),
+                (Empty, a, 0),
+                (Empty, d, 0)
+            ]
+        );
+        // The next allocation takes from the partial slab b, not an empty one.
+        let o = alloc(&mut set, &mut mem, &mut used).unwrap();
+        assert_eq!(set.slab_of(o), b);
+        assert_eq!(lists(&set, &mut mem)[..2], [(Full, b, p), (Full, c, p)]);
+        // Counts and the walk agree; nothing read outside the set's slabs.
+        let c = *set.counts();
+        assert_eq!(lists(&set, &mut mem).len() as u64, c.slabs());
+        assert_eq!(mem.bad_reads, 0);
+    }
+
     #[test]
     fn inspect_reads_index_offset_and_bitmap() {
         let (mut set, mut mem) = set_and_mem(64, false, 8);
@@ -1266,6 +1338,28 @@ mod tests {
                 let mut empties = 0;
                 set.for_each_empty(&mut mem, |_| empties += 1);
                 prop_assert_eq!(empties, c.empty());
+                // The three lists as RKMEM_IOC_CACHE_SLABS reads them: every slab once, on the
+                // list its in-use count gives, the lists in order, the counts per list.
+                let walked = lists(&set, &mut mem);
+                let objects = set.layout().objects();
+                let mut per_list = [0u64; 3];
+                let mut last = 0;
+                for (l, slab, n) in &walked {
+                    prop_assert_eq!(*l, SlabList::of(*n, objects));
+                    let rank = match l {
+                        SlabList::Full => 0,
+                        SlabList::Partial => 1,
+                        SlabList::Empty => 2,
+                    };
+                    prop_assert!(rank >= last, "lists out of order: {:?}", walked);
+                    last = rank;
+                    per_list[rank] += 1;
+                    prop_assert!(used.contains(slab));
+                }
+                let distinct: HashSet<_> = walked.iter().map(|w| w.1).collect();
+                prop_assert_eq!(distinct.len(), used.len());
+                prop_assert_eq!(per_list, [c.full(), c.partial(), c.empty()]);
+                prop_assert_eq!(walked.iter().map(|w| u64::from(w.2)).sum::<u64>(), live.len() as u64);
                 prop_assert_eq!(mem.bad_reads, 0);
             }
         }

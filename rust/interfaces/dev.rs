@@ -14,11 +14,12 @@ use crate::arena::SLOT_PAGES;
 use crate::classes::{self, RkAlloc};
 use crate::mempool::Elem;
 use crate::rkcore::buddy::BlockKind;
+use crate::rkcore::slab::SlabList;
 use crate::slab::{Cache, Obj};
 use crate::stats::{inc, STATS};
-use crate::uapi::RkmemHandleInfo;
 use crate::uapi::{self, RkmemArenaMap, RkmemBlock, RkmemHandle, RkmemIo, RkmemPagesAlloc};
 use crate::uapi::{RkmemCacheCreate, RkmemCacheId, RkmemObjAlloc};
+use crate::uapi::{RkmemCacheSlabs, RkmemHandleInfo, RkmemSlabEntry};
 use crate::uapi::{RkmemCompact, RkmemSelftest, RkmemTrim, RkmemVersion};
 use crate::uapi::{RkmemPoolAlloc, RkmemPoolCreate, RkmemPoolId};
 use kernel::{
@@ -257,6 +258,7 @@ impl RkmemFile {
             uapi::RKMEM_IOC_ARENA_MAP => arena_map(user)?,
             uapi::RKMEM_IOC_HANDLE_INFO => self.handle_info(user)?,
             uapi::RKMEM_IOC_ROUTES => super::routes::run(user)?,
+            uapi::RKMEM_IOC_CACHE_SLABS => self.cache_slabs(user)?,
             uapi::RKMEM_IOC_TRIM => {
                 let (mut r, mut w) = user.reader_writer();
                 let mut t: RkmemTrim = r.read()?;
@@ -467,6 +469,60 @@ impl RkmemFile {
             }
         }
         w.write(&out)
+    }
+
+    /// `RKMEM_IOC_CACHE_SLABS`: the full, partial and empty lists of a cache of this file as
+    /// the kernel holds them (slot and page of each slab, its objects in use). Read only.
+    fn cache_slabs(&self, user: UserSlice) -> Result {
+        let (mut r, mut w) = user.reader_writer();
+        let mut req: RkmemCacheSlabs = r.read()?;
+        if req.reserved != 0 || req.max_entries > uapi::RKMEM_SLABS_MAX_ENTRIES {
+            return Err(EINVAL);
+        }
+        let shared = crate::shared().ok_or(ENODEV)?;
+        // The registry's mutex only while the cache is found (lock order 2), dropped before the
+        // cache's `inner` is taken.
+        let c = classes::find(&shared.caches, req.cache_id, self.id).ok_or(ENOENT)?;
+        let arena = &shared.arena;
+        // Room for the answer before the spinlock: nothing is allocated under it.
+        let mut out: KVec<RkmemSlabEntry> =
+            KVec::with_capacity(req.max_entries as usize, GFP_KERNEL)?;
+        let counts = c.slabs(|list, slab, in_use| {
+            let Some(first) = arena.page_of(slab as usize) else {
+                return;
+            };
+            let e = RkmemSlabEntry {
+                slot: (first / SLOT_PAGES) as u32,
+                page: (first % SLOT_PAGES) as u32,
+                list: match list {
+                    SlabList::Full => uapi::RKMEM_SLAB_FULL,
+                    SlabList::Partial => uapi::RKMEM_SLAB_PARTIAL,
+                    SlabList::Empty => uapi::RKMEM_SLAB_EMPTY,
+                },
+                in_use,
+            };
+            // Past `max_entries` the rest is cut (the counts still tell all).
+            let _ = out.push_within_capacity(e);
+        });
+        // The user copies with no lock held.
+        let mut entries = UserSlice::new(
+            UserPtr::from_addr(req.entries as usize),
+            out.len() * core::mem::size_of::<RkmemSlabEntry>(),
+        )
+        .writer();
+        for e in out.iter() {
+            entries.write(e)?;
+        }
+        let n32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        req.nr_entries = out.len() as u32;
+        req.full = n32(counts.full());
+        req.partial = n32(counts.partial());
+        req.empty = n32(counts.empty());
+        req.objects = c.layout.objects();
+        req.pages = c.layout.pages() as u32;
+        req.keep_empty = counts.keep_empty();
+        req.in_use = counts.objects_in_use();
+        w.write(&req)
     }
 
     fn io(&self, user: UserSlice, write: bool) -> Result {
@@ -735,6 +791,8 @@ uapi_pod!(
     RkmemObjAlloc,
     RkmemHandleInfo,
     crate::uapi::RkmemRoutes,
+    RkmemSlabEntry,
+    RkmemCacheSlabs,
     RkmemPoolCreate,
     RkmemPoolAlloc,
     RkmemPoolId,

@@ -43,10 +43,12 @@ struct rkmem_version {
 #define RKMEM_FEAT_COMPACT		(1U << 5)
 #define RKMEM_FEAT_STRESS		(1U << 6)
 #define RKMEM_FEAT_INSPECT		(1U << 7)
+#define RKMEM_FEAT_SLABS		(1U << 8)
 #define RKMEM_FEAT_ROUTES		(1U << 9)
 #define RKMEM_FEATURES	(RKMEM_FEAT_VERSION | RKMEM_FEAT_PAGES | RKMEM_FEAT_SLAB | \
 			 RKMEM_FEAT_MEMPOOL | RKMEM_FEAT_BENCH | RKMEM_FEAT_COMPACT | \
-			 RKMEM_FEAT_STRESS | RKMEM_FEAT_INSPECT | RKMEM_FEAT_ROUTES)
+			 RKMEM_FEAT_STRESS | RKMEM_FEAT_INSPECT | \
+			 RKMEM_FEAT_SLABS | RKMEM_FEAT_ROUTES)
 
 #define RKMEM_IOC_VERSION		_IOR(RKMEM_IOC_MAGIC, 0x00, struct rkmem_version)
 
@@ -173,6 +175,38 @@ struct rkmem_obj_alloc {
 
 #define RKMEM_RKMALLOC_MAX		(64ULL << 20)
 #define RKMEM_IOC_OBJ_ALLOC		_IOWR(RKMEM_IOC_MAGIC, 0x32, struct rkmem_obj_alloc)
+
+/* rkmem_slab_entry.list */
+#define RKMEM_SLAB_FULL			1
+#define RKMEM_SLAB_PARTIAL		2
+#define RKMEM_SLAB_EMPTY		3
+#define RKMEM_SLABS_MAX_ENTRIES		1024
+
+/* One slab in the answer of RKMEM_IOC_CACHE_SLABS: a position in the arena, never an address. */
+struct rkmem_slab_entry {
+	__u32 slot;		/* slot (4 MiB block) of the slab */
+	__u32 page;		/* first page of the slab in the slot */
+	__u32 list;		/* RKMEM_SLAB_* */
+	__u32 in_use;		/* objects in use in the slab */
+};
+
+/* Argument of RKMEM_IOC_CACHE_SLABS: a cache's lists (full, partial, empty; each front to back). */
+struct rkmem_cache_slabs {
+	__u32 cache_id;		/* in: a cache of this file */
+	__u32 max_entries;	/* in: room in entries, <= RKMEM_SLABS_MAX_ENTRIES */
+	__u64 entries;		/* in: user pointer to struct rkmem_slab_entry[max_entries] */
+	__u32 nr_entries;	/* out: entries written */
+	__u32 full;		/* out: slabs on the full list */
+	__u32 partial;		/* out: slabs on the partial list */
+	__u32 empty;		/* out: slabs on the empty list */
+	__u32 objects;		/* out: objects per slab */
+	__u32 pages;		/* out: pages per slab */
+	__u32 keep_empty;	/* out: empty slabs the cache keeps */
+	__u32 reserved;		/* zero */
+	__u64 in_use;		/* out: objects in use */
+};
+
+#define RKMEM_IOC_CACHE_SLABS		_IOWR(RKMEM_IOC_MAGIC, 0x33, struct rkmem_cache_slabs)
 
 /* rkmem_handle_info.kind */
 #define RKMEM_INFO_PAGES		1

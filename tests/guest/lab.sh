@@ -10,7 +10,7 @@
 rc=0
 data=/tmp/lab-figures.jsonl
 : >"$data"
-for chapter in buddy bitmap watermarks routes fragmentation; do
+for chapter in buddy bitmap slab watermarks routes fragmentation; do
 	# The fragmentation chapter wants four slots that stay in the arena.
 	params=
 	[ "$chapter" = fragmentation ] && params=arena_initial_mb=16

@@ -75,6 +75,52 @@ test_lab_bitmap_matches_textbook() {
 	grep -q '"figure":"layout"' /tmp/lab-bitmap.jsonl || fail "no layout in --data"
 }
 
+test_lab_slab_matches_textbook() {
+	lab_reload || return
+	rm -f /tmp/lab-slab.jsonl
+	out=/tmp/lab-slab.out
+	rkmemctl lab slab --data /tmp/lab-slab.jsonl >$out 2>&1 || fail "rkmemctl lab slab failed: $(grep -E 'DIFFERS|rkmemctl' $out | head -n 3)" || return
+	# The layout is the kernel's (red zones change it): objects per slab n, empty slabs kept k.
+	line=$(grep '^cache lab_slab: ' $out)
+	n=$(echo "$line" | sed -n 's/^cache lab_slab: \([0-9]*\) objects per slab, .*/\1/p')
+	k=$(echo "$line" | sed -n 's/.* keeps \([0-9]*\) empty slabs$/\1/p')
+	[ -n "$n" ] && [ -n "$k" ] && [ "$n" -ge 3 ] || fail "no layout line: $line" || return
+	steps=$((10 + k + 2 + 1))
+	grep -q "^lab slab: $steps of $steps steps match the textbook\$" $out || fail "no '$steps of $steps steps match' line" || return
+	[ "$(grep -c '^  rkmem:    .*   (same)$' $out)" = $steps ] || fail "not $steps kernel pictures the same as the textbook's" || return
+	[ "$(grep -c '   (agrees with the lists)$' $out)" = $steps ] || fail "not $steps slabinfo rows agreeing with the lists" || return
+	! grep -q DIFFERS $out || fail "a step differs: $(grep DIFFERS $out | head -n 1)" || return
+	# The textbook's pictures: a new slab, full, three more, one partial again, the partial slab
+	# preferred, an empty slab kept, the partial one before the empty one, an empty one reused.
+	for row in "full: - | partial: A(1/$n) | empty: -" "full: A | partial: - | empty: -" \
+		"full: C B A | partial: D(2/$n) | empty: -" \
+		"full: C A | partial: B($((n - 1))/$n) D(2/$n) | empty: -" \
+		"full: B C A | partial: D(2/$n) | empty: -" "full: B C | partial: D(2/$n) | empty: A" \
+		"full: B C | partial: D(3/$n) | empty: A" "full: B C | partial: - | empty: D A" \
+		"full: B C | partial: D(1/$n) | empty: A"; do
+		grep -qxF "  rkmem:    $row   (same)" $out || fail "no rkmem picture '$row' (same)" || return
+	done
+	# The first slab came from a block of its own, above the arena's initial 4 MiB (slot 0).
+	grep -q "^  rkmem's new slabs: A at slot [1-9][0-9]* page " $out || fail "slab A is not above slot 0: $(grep "new slabs: A" $out)" || return
+	# Every slab emptied: the first k are kept (the last emptied in front), the two after them
+	# go back at once; then the shrinker takes the k kept ones.
+	kept=$(echo A B C D E F G H I J | cut -d' ' -f1-"$k" | awk '{ for (i = NF; i > 0; i--) printf "%s%s", $i, (i > 1 ? " " : "") }')
+	grep -qxF "  rkmem:    full: - | partial: - | empty: $kept   (same)" $out || fail "no picture with the $k kept empty slabs '$kept'" || return
+	[ "$(grep -c 'full -> partial -> empty -> back to the buddy allocator' $out)" = 2 ] || fail "not two slabs back to the buddy allocator at once" || return
+	[ "$(grep '^  rkmem:    ' $out | tail -n 1)" = "  rkmem:    full: - | partial: - | empty: -   (same)" ] || fail "the last picture is not three empty lists: $(grep '^  rkmem:    ' $out | tail -n 1)" || return
+	[ "$(grep '^  slabinfo: ' $out | tail -n 1)" = "  slabinfo: lab_slab active_objs 0 num_objs 0 active_slabs 0 num_slabs 0   (agrees with the lists)" ] || fail "slabinfo after the shrinker: $(grep '^  slabinfo: ' $out | tail -n 1)" || return
+	scans=$(sed -n 's/^  shrinker: count_calls +[0-9]*, scan_calls +\([0-9]*\), .*/\1/p' $out)
+	[ "${scans:-0}" -ge 1 ] || fail "the shrinker was not asked to scan: $(grep '^  shrinker: ' $out)" || return
+	grep -q "^  the shrinker took back the $k empty slabs " $out || fail "no line on the shrinker taking back $k empty slabs" || return
+	# The figure data: the layout, every step the same and its slabinfo agreeing, the shrinker's.
+	d=/tmp/lab-slab.jsonl
+	[ "$(grep -c '^{"chapter":"slab","data":{.*},"figure":"layout"}$' $d)" = 1 ] || fail "not one layout record in --data" || return
+	[ "$(grep '"figure":"step"' $d | grep '"same":true' | grep -c '"slabinfo_ok":true')" = $steps ] || fail "not $steps step records the same in --data: $(head -c 300 $d)" || return
+	[ "$(grep '"figure":"step"' $d | grep -c '"shrinker":{')" = 1 ] || fail "not one step record with the shrinker's counters in --data" || return
+	# Cleaned up: the cache is gone.
+	! grep -q '^lab_slab ' /proc/rkmem/slabinfo || fail "lab_slab is still in slabinfo"
+}
+
 test_lab_watermarks_matches_textbook() {
 	lab_reload || return
 	marks=$(sed -n 's/^\(low\|high\) //p' /proc/rkmem/watermarks | tr '\n' ' ')
@@ -164,6 +210,7 @@ test_lab_routes_refuses_bad_input() {
 t lab_buddy_matches_textbook test_lab_buddy_matches_textbook
 t lab_buddy_refuses_used_arena test_lab_buddy_refuses_used_arena
 t lab_bitmap_matches_textbook test_lab_bitmap_matches_textbook
+t lab_slab_matches_textbook test_lab_slab_matches_textbook
 t lab_watermarks_matches_textbook test_lab_watermarks_matches_textbook
 t lab_routes_match_textbook test_lab_routes_match_textbook
 t lab_routes_refuses_bad_input test_lab_routes_refuses_bad_input

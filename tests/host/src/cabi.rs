@@ -66,6 +66,7 @@ fn rust_consts() -> Vec<(&'static str, u64)> {
         RKMEM_FEAT_COMPACT,
         RKMEM_FEAT_STRESS,
         RKMEM_FEAT_INSPECT,
+        RKMEM_FEAT_SLABS,
         RKMEM_FEAT_ROUTES,
         RKMEM_FEATURES,
         RKMEM_IOC_VERSION,
@@ -92,6 +93,11 @@ fn rust_consts() -> Vec<(&'static str, u64)> {
         RKMEM_IOC_CACHE_DESTROY,
         RKMEM_RKMALLOC_MAX,
         RKMEM_IOC_OBJ_ALLOC,
+        RKMEM_SLAB_FULL,
+        RKMEM_SLAB_PARTIAL,
+        RKMEM_SLAB_EMPTY,
+        RKMEM_SLABS_MAX_ENTRIES,
+        RKMEM_IOC_CACHE_SLABS,
         RKMEM_INFO_PAGES,
         RKMEM_INFO_OBJECT,
         RKMEM_INFO_BITMAP_BITS,
@@ -165,6 +171,11 @@ fn rust_structs() -> Vec<StructInfo> {
         }
         RkmemCacheId { id, reserved }
         RkmemObjAlloc { cache_id, flags, size, handle, bytes }
+        RkmemSlabEntry { slot, page, list, in_use }
+        RkmemCacheSlabs {
+            cache_id, max_entries, entries, nr_entries, full, partial, empty, objects, pages,
+            keep_empty, reserved, in_use,
+        }
         RkmemHandleInfo {
             handle, kind, slot, page, pages, offset, index, objects, in_use, color, reserved,
             bitmap,

@@ -91,6 +91,18 @@ fn handle_info_ioctl_number_matches_iowr() {
 }
 
 #[test]
+fn cache_slabs_ioctl_number_matches_iowr() {
+    // _IOWR(0xB9, 0x33, struct rkmem_cache_slabs): 56 bytes; entries of 16.
+    assert_eq!(core::mem::size_of::<RkmemCacheSlabs>(), 56);
+    assert_eq!(core::mem::size_of::<RkmemSlabEntry>(), 16);
+    assert_eq!(
+        RKMEM_IOC_CACHE_SLABS,
+        (3 << 30) | (56 << 16) | (0xB9 << 8) | 0x33
+    );
+    assert_eq!(RKMEM_FEATURES & RKMEM_FEAT_SLABS, 1 << 8);
+}
+
+#[test]
 fn routes_ioctl_number_matches_iowr() {
     // _IOWR(0xB9, 0x17, struct rkmem_routes): 176 bytes, six routes of 24.
     assert_eq!(core::mem::size_of::<RkmemRoute>(), 24);
@@ -117,6 +129,7 @@ fn ioctl_numbers_are_distinct() {
         RKMEM_IOC_CACHE_DESTROY,
         RKMEM_IOC_OBJ_ALLOC,
         RKMEM_IOC_HANDLE_INFO,
+        RKMEM_IOC_CACHE_SLABS,
         RKMEM_IOC_ROUTES,
     ];
     for (i, a) in all.iter().enumerate() {

@@ -48,6 +48,11 @@ nix::ioctl_readwrite_bad!(
     uapi::RkmemHandleInfo
 );
 nix::ioctl_readwrite_bad!(ioc_routes, uapi::RKMEM_IOC_ROUTES, uapi::RkmemRoutes);
+nix::ioctl_readwrite_bad!(
+    ioc_cache_slabs,
+    uapi::RKMEM_IOC_CACHE_SLABS,
+    uapi::RkmemCacheSlabs
+);
 
 /// An allocation answered by `RKMEM_IOC_PAGES_ALLOC` or `RKMEM_IOC_OBJ_ALLOC`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -415,6 +420,39 @@ impl Device {
         // reads and writes for this command.
         unsafe { ioc_routes(self.file.as_raw_fd(), arg) }?;
         Ok(())
+    }
+
+    /// `RKMEM_IOC_CACHE_SLABS` with an argument built by the caller (tests of bad fields).
+    ///
+    /// # Safety
+    ///
+    /// `arg.entries` must point to `arg.max_entries` writable `RkmemSlabEntry`s this process
+    /// does not use for anything else, or be unmapped (EFAULT).
+    pub unsafe fn cache_slabs_raw(&self, arg: &mut uapi::RkmemCacheSlabs) -> Result<(), Errno> {
+        // SAFETY: the fd is open and `arg` a valid, writable `RkmemCacheSlabs`; the caller
+        // guarantees that the kernel may write the entries.
+        unsafe { ioc_cache_slabs(self.file.as_raw_fd(), arg) }?;
+        Ok(())
+    }
+
+    /// `RKMEM_IOC_CACHE_SLABS`: the full, partial and empty lists of cache `cache_id` of this
+    /// file (the answer's counts and every slab, full first, each list front to back).
+    pub fn cache_slabs(
+        &self,
+        cache_id: u32,
+    ) -> Result<(uapi::RkmemCacheSlabs, Vec<uapi::RkmemSlabEntry>), Errno> {
+        let max = uapi::RKMEM_SLABS_MAX_ENTRIES;
+        let mut entries = vec![uapi::RkmemSlabEntry::default(); max as usize];
+        let mut arg = uapi::RkmemCacheSlabs {
+            cache_id,
+            max_entries: max,
+            entries: entries.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        // SAFETY: `entries` points to `max_entries` writable entries owned by this function.
+        unsafe { self.cache_slabs_raw(&mut arg) }?;
+        entries.truncate((arg.nr_entries as usize).min(entries.len()));
+        Ok((arg, entries))
     }
 
     /// `RKMEM_IOC_TRIM` with an argument built by the caller.

@@ -54,7 +54,7 @@ const MAX_CACHES: usize = 4;
 const MAX_POOLS: usize = 3;
 
 /// Every command of the ABI with its name.
-pub const COMMANDS: [(u32, &str); 20] = [
+pub const COMMANDS: [(u32, &str); 21] = [
     (RKMEM_IOC_VERSION, "VERSION"),
     (RKMEM_IOC_PAGES_ALLOC, "PAGES_ALLOC"),
     (RKMEM_IOC_FREE, "FREE"),
@@ -67,6 +67,7 @@ pub const COMMANDS: [(u32, &str); 20] = [
     (RKMEM_IOC_CACHE_CREATE, "CACHE_CREATE"),
     (RKMEM_IOC_CACHE_DESTROY, "CACHE_DESTROY"),
     (RKMEM_IOC_OBJ_ALLOC, "OBJ_ALLOC"),
+    (RKMEM_IOC_CACHE_SLABS, "CACHE_SLABS"),
     (RKMEM_IOC_POOL_CREATE, "POOL_CREATE"),
     (RKMEM_IOC_POOL_ALLOC, "POOL_ALLOC"),
     (RKMEM_IOC_POOL_RESIZE, "POOL_RESIZE"),
@@ -985,6 +986,85 @@ impl Worker<'_> {
         }
     }
 
+    /// `RKMEM_IOC_CACHE_SLABS` on a cache of this file, of the other file or none, with
+    /// boundary counts, reserved bits and bad entry pointers; a good answer must be a
+    /// consistent picture (entries within the counts, lists in order, in use within a slab).
+    fn cache_slabs(&mut self) {
+        let rng = &mut self.rng;
+        let cache_id = if !self.caches.is_empty() && rng.below(4) != 0 {
+            pick(rng, &self.caches).0
+        } else if !self.other_caches.is_empty() && rng.below(2) == 0 {
+            pick(rng, &self.other_caches)
+        } else {
+            field32(rng, &[0, 1, 12, u32::MAX])
+        };
+        let mut m = RkmemCacheSlabs {
+            cache_id,
+            max_entries: field32(rng, &[0, 1, 4, 1024, 1025]),
+            reserved: if rng.below(10) == 0 {
+                field32(rng, &[1])
+            } else {
+                0
+            },
+            nr_entries: rng.next_u64() as u32,
+            in_use: rng.next_u64(),
+            ..Default::default()
+        };
+        let entries_ok = m.max_entries <= RKMEM_SLABS_MAX_ENTRIES && rng.below(5) != 0;
+        m.entries = if entries_ok {
+            self.scratch.map.at(0)
+        } else {
+            pick(rng, &[self.args.none_page(), 0, 0xffff_8880_0000_0000])
+        };
+        let mine = self.caches.iter().any(|c| c.0 == cache_id);
+        let want: &[Answer] = if m.reserved != 0 || m.max_entries > RKMEM_SLABS_MAX_ENTRIES {
+            &[libc::EINVAL]
+        } else if !mine {
+            &[libc::ENOENT]
+        } else if entries_ok || m.max_entries == 0 {
+            &[OK]
+        } else {
+            // Nothing to write for a cache without slabs.
+            &[libc::EFAULT, OK]
+        };
+        let what = format!(
+            "cache {cache_id} max {} entries {:#x} reserved {}",
+            m.max_entries, m.entries, m.reserved
+        );
+        let ptr = self.ptr(size_of::<RkmemCacheSlabs>());
+        let got = self.send(true, RKMEM_IOC_CACHE_SLABS, &mut m, ptr);
+        if !self.expect("CACHE_SLABS", RKMEM_IOC_CACHE_SLABS, ptr, want, got, &what) {
+            return;
+        }
+        let slabs = u64::from(m.full) + u64::from(m.partial) + u64::from(m.empty);
+        let mut bad = m.nr_entries > m.max_entries
+            || u64::from(m.nr_entries) > slabs
+            || m.objects == 0
+            || m.pages == 0
+            || !(5..=10).contains(&m.keep_empty)
+            || m.in_use > (u64::from(m.full) + u64::from(m.partial)) * u64::from(m.objects);
+        if entries_ok && !bad {
+            let n = m.nr_entries as usize;
+            let raw = self.scratch.slice(n * size_of::<RkmemSlabEntry>());
+            let mut last = RKMEM_SLAB_FULL;
+            for e in raw.chunks_exact(size_of::<RkmemSlabEntry>()) {
+                let word = |i: usize| u32::from_ne_bytes(e[4 * i..4 * i + 4].try_into().unwrap());
+                let (list, in_use) = (word(2), word(3));
+                let list_ok = match list {
+                    RKMEM_SLAB_FULL => in_use == m.objects,
+                    RKMEM_SLAB_PARTIAL => in_use > 0 && in_use < m.objects,
+                    RKMEM_SLAB_EMPTY => in_use == 0,
+                    _ => false,
+                };
+                bad |= !list_ok || list < last || word(1) >= 1024;
+                last = list;
+            }
+        }
+        if bad {
+            self.r.fail(format!("CACHE_SLABS {what}: answer {m:?}"));
+        }
+    }
+
     fn obj_alloc(&mut self) {
         self.room();
         let rng = &mut self.rng;
@@ -1577,6 +1657,7 @@ impl Worker<'_> {
             2,  // compact
             1,  // stress engine
             2,  // routes
+            3,  // cache slabs
         ];
         let which = self.rng.weighted(&w);
         if which == 16 && self.rng.below(8) == 0 {
@@ -1605,7 +1686,8 @@ impl Worker<'_> {
             16 => self.bench(),
             17 => self.compact(),
             18 => self.stress(),
-            _ => self.routes(),
+            19 => self.routes(),
+            _ => self.cache_slabs(),
         }
     }
 

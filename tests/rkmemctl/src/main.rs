@@ -112,9 +112,11 @@ enum Cmd {
     },
     /// Textbook examples replayed on the module, the textbook's picture next to what the kernel
     /// did: `buddy` (the buddy-system table), `bitmap` (a bitmap allocator of a 117-byte
-    /// struct), `routes` (kmalloc, vmalloc, kvmalloc: the same sizes through each, bytes asked
-    /// and used); all chapters if none is given. Fails if any row differs. `buddy` needs a freshly
-    /// loaded module (arena_initial_mb=4).
+    /// struct), `slab` (slabs moving between the full, partial and empty lists; the shrinker),
+    /// `watermarks` (cleaning with two thresholds), `routes` (kmalloc, vmalloc, kvmalloc: the same
+    /// sizes through each, bytes asked and used), `fragmentation` (the indices, then compaction);
+    /// all chapters if none is given. Fails if any row differs. `buddy` needs a freshly loaded
+    /// module (arena_initial_mb=4), `fragmentation` one with arena_initial_mb=16.
     Lab {
         /// The chapter (every chapter in turn if none is given).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(lab::CHAPTERS))]

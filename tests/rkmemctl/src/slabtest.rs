@@ -60,6 +60,7 @@ pub(crate) const TESTS: &[(&str, TestFn)] = &[
     ("obj_alloc_bad_args", obj_alloc_bad_args),
     ("cache_objects_117", cache_objects_117),
     ("handle_info_positions", handle_info_positions),
+    ("cache_slabs_lists_and_errors", cache_slabs_lists_and_errors),
     ("cache_object_io_bounds", cache_object_io_bounds),
     (
         "cache_of_another_file_is_enoent",
@@ -301,8 +302,12 @@ fn cache_ioctls_wrong_size_are_enotty() -> Result<(), String> {
         (0x32, rw, 24),
         (0x32, uapi::IOC_READ, 32),
         (0x32, rw, 40),
-        // Unused numbers next to them.
+        // CACHE_SLABS: 56 bytes, read-write.
         (0x33, rw, 32),
+        (0x33, rw, 64),
+        (0x33, uapi::IOC_WRITE, 56),
+        // Unused numbers next to them.
+        (0x34, rw, 56),
         (0x2f, rw, 64),
     ] {
         expect_errno(
@@ -320,6 +325,7 @@ fn cache_ioctls_bad_pointers_are_efault() -> Result<(), String> {
         (uapi::RKMEM_IOC_CACHE_CREATE, "CACHE_CREATE"),
         (uapi::RKMEM_IOC_CACHE_DESTROY, "CACHE_DESTROY"),
         (uapi::RKMEM_IOC_OBJ_ALLOC, "OBJ_ALLOC"),
+        (uapi::RKMEM_IOC_CACHE_SLABS, "CACHE_SLABS"),
     ] {
         for (what, p) in [
             ("NULL", 0usize),
@@ -739,6 +745,145 @@ fn handle_info_positions() -> Result<(), String> {
         free(&d, a)?;
     }
     destroy(&d, arg.id)
+}
+
+/// `RKMEM_IOC_CACHE_SLABS`: the lists of a `RKMEM_CACHE_NOCPU` cache, full first, each front to
+/// back, at the positions `RKMEM_IOC_HANDLE_INFO` gives; a short buffer cuts the entries but not
+/// the counts; an unknown or foreign cache is `ENOENT`, a bound or reserved field `EINVAL`, a
+/// bad entries pointer `EFAULT`.
+fn cache_slabs_lists_and_errors() -> Result<(), String> {
+    selftest::expect_feature(uapi::RKMEM_FEAT_SLABS, "RKMEM_FEAT_SLABS")?;
+    let d = open()?;
+    let mut arg = good_arg("t_slabs")?;
+    arg.flags = uapi::RKMEM_CACHE_NOCPU;
+    d.cache_create_raw(&mut arg)
+        .map_err(|e| format!("create t_slabs with RKMEM_CACHE_NOCPU: {e}"))?;
+    let slabs = |d: &Device| {
+        d.cache_slabs(arg.id)
+            .map_err(|e| format!("CACHE_SLABS of t_slabs: {e}"))
+    };
+    let (a, e) = slabs(&d)?;
+    if !e.is_empty()
+        || (a.full, a.partial, a.empty, a.in_use) != (0, 0, 0, 0)
+        || (a.objects, a.pages) != (arg.objects_per_slab, arg.pages_per_slab)
+        || !(5..=10).contains(&a.keep_empty)
+    {
+        return Err(format!("a new cache: {a:?} {e:?}"));
+    }
+    // One slab full, one with a single object.
+    let n = arg.objects_per_slab as usize;
+    let objs: Vec<Alloc> = (0..=n)
+        .map(|_| d.obj_alloc(arg.id).map_err(|e| format!("alloc: {e}")))
+        .collect::<Result<_, _>>()?;
+    let at = |a: &Alloc| {
+        d.handle_info(a.handle)
+            .map(|i| (i.slot, i.page))
+            .map_err(|e| format!("HANDLE_INFO: {e}"))
+    };
+    let (full, partial) = (at(&objs[0])?, at(&objs[n])?);
+    let entry = |pos: (u32, u32), list, in_use| uapi::RkmemSlabEntry {
+        slot: pos.0,
+        page: pos.1,
+        list,
+        in_use,
+    };
+    let (a, e) = slabs(&d)?;
+    let want = [
+        entry(full, uapi::RKMEM_SLAB_FULL, n as u32),
+        entry(partial, uapi::RKMEM_SLAB_PARTIAL, 1),
+    ];
+    if e != want || (a.full, a.partial, a.empty, a.in_use) != (1, 1, 0, n as u64 + 1) {
+        return Err(format!(
+            "a full and a partial slab: {a:?} {e:?}, want {want:?}"
+        ));
+    }
+    // The single object freed: its slab is kept on the empty list.
+    free(&d, &objs[n])?;
+    let (a, e) = slabs(&d)?;
+    let want = [
+        entry(full, uapi::RKMEM_SLAB_FULL, n as u32),
+        entry(partial, uapi::RKMEM_SLAB_EMPTY, 0),
+    ];
+    if e != want || (a.full, a.partial, a.empty, a.nr_entries) != (1, 0, 1, 2) {
+        return Err(format!(
+            "a full and an empty slab: {a:?} {e:?}, want {want:?}"
+        ));
+    }
+    // Room for one entry: the full slab only, the counts whole.
+    let mut one = [uapi::RkmemSlabEntry::default(); 2];
+    let mut req = uapi::RkmemCacheSlabs {
+        cache_id: arg.id,
+        max_entries: 1,
+        entries: one.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: `entries` points to 2 >= `max_entries` writable entries owned by this function.
+    unsafe { d.cache_slabs_raw(&mut req) }.map_err(|e| format!("CACHE_SLABS max 1: {e}"))?;
+    if (req.nr_entries, req.full, req.empty) != (1, 1, 1)
+        || one[0] != want[0]
+        || one[1] != Default::default()
+    {
+        return Err(format!("max_entries 1: {req:?} {one:?}"));
+    }
+    // No room, no pointer: only the counts.
+    let mut req = uapi::RkmemCacheSlabs {
+        cache_id: arg.id,
+        ..Default::default()
+    };
+    // SAFETY: `max_entries` is 0: nothing is written through `entries`.
+    unsafe { d.cache_slabs_raw(&mut req) }.map_err(|e| format!("CACHE_SLABS max 0: {e}"))?;
+    if (req.nr_entries, req.full, req.empty) != (0, 1, 1) {
+        return Err(format!("max_entries 0: {req:?}"));
+    }
+    let bad = |what: &str, f: &dyn Fn(&mut uapi::RkmemCacheSlabs), want: Errno| {
+        let mut buf = [uapi::RkmemSlabEntry::default(); 4];
+        let mut req = uapi::RkmemCacheSlabs {
+            cache_id: arg.id,
+            max_entries: 4,
+            entries: buf.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        f(&mut req);
+        // SAFETY: `entries` points to 4 writable entries owned by this closure, or (the EFAULT
+        // cases) to memory this process cannot write, and `max_entries` is at most 4 where it
+        // is accepted.
+        let got = unsafe { d.cache_slabs_raw(&mut req) }.map(|()| 0);
+        expect_errno(&format!("CACHE_SLABS {what}"), got, want)
+    };
+    bad(
+        "of an unknown cache",
+        &|r| r.cache_id = u32::MAX,
+        Errno::ENOENT,
+    )?;
+    bad("of cache 0", &|r| r.cache_id = 0, Errno::ENOENT)?;
+    bad(
+        "max_entries above the bound",
+        &|r| r.max_entries = uapi::RKMEM_SLABS_MAX_ENTRIES + 1,
+        Errno::EINVAL,
+    )?;
+    bad("reserved 1", &|r| r.reserved = 1, Errno::EINVAL)?;
+    bad("entries NULL", &|r| r.entries = 0, Errno::EFAULT)?;
+    bad(
+        "entries at a kernel address",
+        &|r| r.entries = 0xffff_8880_0000_0000,
+        Errno::EFAULT,
+    )?;
+    // Another file does not see this file's cache.
+    let other = open()?;
+    expect_errno(
+        "CACHE_SLABS of another file's cache",
+        other.cache_slabs(arg.id).map(|_| 0),
+        Errno::ENOENT,
+    )?;
+    for a in &objs[..n] {
+        free(&d, a)?;
+    }
+    destroy(&d, arg.id)?;
+    expect_errno(
+        "CACHE_SLABS of a destroyed cache",
+        d.cache_slabs(arg.id).map(|_| 0),
+        Errno::ENOENT,
+    )
 }
 
 fn cache_unknown_flags_are_einval() -> Result<(), String> {

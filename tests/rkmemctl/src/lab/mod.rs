@@ -7,6 +7,8 @@
 //!   C 35K, D 67K requested, then C, A, B, D released), drawn from the arena map.
 //! - `bitmap`: the bitmap allocator of a 117-byte struct: one page, the header bitmap, 34
 //!   objects, first-zero-bit allocation, frees, the page full, a second page.
+//! - `slab`: slab cache states: slabs moving between the full, partial and empty lists as
+//!   objects are allocated and freed, slabinfo after each step, what the shrinker takes back.
 //! - `watermarks`: cleaning with two thresholds: nothing above low, the background worker
 //!   between low and high, the allocating task below high, ENOMEM past the last resort and the
 //!   host's OOM killer described.
@@ -23,6 +25,7 @@ mod bitmap;
 mod buddy;
 mod fragmentation;
 mod routes;
+mod slab;
 mod watermarks;
 
 use crate::dev::{Alloc, Device};
@@ -31,7 +34,14 @@ use std::io::Write;
 use std::path::Path;
 
 /// The chapters, in the order `rkmemctl lab` runs them.
-pub const CHAPTERS: &[&str] = &["buddy", "bitmap", "watermarks", "routes", "fragmentation"];
+pub const CHAPTERS: &[&str] = &[
+    "buddy",
+    "bitmap",
+    "slab",
+    "watermarks",
+    "routes",
+    "fragmentation",
+];
 
 /// Where a chapter's figure data goes: JSON lines appended to a file, or nowhere.
 pub struct Figures {
@@ -77,6 +87,7 @@ pub fn run(chapter: Option<&str>, data: Option<&Path>) -> Result<(), String> {
     match chapter {
         Some("buddy") => buddy::buddy(&mut Figures::new("buddy", data)?),
         Some("bitmap") => bitmap::bitmap(&mut Figures::new("bitmap", data)?),
+        Some("slab") => slab::slab(&mut Figures::new("slab", data)?),
         Some("watermarks") => watermarks::watermarks(&mut Figures::new("watermarks", data)?),
         Some("routes") => routes::routes(&mut Figures::new("routes", data)?),
         Some("fragmentation") => {

@@ -244,6 +244,8 @@ def draw_slab(plt, recs):
                  f"{same} of {len(steps)} steps as the textbook's\n"
                  "rkmem's lists after each step (RKMEM_IOC_CACHE_SLABS), each list front first, "
                  "each slab filled to its objects in use", fontsize=9.5)
+    fig.tight_layout()
+    return fig
 
 
 # ------------------------------------------------------------------- chapter 4: watermarks
@@ -351,6 +353,9 @@ def draw_fragmentation(plt, recs):
     except (KeyError, TypeError, IndexError, ValueError) as e:
         raise BadData(f"fragmentation record without {e}") from e
     fig.suptitle("Fragmentation and compaction of rkmem's arena", fontsize=10)
+    fig.tight_layout()
+    return fig
+
 
 # ------------------------------------------------------------------- chapter 5: routes
 

@@ -247,15 +247,7 @@ fn waste(g: &Got, size: u64) -> String {
         return "-".into();
     }
     let w = g.wasted(size);
-    format!("{w} ({:.1}%)", percent(w, g.bytes))
-}
-
-fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 * 100.0 / whole as f64
-    }
+    format!("{w} ({:.1}%)", crate::slabtop::pct(w, g.bytes))
 }
 
 /// A size as people say it: `100000`, `1 MiB`, `8 MiB`.
@@ -381,7 +373,7 @@ pub fn routes(fig: &mut Figures) -> Result<(), String> {
         same_rows += u32::from(same);
         println!(
             "{n:>6} {size:>8} {order:>6}  {block:>14} {n:>12} {:>14}   {kblock:>14} {kexact:>12}  {}",
-            format!("{} ({:.1}%)", block - n, percent(block - n, block)),
+            format!("{} ({:.1}%)", block - n, crate::slabtop::pct(block - n, block)),
             if same { "(same)" } else { "DIFFERS" }
         );
         fig.emit(

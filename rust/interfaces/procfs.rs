@@ -9,7 +9,7 @@
 
 use core::fmt;
 use kernel::ffi::{c_char, c_int, c_ulong};
-use kernel::{bindings, prelude::*, seq_file::SeqFile, seq_print};
+use kernel::{bindings, error::to_result, prelude::*, seq_file::SeqFile, seq_print};
 
 use crate::ffi::{rkmem_proc_dir_create, rkmem_proc_dir_remove, rkmem_proc_file_create};
 
@@ -124,14 +124,6 @@ impl Drop for ProcDir {
         // SAFETY: the directory exists by the type invariant; removal waits for callbacks in
         // progress, so no `rkmem_proc_show` runs after this returns.
         unsafe { rkmem_proc_dir_remove() };
-    }
-}
-
-fn to_result(ret: c_int) -> Result {
-    if ret < 0 {
-        Err(Error::from_errno(ret))
-    } else {
-        Ok(())
     }
 }
 

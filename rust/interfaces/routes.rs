@@ -11,7 +11,7 @@
 use crate::classes::{self, RkAlloc};
 use crate::rkcore::routes;
 use crate::uapi::{self, RkmemRoute, RkmemRoutes};
-use kernel::{prelude::*, uaccess::UserSlice};
+use kernel::{error::to_result, prelude::*, uaccess::UserSlice};
 
 /// A route's answer of `kind` holding `bytes` (with `guard` bytes of guard after it).
 fn route(kind: u32, exact: bool, bytes: u64, guard: u32) -> RkmemRoute {
@@ -21,15 +21,6 @@ fn route(kind: u32, exact: bool, bytes: u64, guard: u32) -> RkmemRoute {
         bytes,
         guard,
         reserved: 0,
-    }
-}
-
-/// The glue's answer: 0, or a negative errno.
-fn to_result(rc: i32) -> Result {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(Error::from_errno(rc))
     }
 }
 

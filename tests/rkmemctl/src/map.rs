@@ -282,18 +282,20 @@ pub fn check_slot(m: &SlotMap) -> Result<(), String> {
     Ok(())
 }
 
+/// A block of a slot map (tests of the map's users).
+#[cfg(test)]
+pub(crate) fn blk(start: u32, pages: u32, kind: u32) -> RkmemBlock {
+    RkmemBlock {
+        start,
+        pages,
+        kind,
+        reserved: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn blk(start: u32, pages: u32, kind: u32) -> RkmemBlock {
-        RkmemBlock {
-            start,
-            pages,
-            kind,
-            reserved: 0,
-        }
-    }
 
     fn split_slot() -> SlotMap {
         // U4K F4K U8K E12K F4K F32K ... F2M over 1024 pages.

@@ -3,6 +3,7 @@
 //! Readers of `/proc/rkmem`: strict parsers of the kernel formats the module promises.
 
 use crate::uapi::RKMEM_MAX_ORDER;
+use std::collections::HashMap;
 
 /// Orders of the buddy allocator: `0..=RKMEM_MAX_ORDER`.
 pub const NR_ORDERS: usize = RKMEM_MAX_ORDER as usize + 1;
@@ -423,6 +424,25 @@ pub fn stat(name: &str) -> Result<u64, String> {
             (k == name).then(|| v.trim().parse().ok()).flatten()
         })
         .ok_or_else(|| format!("no counter '{name}' in {STATS}"))
+}
+
+/// `name value` lines into `into`; a line of another shape is an error.
+pub fn parse_counters(
+    file: &str,
+    text: &str,
+    into: &mut HashMap<String, u64>,
+) -> Result<(), String> {
+    for l in text.lines() {
+        let (k, v) = l
+            .split_once(' ')
+            .ok_or_else(|| format!("{file}: not a 'name value' line: {l:?}"))?;
+        let v = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{file}: {k}: bad value {v:?}"))?;
+        into.insert(k.to_string(), v);
+    }
+    Ok(())
 }
 
 /// The module's `bad_free_*` counters of /proc/rkmem/stats, summed.

@@ -61,21 +61,6 @@ pub struct Texts<'a> {
     pub compaction: &'a str,
 }
 
-/// `name value` lines into `into`; a line of another shape is an error.
-fn counters(file: &str, text: &str, into: &mut HashMap<String, u64>) -> Result<(), String> {
-    for l in text.lines() {
-        let (k, v) = l
-            .split_once(' ')
-            .ok_or_else(|| format!("{file}: not a 'name value' line: {l:?}"))?;
-        let v = v
-            .trim()
-            .parse()
-            .map_err(|_| format!("{file}: {k}: bad value {v:?}"))?;
-        into.insert(k.to_string(), v);
-    }
-    Ok(())
-}
-
 /// Parses `/proc/rkmem/occupancy`: a `#` header, then a name and 11 counts per line.
 pub fn parse_occupancy(text: &str) -> Result<HashMap<String, [u64; BUCKETS]>, String> {
     let mut out = HashMap::new();
@@ -101,9 +86,9 @@ impl Sample {
     /// A sample from the files' texts and the slot maps.
     pub fn parse(t: &Texts<'_>, maps: Vec<SlotMap>) -> Result<Sample, String> {
         let mut c = HashMap::new();
-        counters("stats", t.stats, &mut c)?;
-        counters("shrinker", t.shrinker, &mut c)?;
-        counters("compaction", t.compaction, &mut c)?;
+        procfs::parse_counters("stats", t.stats, &mut c)?;
+        procfs::parse_counters("shrinker", t.shrinker, &mut c)?;
+        procfs::parse_counters("compaction", t.compaction, &mut c)?;
         Ok(Sample {
             counters: c,
             buddy: procfs::parse_buddyinfo(t.buddyinfo)?,
@@ -591,7 +576,8 @@ pub fn run(interval: f64, iterations: Option<u64>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::uapi::{RkmemBlock, RKMEM_BLOCK_EXACT, RKMEM_BLOCK_FREE, RKMEM_BLOCK_USED};
+    use crate::map::blk;
+    use crate::uapi::{RKMEM_BLOCK_EXACT, RKMEM_BLOCK_FREE, RKMEM_BLOCK_USED};
 
     const STATS: &str = "abi_version 5\narena_initial_mb 8\narena_max_mb 64\narena_pages 2048\narena_free_pages 2037\narena_pcp_pages 15\npage_allocs 1000\npage_frees 400\npage_pcp_hits 300\nreclaim_async_runs 1\nreclaim_async_pages 8\nreclaim_sync_runs 0\nreclaim_sync_pages 0\n";
     const SHRINKER: &str =
@@ -608,15 +594,6 @@ rkmalloc-4k            3      7   4096    7    8 : tunables   32   16    0 : sla
 topc                       0       0       0       0       0       0       0       0       0       1      14\n\
 rkmalloc-8                 0       0       0       0       0       0       0       0       0       0       0\n\
 rkmalloc-4k                0       0       0       0       1       0       0       0       0       0       0\n";
-
-    fn blk(start: u32, pages: u32, kind: u32) -> RkmemBlock {
-        RkmemBlock {
-            start,
-            pages,
-            kind,
-            reserved: 0,
-        }
-    }
 
     fn maps() -> Vec<SlotMap> {
         let mut slot0 = vec![

@@ -348,15 +348,7 @@ pub fn buddy(fig: &mut Figures) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn blk(start: u32, pages: u32, kind: u32) -> RkmemBlock {
-        RkmemBlock {
-            start,
-            pages,
-            kind,
-            reserved: 0,
-        }
-    }
+    use crate::map::blk;
 
     #[test]
     fn requests_round_to_units_and_powers_of_two() {

@@ -19,7 +19,7 @@ use crate::uapi::{
     RKMEM_INFO_PAGES, RKMEM_MAX_ORDER, RKMEM_SLAB_EMPTY, RKMEM_SLAB_FULL, RKMEM_SLAB_PARTIAL,
     RKMEM_TRIM_PCP,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The chapter's objects: a page each, so that a slab holds a handful of them (SLUB's sizing
 /// gives 8 per 8-page slab on the fast kernel; the model reads the count from the kernel).
@@ -457,20 +457,10 @@ impl Kernel<'_> {
 }
 
 /// Counters of `/proc/rkmem/shrinker`.
-fn shrinker() -> Result<BTreeMap<String, u64>, String> {
-    procfs::read(SHRINKER)?
-        .lines()
-        .map(|l| {
-            let (k, v) = l
-                .split_once(' ')
-                .ok_or_else(|| format!("{SHRINKER}: line {l:?}"))?;
-            let v = v
-                .trim()
-                .parse()
-                .map_err(|e| format!("{SHRINKER}: {k}: {e}"))?;
-            Ok((k.to_string(), v))
-        })
-        .collect()
+fn shrinker() -> Result<HashMap<String, u64>, String> {
+    let mut m = HashMap::new();
+    procfs::parse_counters(SHRINKER, &procfs::read(SHRINKER)?, &mut m)?;
+    Ok(m)
 }
 
 /// The shrinker counters the chapter shows.
@@ -777,7 +767,7 @@ fn chapter(
                     .unwrap_or(0)
                     .wrapping_sub(before.get(c).copied().unwrap_or(0)) as i64
             };
-            let shown = |m: &BTreeMap<String, u64>| {
+            let shown = |m: &HashMap<String, u64>| {
                 SHRINKER_SHOWN
                     .iter()
                     .map(|c| format!("{c} {}", m.get(*c).copied().unwrap_or(0)))
@@ -807,7 +797,7 @@ fn chapter(
                     kept as u64 * u64::from(a.pages)
                 );
             }
-            let m = |m: &BTreeMap<String, u64>| {
+            let m = |m: &HashMap<String, u64>| {
                 serde_json::Value::Object(
                     SHRINKER_SHOWN
                         .iter()

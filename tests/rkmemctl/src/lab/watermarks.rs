@@ -91,18 +91,23 @@ pub struct Delta {
     pub sync_pages: u64,
 }
 
-/// `name value` lines of a /proc file.
-fn counters(path: &str) -> Result<HashMap<String, String>, String> {
-    Ok(procfs::read(path)?
+/// The `name value` counters of a /proc file (`/proc/rkmem/watermarks`' last line,
+/// `pressure LEVEL`, is a word, not a number: left out).
+fn counters(path: &str) -> Result<HashMap<String, u64>, String> {
+    let text = procfs::read(path)?;
+    let numbers: String = text
         .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect())
+        .filter(|l| !l.starts_with("pressure "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut m = HashMap::new();
+    procfs::parse_counters(path, &numbers, &mut m)?;
+    Ok(m)
 }
 
-fn num(m: &HashMap<String, String>, path: &str, k: &str) -> Result<u64, String> {
+fn num(m: &HashMap<String, u64>, path: &str, k: &str) -> Result<u64, String> {
     m.get(k)
-        .and_then(|v| v.parse().ok())
+        .copied()
         .ok_or_else(|| format!("no number '{k}' in {path}"))
 }
 

@@ -1978,14 +1978,26 @@ pub fn pool_rows() -> Result<usize, String> {
 }
 
 impl Snapshot {
-    /// Trims everything (one more open/close of the device) and reads the counters.
+    /// Trims everything (one more open/close of the device) and reads the counters. Work the
+    /// module does on its own after a run (proactive compaction's worker moving a block, which
+    /// holds it in flight; the trim's try-locks skipping what such work holds) can keep pages
+    /// for a moment: the trim is repeated, for at most a second, until buddyinfo is the
+    /// load-time one.
     pub fn take() -> Result<Snapshot, String> {
-        let d = Device::open().map_err(|e| format!("{}: {e}", dev::DEV_PATH))?;
-        d.trim(RKMEM_TRIM_SLABS | RKMEM_TRIM_PCP | RKMEM_TRIM_ARENA)
-            .map_err(|e| format!("RKMEM_IOC_TRIM: {e}"))?;
-        drop(d);
-        let buddy = procfs::buddyinfo()?;
         let initial = procfs::stat("arena_initial_mb")?;
+        let d = Device::open().map_err(|e| format!("{}: {e}", dev::DEV_PATH))?;
+        let mut tries = 0;
+        let buddy = loop {
+            d.trim(RKMEM_TRIM_SLABS | RKMEM_TRIM_PCP | RKMEM_TRIM_ARENA)
+                .map_err(|e| format!("RKMEM_IOC_TRIM: {e}"))?;
+            let buddy = procfs::buddyinfo()?;
+            tries += 1;
+            if buddy == procfs::load_time_buddyinfo(initial) || tries == 20 {
+                break buddy;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        drop(d);
         Ok(Snapshot {
             open_files: procfs::stat("open_files")?,
             ioctls: procfs::stat("ioctls")?,

@@ -258,7 +258,9 @@ pub struct RkmemTrim {
 /// back to the buddy allocator (done before the other two).
 pub const RKMEM_TRIM_SLABS: u32 = 1 << 2;
 
-/// Trim rkmem's caches now (what the shrinker does under memory pressure).
+/// Trim rkmem's caches now (what the shrinker does under memory pressure). Waits
+/// (interruptibly) for a compaction run in flight, whose moving pages it would otherwise leave
+/// behind.
 pub const RKMEM_IOC_TRIM: u32 = iowr::<RkmemTrim>(0x15);
 
 /// Longest cache name, without the NUL: names are `[A-Za-z0-9_.-]`, 1 to 31 bytes.

@@ -266,7 +266,12 @@ impl RkmemFile {
                 if t.reserved != 0 || t.flags & !all != 0 {
                     return Err(EINVAL);
                 }
-                let (_, done) = crate::shared().ok_or(ENODEV)?.trim(t.flags);
+                let shared = crate::shared().ok_or(ENODEV)?;
+                // After any compaction run in flight (a user's, or the proactive worker's after
+                // a burst of frees): a run holds the pages it is moving and an isolated slot,
+                // which a trim in the middle of it would leave behind.
+                let _no_compaction = crate::arena::lock_interruptible(&shared.compact_lock)?;
+                let (_, done) = shared.trim(t.flags);
                 t.pcp_pages = done.pcp_pages as u64;
                 t.released_pages = done.released_pages as u64;
                 w.write(&t)?;

@@ -27,6 +27,7 @@ use crate::arena::{Arena, Pages, PAGE_SIZE};
 use crate::ffi::{
     rkmem_kasan_poison_object, rkmem_kasan_unpoison_object, rkmem_kmemleak_alloc,
     rkmem_kmemleak_free, rkmem_slab_cpus, rkmem_slab_meta_alloc, rkmem_slab_meta_free,
+    rkmem_slab_meta_size,
 };
 use crate::percpu::{nr_cpu_ids, ObjCache, CAP as CPU_CAP};
 use crate::rkcore::cache::{
@@ -1126,11 +1127,13 @@ impl Cache {
 
     /// This cache's row of `/proc/rkmem/slabinfo`.
     /// The pages of the cache's slabs (full, partial and kept empty ones) and the bytes of their
-    /// off-slab headers: what the cache holds.
+    /// off-slab headers, as the host's kmalloc spent them (its bucket's size, not the header's
+    /// own): what the cache holds.
     pub(crate) fn footprint(&self) -> (u64, u64) {
         let slabs = self.inner.lock().counts().slabs();
         let meta = if self.layout.off_slab() {
-            slabs * self.layout.header_bytes() as u64
+            // SAFETY: computes a size; no preconditions.
+            slabs * unsafe { rkmem_slab_meta_size(self.layout.header_bytes()) } as u64
         } else {
             0
         };

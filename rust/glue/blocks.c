@@ -69,3 +69,9 @@ void rkmem_slab_meta_free(void *meta)
 {
 	kfree(meta);
 }
+
+/* What rkmem_slab_meta_alloc(size) takes from the host: the size of its kmalloc bucket. */
+size_t rkmem_slab_meta_size(size_t size)
+{
+	return kmalloc_size_roundup(size);
+}

@@ -64,6 +64,7 @@ void rkmem_pages_set_tag(void *addr, unsigned long npages, unsigned long tag);
 unsigned long rkmem_page_tag(const void *addr);
 void *rkmem_slab_meta_alloc(size_t size, bool may_sleep);
 void rkmem_slab_meta_free(void *meta);
+size_t rkmem_slab_meta_size(size_t size);
 
 /* The background trimmer (reclaim.c owns the work item; the work is Rust: reclaim.rs) */
 void rkmem_reclaim_kick(void);

@@ -50,6 +50,7 @@ extern "C" {
     pub(crate) fn rkmem_page_tag(addr: *const c_void) -> c_ulong;
     pub(crate) fn rkmem_slab_meta_alloc(size: usize, may_sleep: bool) -> *mut c_void;
     pub(crate) fn rkmem_slab_meta_free(meta: *mut c_void);
+    pub(crate) fn rkmem_slab_meta_size(size: usize) -> usize;
 
     // CPU pinning for the self-test (glue/machine.c)
     pub(crate) fn rkmem_pin_cpu() -> c_uint;

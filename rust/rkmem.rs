@@ -14,8 +14,8 @@
 //! One story for the whole module, outermost first (as `mm/slub.c` tells its own):
 //!
 //! 0. `Shared::compact_lock`: serialises compaction runs (`compaction`; a user's request,
-//!    `RKMEM_IOC_TRIM` and `RKMEM_IOC_CACHE_DESTROY` wait for it interruptibly); under it a run takes one
-//!    open file's `handles` at a time, never two. `RKMEM_IOC_CACHE_DESTROY` holds it too, around
+//!    `RKMEM_IOC_TRIM` and `RKMEM_IOC_CACHE_DESTROY` wait for it interruptibly); under it a
+//!    run takes one open file's `handles` at a time, never two. `RKMEM_IOC_CACHE_DESTROY` holds it too, around
 //!    the registry's mutex, so that no compaction drains the cache while it counts live objects. The list of open files (`Shared::files`) is
 //!    held only to add, remove or copy an entry, with no other rkmem lock.
 //! 1. An open file's `handles` and `bench` mutexes (`dev`): user copies happen under `handles`;

@@ -696,8 +696,8 @@ pub const RKMEM_BENCH_REMOTE: u32 = 7;
 /// sequence on a new cache of `size` and `align`: `iters` allocations, frees of a random half
 /// (from `seed`), `iters / 4` allocations; then the pages each holds for its live objects,
 /// from its own accounting, in `*_pages_held` (rkmem: its cache's slab pages, and in
-/// `rkmem_bytes` what their off-slab headers took from kmalloc, bucket sizes; SLUB: the exact growth of
-/// `NR_SLAB_UNRECLAIMABLE_B` over the sequence). (ABI 3.)
+/// `rkmem_bytes` what their off-slab headers took from kmalloc, at its bucket sizes; SLUB:
+/// the exact growth of `NR_SLAB_UNRECLAIMABLE_B` over the sequence). (ABI 3.)
 pub const RKMEM_BENCH_FOOTPRINT: u32 = 8;
 /// [`RkmemBench::kind`]: a mixed-size trace, rkmalloc vs kmalloc: `iters` operations on
 /// [`RKMEM_BENCH_TRACE_SLOTS`] slots, each freeing a random slot's allocation (if any) and

@@ -356,8 +356,8 @@ def extra_tables(rows):
     if fp:
         out += ["**Footprint: pages held for the same live set** (a new cache of each size, "
                 "align 8: N allocations, frees of a random half, N/4 allocations, the same seed "
-                "for both; rkmem: its cache's slab pages plus what its off-slab headers took from kmalloc (the "
-                "bucket's size, e.g. 64 for a 40-byte header); SLUB: "
+                "for both; rkmem: its cache's slab pages plus what its off-slab headers took from "
+                "kmalloc (the bucket's size, e.g. 64 for a 40-byte header); SLUB: "
                 "the exact growth of `NR_SLAB_UNRECLAIMABLE_B`, its own accounting of slab "
                 f"pages; goal <= {FOOTPRINT_GOAL:.1f})", "",
                 "| size | objects (N) | rkmem slab pages | rkmem off-slab headers (B) | "

@@ -1125,7 +1125,6 @@ impl Cache {
             .saturating_sub(cached)
     }
 
-    /// This cache's row of `/proc/rkmem/slabinfo`.
     /// The pages of the cache's slabs (full, partial and kept empty ones) and the bytes of their
     /// off-slab headers, as the host's kmalloc spent them (its bucket's size, not the header's
     /// own): what the cache holds.
@@ -1140,6 +1139,7 @@ impl Cache {
         (slabs * self.layout.pages() as u64, meta)
     }
 
+    /// This cache's row of `/proc/rkmem/slabinfo`.
     pub(crate) fn slabinfo_row(&self) -> SlabinfoRow<'_> {
         let counts = *self.inner.lock().counts();
         let row = SlabinfoRow::from_cache(self.name(), &self.layout, &counts);

@@ -579,8 +579,8 @@ fn kill_during_compaction_loses_nothing() -> Result<(), String> {
 /// run's moved pages are in /proc/rkmem/compaction (added as it ends, under the lock the trim
 /// waits for) when the trim returns. A trim in the middle of a run would leave the pages it
 /// moves and its isolated slot behind (the snapshots of the reliability tests saw an 8-page
-/// block still held after a trim). A round whose run ended before the trim was issued proves
-/// nothing and is repeated; the test skips no round it can judge.
+/// block still held after a trim). A round whose run ended before the trim was issued (or
+/// moved nothing) proves nothing and is not judged; the count of judged rounds is printed.
 fn trim_waits_for_compaction_in_flight() -> Result<(), String> {
     let d = open()?;
     trim(&d)?;
